@@ -1,0 +1,42 @@
+# qgjob developer commands. `make install` once, then `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+COMPONENTS := contract services/api services/scheduler services/agent-runtime \
+	services/agent-emulator services/agent-device services/agent-browserstack cli
+
+.PHONY: install lint typecheck test test-unit test-integration test-e2e up down logs
+
+install: ## .venv with every component (editable, the CLI included) and the dev tools
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt $(addprefix -e ./,$(COMPONENTS))
+
+lint: ## ruff (lint and format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: ## mypy --strict over every package
+	$(BIN)/mypy
+
+test: lint typecheck ## the test command: lint, type-check, unit, integration and e2e tests
+	$(BIN)/pytest
+
+test-unit:
+	$(BIN)/pytest tests/unit
+
+test-integration:
+	$(BIN)/pytest tests/integration
+
+test-e2e:
+	$(BIN)/pytest e2e
+
+up: ## the whole stack, built from this checkout
+	docker compose up --build -d --wait
+
+down:
+	docker compose down
+
+logs:
+	docker compose logs --tail=200

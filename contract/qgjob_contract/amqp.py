@@ -1,0 +1,141 @@
+"""AMQP plumbing every service shares: the topology and a confirming publisher.
+
+pika's BlockingConnection is not thread-safe: give each thread its own publisher.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from qgjob_contract import names
+from qgjob_contract.events import Envelope
+
+log = logging.getLogger(__name__)
+
+# Errors after which a fresh connection may succeed.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.AMQPChannelError,
+    pika.exceptions.StreamLostError,
+    ConnectionError,
+    OSError,
+)
+
+
+class PublishError(Exception):
+    """The broker did not confirm an event (unreachable, nacked, or unroutable)."""
+
+
+def declare_topology(channel: BlockingChannel) -> None:
+    """Declare exchanges, queues and bindings; idempotent, same arguments everywhere."""
+    channel.exchange_declare(names.EXCHANGE, exchange_type="topic", durable=True)
+    channel.exchange_declare(names.DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
+    channel.queue_declare(names.DEAD_LETTER_QUEUE, durable=True)
+    channel.queue_bind(names.DEAD_LETTER_QUEUE, names.DEAD_LETTER_EXCHANGE)
+    channel.queue_declare(
+        names.SCHEDULER_QUEUE,
+        durable=True,
+        arguments={"x-dead-letter-exchange": names.DEAD_LETTER_EXCHANGE},
+    )
+    for binding in names.SCHEDULER_BINDINGS:
+        channel.queue_bind(names.SCHEDULER_QUEUE, names.EXCHANGE, routing_key=binding)
+
+
+def connection_parameters(url: str) -> pika.URLParameters:
+    return pika.URLParameters(url)
+
+
+class ConfirmingPublisher:
+    """Publishes envelopes with publisher confirms; reconnects on a lost connection.
+
+    `publish` returns only once the broker has confirmed the message (persisted it to a
+    durable queue); otherwise it raises PublishError after `attempts` connection tries.
+    """
+
+    def __init__(self, url: str, *, attempts: int = 3, max_backoff_s: float = 2.0) -> None:
+        self._params = connection_parameters(url)
+        self._attempts = attempts
+        self._max_backoff_s = max_backoff_s
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+
+    def _channel_or_connect(self) -> BlockingChannel:
+        if self._channel is not None and self._channel.is_open:
+            return self._channel
+        self.close()
+        self._connection = pika.BlockingConnection(self._params)
+        channel = self._connection.channel()
+        declare_topology(channel)
+        channel.confirm_delivery()
+        self._channel = channel
+        return channel
+
+    def _publish_once(self, envelopes: list[Envelope]) -> None:
+        channel = self._channel_or_connect()
+        try:
+            for envelope in envelopes:
+                channel.basic_publish(
+                    exchange=names.EXCHANGE,
+                    routing_key=envelope.routing_key,
+                    body=envelope.encode(),
+                    properties=pika.BasicProperties(
+                        content_type="application/json",
+                        delivery_mode=pika.DeliveryMode.Persistent,
+                        message_id=envelope.event_id,
+                        type=envelope.type.value,
+                    ),
+                    mandatory=True,
+                )
+        except CONNECTION_ERRORS:
+            self.close()
+            raise
+
+    def publish(self, envelope: Envelope) -> None:
+        self.publish_all([envelope])
+
+    def publish_all(self, envelopes: Iterable[Envelope]) -> None:
+        """Publish in order; each is confirmed before the next is sent.
+
+        A retry after a lost connection re-sends every envelope of the call: consumers
+        must tolerate a duplicate (events carry ids).
+        """
+        batch = list(envelopes)
+        publish = retry(
+            retry=retry_if_exception_type(CONNECTION_ERRORS),
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=0.2, max=self._max_backoff_s),
+            reraise=True,
+        )(self._publish_once)
+        try:
+            publish(batch)
+        except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+            raise PublishError(f"broker refused event: {exc}") from exc
+        except CONNECTION_ERRORS as exc:
+            raise PublishError(f"broker unreachable: {exc!r}") from exc
+
+    def check(self) -> None:
+        """Open (or reuse) a connection; raise PublishError when the broker is unreachable."""
+        try:
+            self._channel_or_connect()
+        except CONNECTION_ERRORS as exc:
+            self.close()
+            raise PublishError(f"broker unreachable: {exc!r}") from exc
+
+    def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except CONNECTION_ERRORS:
+                log.debug("closing a broken AMQP connection failed", exc_info=True)

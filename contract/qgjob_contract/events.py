@@ -1,0 +1,159 @@
+"""Event types, their payloads and the envelope that carries them.
+
+Wire format: a JSON object
+    {"event_id": str, "type": str, "version": int, "occurred_at": ISO-8601 UTC str,
+     "payload": {...}}
+published to `names.EXCHANGE` with routing key = `type`, content type application/json,
+delivery mode persistent.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, NotRequired, TypedDict
+
+
+class EventType(StrEnum):
+    # API -> scheduler: a job was accepted and stored (status queued).
+    JOB_SUBMITTED = "job.submitted"
+    # agent -> scheduler: a test began on an agent.
+    JOB_STARTED = "job.started"
+    # agent -> scheduler: a job reached a final outcome on an agent.
+    JOB_FINISHED = "job.finished"
+    # agent -> scheduler: an agent is done with a batch and free for the next.
+    BATCH_FINISHED = "batch.finished"
+    # agent -> scheduler: an agent is alive (periodic, and on every state change).
+    AGENT_HEARTBEAT = "agent.heartbeat"
+
+
+EVENT_VERSION = 1
+
+
+class JobSubmitted(TypedDict):
+    job_id: str
+    org_id: str
+    app_version_id: str
+    test_path: str
+    priority: int
+    target: str
+    created_at: str
+
+
+class JobStarted(TypedDict):
+    job_id: str
+    batch_id: str
+    agent_id: str
+    started_at: str
+
+
+class JobResult(TypedDict):
+    """What an agent reports about one finished job; stored as the job's `result`."""
+
+    outcome: str  # passed | failed | error (a JobStatus)
+    duration_s: float  # the test's own run time
+    install_paid: bool  # True on the one job of a batch that paid the app install
+    install_s: float  # seconds that install took (0 when not paid)
+    log_tail: str
+    driver: str  # "simulator" or "command"
+    simulated: bool  # True when no real test ran
+    reason: NotRequired[str]  # why an error happened (install_failed, driver_error, ...)
+
+
+class JobFinished(TypedDict):
+    job_id: str
+    batch_id: str
+    agent_id: str
+    finished_at: str
+    result: JobResult
+
+
+class AgentCounters(TypedDict):
+    agent_id: str
+    target: str
+    state: str  # an AgentState
+    installed_app_version: str | None
+    installs: int  # app installs paid since the agent started
+    jobs_run: int  # jobs finished since the agent started
+
+
+class BatchFinished(AgentCounters):
+    batch_id: str
+
+
+class AgentHeartbeat(AgentCounters):
+    current_batch_id: str | None
+    sent_at: str
+
+
+class EventDecodeError(ValueError):
+    """The bytes are not a valid qgjob event envelope."""
+
+
+def utc_now() -> str:
+    """Current time as ISO-8601 UTC with milliseconds, the format of every timestamp."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    type: EventType
+    payload: dict[str, Any]
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    version: int = EVENT_VERSION
+    occurred_at: str = field(default_factory=utc_now)
+
+    @property
+    def routing_key(self) -> str:
+        return self.type.value
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "event_id": self.event_id,
+                "type": self.type.value,
+                "version": self.version,
+                "occurred_at": self.occurred_at,
+                "payload": self.payload,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+
+def make_event(event_type: EventType, payload: Any) -> Envelope:
+    """Wrap a payload (one of the TypedDicts above) in a new envelope."""
+    return Envelope(type=event_type, payload=dict(payload))
+
+
+def decode(body: bytes) -> Envelope:
+    """Parse an envelope; raise EventDecodeError for anything that is not one."""
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EventDecodeError(f"not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise EventDecodeError("envelope is not a JSON object")
+    try:
+        event_type = EventType(raw["type"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise EventDecodeError(f"unknown or missing event type: {raw.get('type')!r}") from exc
+    event_id, version = raw.get("event_id"), raw.get("version")
+    occurred_at, payload = raw.get("occurred_at"), raw.get("payload")
+    if not isinstance(event_id, str) or not event_id:
+        raise EventDecodeError("missing event_id")
+    if not isinstance(version, int) or version != EVENT_VERSION:
+        raise EventDecodeError(f"unsupported version: {version!r}")
+    if not isinstance(occurred_at, str):
+        raise EventDecodeError("missing occurred_at")
+    if not isinstance(payload, dict):
+        raise EventDecodeError("payload is not a JSON object")
+    return Envelope(
+        type=event_type,
+        payload=payload,
+        event_id=event_id,
+        version=version,
+        occurred_at=occurred_at,
+    )

@@ -1,0 +1,72 @@
+"""Names shared by processes: the AMQP topology, RQ queues and Redis keys.
+
+Every qgjob Redis key lives under `qgjob:`; RQ keeps its own keys under `rq:`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- AMQP ------------------------------------------------------------------------------
+# One durable topic exchange; the routing key of a message is its event type.
+EXCHANGE: Final = "qgjob.events"
+# Messages a consumer cannot decode are rejected into this exchange, then this queue.
+DEAD_LETTER_EXCHANGE: Final = "qgjob.events.dead-letter"
+DEAD_LETTER_QUEUE: Final = "qgjob.dead-letter"
+# The scheduler's durable queue; it receives every event type.
+SCHEDULER_QUEUE: Final = "qgjob.scheduler"
+SCHEDULER_BINDINGS: Final = ("job.*", "batch.*", "agent.*")
+
+# --- RQ --------------------------------------------------------------------------------
+# Dotted path of the function an agent runs for one batch. Enqueued by name, so the
+# scheduler never imports agent code; the argument is a `records.Batch` as a JSON dict.
+RUN_BATCH_FUNCTION: Final = "qgjob_agent.runtime.run_batch"
+
+
+def agent_queue(agent_id: str) -> str:
+    """RQ queue of one agent: batches the scheduler bound to that agent (affinity)."""
+    return f"qgjob.agent.{agent_id}"
+
+
+def target_queue(target: str) -> str:
+    """RQ queue shared by every agent of a target; each agent listens on it after its own."""
+    return f"qgjob.target.{target}"
+
+
+# --- Redis -----------------------------------------------------------------------------
+PREFIX: Final = "qgjob:"
+
+
+class Keys:
+    """Redis key names. Use these functions; never build a qgjob key by hand."""
+
+    # hash: one job record (see records.Job)
+    @staticmethod
+    def job(job_id: str) -> str:
+        return f"{PREFIX}job:{job_id}"
+
+    # zset: every job id, scored by creation time in ms (listing, pagination)
+    JOBS_BY_TIME: Final = f"{PREFIX}jobs"
+
+    # zset: pending job ids of one (target, app_version_id) group, scored by dispatch order
+    @staticmethod
+    def group(target: str, app_version_id: str) -> str:
+        return f"{PREFIX}group:{target}:{app_version_id}"
+
+    # zset: app_version_ids with pending jobs for a target, scored by oldest arrival (ms)
+    @staticmethod
+    def groups(target: str) -> str:
+        return f"{PREFIX}groups:{target}"
+
+    # hash: one agent record (see records.Agent)
+    @staticmethod
+    def agent(agent_id: str) -> str:
+        return f"{PREFIX}agent:{agent_id}"
+
+    # set: every agent id ever seen
+    AGENTS: Final = f"{PREFIX}agents"
+
+    # hash: one batch record (see records.Batch)
+    @staticmethod
+    def batch(batch_id: str) -> str:
+        return f"{PREFIX}batch:{batch_id}"

@@ -1,0 +1,188 @@
+"""Records kept in Redis and read by more than one process, with their codecs.
+
+Redis hashes hold strings only: None is stored as "", numbers as decimal text, nested
+values as JSON. `to_redis` / `from_redis` are the one place that mapping is written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from qgjob_contract.events import JobResult, JobSubmitted
+from qgjob_contract.statuses import JobStatus, is_final
+
+
+def _s(value: str | None) -> str:
+    return "" if value is None else value
+
+
+def _opt(value: str | bytes | None) -> str | None:
+    text = _text(value)
+    return text or None
+
+
+def _text(value: str | bytes | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _fields(raw: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+@dataclass
+class Job:
+    job_id: str
+    org_id: str
+    app_version_id: str
+    test_path: str
+    priority: int
+    target: str
+    created_at: str
+    status: str = JobStatus.QUEUED.value
+    assigned_agent: str | None = None
+    batch_id: str | None = None
+    attempts: int = 0
+    assigned_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    result: JobResult | None = None
+
+    def to_redis(self) -> dict[str, str]:
+        return {
+            "job_id": self.job_id,
+            "org_id": self.org_id,
+            "app_version_id": self.app_version_id,
+            "test_path": self.test_path,
+            "priority": str(self.priority),
+            "target": self.target,
+            "created_at": self.created_at,
+            "status": self.status,
+            "assigned_agent": _s(self.assigned_agent),
+            "batch_id": _s(self.batch_id),
+            "attempts": str(self.attempts),
+            "assigned_at": _s(self.assigned_at),
+            "started_at": _s(self.started_at),
+            "finished_at": _s(self.finished_at),
+            "result": "" if self.result is None else json.dumps(self.result),
+        }
+
+    @classmethod
+    def from_redis(cls, raw: dict[Any, Any]) -> Job:
+        f = _fields(raw)
+        return cls(
+            job_id=f["job_id"],
+            org_id=f["org_id"],
+            app_version_id=f["app_version_id"],
+            test_path=f["test_path"],
+            priority=int(f["priority"]),
+            target=f["target"],
+            created_at=f["created_at"],
+            status=f["status"],
+            assigned_agent=_opt(f.get("assigned_agent")),
+            batch_id=_opt(f.get("batch_id")),
+            attempts=int(f.get("attempts") or 0),
+            assigned_at=_opt(f.get("assigned_at")),
+            started_at=_opt(f.get("started_at")),
+            finished_at=_opt(f.get("finished_at")),
+            result=json.loads(f["result"]) if f.get("result") else None,
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """The job as the API shows it: every field, plus `final`."""
+        body: dict[str, Any] = asdict(self)
+        body["final"] = is_final(self.status)
+        return body
+
+    def submitted_payload(self) -> JobSubmitted:
+        return JobSubmitted(
+            job_id=self.job_id,
+            org_id=self.org_id,
+            app_version_id=self.app_version_id,
+            test_path=self.test_path,
+            priority=self.priority,
+            target=self.target,
+            created_at=self.created_at,
+        )
+
+
+@dataclass
+class Agent:
+    """An agent as the scheduler knows it from heartbeats and batch events."""
+
+    agent_id: str
+    target: str
+    state: str
+    installed_app_version: str | None = None
+    installs: int = 0
+    jobs_run: int = 0
+    last_heartbeat: str | None = None
+    # Batch the scheduler handed to this agent and has not seen finish; while set, the
+    # agent is not free, whatever its heartbeats say.
+    current_batch_id: str | None = None
+
+    def to_redis(self) -> dict[str, str]:
+        return {
+            "agent_id": self.agent_id,
+            "target": self.target,
+            "state": self.state,
+            "installed_app_version": _s(self.installed_app_version),
+            "installs": str(self.installs),
+            "jobs_run": str(self.jobs_run),
+            "last_heartbeat": _s(self.last_heartbeat),
+            "current_batch_id": _s(self.current_batch_id),
+        }
+
+    @classmethod
+    def from_redis(cls, raw: dict[Any, Any]) -> Agent:
+        f = _fields(raw)
+        return cls(
+            agent_id=f["agent_id"],
+            target=f["target"],
+            state=f["state"],
+            installed_app_version=_opt(f.get("installed_app_version")),
+            installs=int(f.get("installs") or 0),
+            jobs_run=int(f.get("jobs_run") or 0),
+            last_heartbeat=_opt(f.get("last_heartbeat")),
+            current_batch_id=_opt(f.get("current_batch_id")),
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BatchJob:
+    job_id: str
+    org_id: str
+    test_path: str
+    priority: int
+
+
+@dataclass
+class Batch:
+    """Jobs of ONE app version and target, handed to one agent as one RQ job."""
+
+    batch_id: str
+    agent_id: str
+    target: str
+    app_version_id: str
+    created_at: str
+    jobs: list[BatchJob] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Batch:
+        return cls(
+            batch_id=raw["batch_id"],
+            agent_id=raw["agent_id"],
+            target=raw["target"],
+            app_version_id=raw["app_version_id"],
+            created_at=raw["created_at"],
+            jobs=[BatchJob(**job) for job in raw["jobs"]],
+        )

@@ -1,0 +1,51 @@
+"""Job statuses, agent states and the allowed status transitions (pure logic)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"  # the test itself failed
+    ERROR = "error"  # infrastructure failure (install, driver, agent)
+    CANCELLED = "cancelled"
+
+
+FINAL_STATUSES: frozenset[JobStatus] = frozenset(
+    {JobStatus.PASSED, JobStatus.FAILED, JobStatus.ERROR, JobStatus.CANCELLED}
+)
+
+# Which status may follow which. A final status is never left. `assigned -> queued` is the
+# road back to a group when an agent is lost (room for leases; nothing takes it yet).
+_ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.ASSIGNED, JobStatus.CANCELLED}),
+    # assigned -> final without running: the batch's install failed before the test began.
+    JobStatus.ASSIGNED: FINAL_STATUSES | {JobStatus.RUNNING, JobStatus.QUEUED},
+    JobStatus.RUNNING: FINAL_STATUSES | {JobStatus.QUEUED},
+}
+
+
+def is_final(status: str) -> bool:
+    return status in FINAL_STATUSES
+
+
+def can_transition(current: str, new: str) -> bool:
+    """True when a job in `current` may move to `new`.
+
+    Unknown statuses are never allowed; a job never moves to the status it already has.
+    """
+    try:
+        cur, nxt = JobStatus(current), JobStatus(new)
+    except ValueError:
+        return False
+    return nxt in _ALLOWED.get(cur, frozenset())
+
+
+class AgentState(StrEnum):
+    IDLE = "idle"  # waiting for a batch
+    BUSY = "busy"  # running a batch
+    OFFLINE = "offline"  # stopped cleanly; takes no batch

@@ -1,0 +1,37 @@
+"""The confirming publisher against a real RabbitMQ."""
+
+from __future__ import annotations
+
+import pika
+import pytest
+
+from qgjob_contract import names
+from qgjob_contract.amqp import ConfirmingPublisher, PublishError
+from qgjob_contract.events import EventType, decode, make_event
+
+
+def test_published_event_lands_on_scheduler_queue_with_routing_key(
+    rabbitmq_url: str, amqp_channel: pika.adapters.blocking_connection.BlockingChannel
+) -> None:
+    publisher = ConfirmingPublisher(rabbitmq_url)
+    event = make_event(EventType.AGENT_HEARTBEAT, {"agent_id": "a1"})
+    publisher.publish(event)
+    publisher.close()
+
+    method, properties, body = amqp_channel.basic_get(names.SCHEDULER_QUEUE, auto_ack=True)
+    assert method is not None
+    assert method.routing_key == "agent.heartbeat"
+    assert properties.delivery_mode == 2
+    received = decode(body)
+    assert received.event_id == event.event_id
+    assert received.payload == {"agent_id": "a1"}
+
+
+def test_publish_to_unreachable_broker_raises_publish_error() -> None:
+    publisher = ConfirmingPublisher(
+        "amqp://guest:guest@127.0.0.1:1/%2F?connection_attempts=1&socket_timeout=1",
+        attempts=2,
+        max_backoff_s=0.1,
+    )
+    with pytest.raises(PublishError, match="unreachable"):
+        publisher.publish(make_event(EventType.AGENT_HEARTBEAT, {}))

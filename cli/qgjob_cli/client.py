@@ -1,0 +1,177 @@
+"""A small HTTP client for the qgjob /v1 API.
+
+Every transport or HTTP failure leaves this module as a `QgjobError` subclass whose
+message is one line and whose class names the exit code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from qgjob_cli.errors import NotFound, QgjobError, RequestRejected, ServerError, ServerUnreachable
+
+# A job record exactly as the server sends it (job_id, status, final, result, ...).
+JobRecord = dict[str, Any]
+
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 30.0  # a submit answers only once the broker confirmed every job
+_MAX_MESSAGE = 300
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[JobRecord]
+    next_cursor: str | None
+
+
+class Client:
+    def __init__(self, base_url: str, *, session: requests.Session | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = session if session is not None else requests.Session()
+
+    def close(self) -> None:
+        self._session.close()
+
+    def submit(self, jobs: list[dict[str, Any]]) -> list[JobRecord]:
+        """Submit jobs in one request; return their records in the order given."""
+        body = self._request("POST", "/v1/jobs", json=jobs)
+        records = _records(body)
+        if len(records) != len(jobs):
+            raise _unexpected(f"{len(records)} job records for {len(jobs)} jobs submitted")
+        return records
+
+    def get_job(self, job_id: str) -> JobRecord:
+        return _record(self._request("GET", f"/v1/jobs/{quote(job_id, safe='')}"))
+
+    def list_jobs(
+        self,
+        *,
+        org_id: str | None = None,
+        status: str | None = None,
+        app_version_id: str | None = None,
+        target: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of jobs; filters left as None are not sent."""
+        filters = {
+            "org_id": org_id,
+            "status": status,
+            "app_version_id": app_version_id,
+            "target": target,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        params = {name: value for name, value in filters.items() if value is not None}
+        body = self._request("GET", "/v1/jobs", params=params)
+        cursor = body.get("next_cursor") if isinstance(body, dict) else None
+        if cursor is not None and not isinstance(cursor, str):
+            raise _unexpected("next_cursor is not a string")
+        return JobPage(jobs=_records(body), next_cursor=cursor)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = self.base_url + path
+        try:
+            response = self._session.request(
+                method, url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), **kwargs
+            )
+        except requests.ConnectTimeout as exc:
+            raise ServerUnreachable(
+                f"cannot reach the qgjob API at {self.base_url}: "
+                f"no connection within {CONNECT_TIMEOUT_S:g} s"
+            ) from exc
+        except requests.Timeout as exc:
+            raise ServerUnreachable(
+                f"no answer from the qgjob API at {self.base_url} within {READ_TIMEOUT_S:g} s"
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise ServerUnreachable(
+                f"cannot reach the qgjob API at {self.base_url}: {_reason(exc)} "
+                "(is it running? set --api-url or QGJOB_API_URL)"
+            ) from exc
+        except requests.RequestException as exc:
+            raise ServerError(f"bad response from the qgjob API: {_reason(exc)}") from exc
+        return _body(response, f"{method} {path}")
+
+
+def _body(response: requests.Response, what: str) -> Any:
+    """The decoded JSON body of a 2xx answer; otherwise the matching QgjobError."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    status = response.status_code
+    if 200 <= status < 300:
+        if body is None:
+            raise _unexpected(f"{what} answered HTTP {status} without a JSON body")
+        return body
+    message = _server_message(body) or f"HTTP {status} {response.reason or ''}".strip()
+    error: type[QgjobError]
+    if status == 404:
+        error, text = NotFound, f"not found: {message}"
+    elif 400 <= status < 500:
+        error, text = RequestRejected, f"the server rejected the request: {message}"
+    elif status >= 500:
+        error, text = ServerError, f"server error (HTTP {status}): {message}"
+    else:
+        error, text = ServerError, f"unexpected answer to {what}: HTTP {status}"
+    raise error(text)
+
+
+def _server_message(body: Any) -> str:
+    """`message (field: x)` from an API error body, squeezed onto one short line."""
+    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+        return ""
+    text = body["message"]
+    if isinstance(body.get("field"), str) and body["field"]:
+        text = f"{text} (field: {body['field']})"
+    return _one_line(text)
+
+
+def _records(body: Any) -> list[JobRecord]:
+    jobs = body.get("jobs") if isinstance(body, dict) else None
+    if not isinstance(jobs, list):
+        raise _unexpected("no 'jobs' list in the answer")
+    return [_record(job) for job in jobs]
+
+
+def _record(job: Any) -> JobRecord:
+    """A job record with the three fields the CLI relies on: job_id, status and final."""
+    if (
+        not isinstance(job, dict)
+        or not isinstance(job.get("job_id"), str)
+        or not isinstance(job.get("status"), str)
+        or not isinstance(job.get("final"), bool)
+    ):
+        raise _unexpected("a job record lacks job_id, status or final")
+    return job
+
+
+def _unexpected(detail: str) -> ServerError:
+    return ServerError(f"unexpected response from the qgjob API: {detail}")
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost OS-level reason of a requests failure ('Connection refused')."""
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return _one_line(current.strerror)
+        nested = getattr(current, "reason", None)
+        if not isinstance(nested, BaseException):
+            nested = current.__cause__ or next(
+                (arg for arg in current.args if isinstance(arg, BaseException)), None
+            )
+        current = nested
+    return type(exc).__name__
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."

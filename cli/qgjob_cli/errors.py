@@ -1,0 +1,37 @@
+"""The client's exception tree: each error carries the exit code it ends the command with."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from qgjob_cli.exit_codes import ExitCode
+
+
+class QgjobError(Exception):
+    """A failure the CLI reports as one line on stderr; `str(error)` is that line."""
+
+    exit_code: ClassVar[ExitCode] = ExitCode.SERVER_ERROR
+
+
+class RequestRejected(QgjobError):
+    """The server refused the input (a 4xx other than 404)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ServerUnreachable(QgjobError):
+    """No connection to the server, or no answer in time."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class ServerError(QgjobError):
+    """A 5xx, or a response the client does not understand."""
+
+    exit_code = ExitCode.SERVER_ERROR
+
+
+class NotFound(QgjobError):
+    """The server answered 404."""
+
+    exit_code = ExitCode.NOT_FOUND

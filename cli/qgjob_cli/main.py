@@ -1,0 +1,300 @@
+"""The `qgjob` command: click commands wiring the HTTP client, the wait loop and the output."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import click
+import requests
+from click.core import ParameterSource
+
+from qgjob_cli import formatting
+from qgjob_cli.client import Client, JobRecord
+from qgjob_cli.errors import QgjobError
+from qgjob_cli.exit_codes import ExitCode, epilog
+from qgjob_cli.waiting import wait_for_jobs
+
+DEFAULT_API_URL = "http://localhost:5000"
+DEFAULT_TARGET = "emulator"  # the server's own default: sent explicitly all the same
+DEFAULT_PRIORITY = 1
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What the commands take from the outside world; tests pass fakes as click's `obj`."""
+
+    session: requests.Session | None = None
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass(frozen=True)
+class State:
+    client: Client
+    deps: Deps
+
+
+def _error_line(message: str) -> None:
+    click.echo(f"qgjob: error: {message}", err=True)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    _error_line(message)
+    raise click.exceptions.Exit(code)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Every failure becomes one `qgjob: error: ...` line on stderr and its exit code."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise  # bare `qgjob`: click prints the help
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _fail(exc.format_message() + hint, exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except QgjobError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", ExitCode.INTERRUPTED)
+
+
+class _Group(click.Group):
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _one_line_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_errors():
+            return super().invoke(ctx)
+
+
+def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+@click.group(cls=_Group, epilog=epilog())
+@click.option(
+    "--api-url",
+    envvar="QGJOB_API_URL",
+    default=DEFAULT_API_URL,
+    show_default=True,
+    show_envvar=True,
+    callback=_check_url,
+    help="Base URL of the qgjob API.",
+)
+@click.version_option(package_name="qgjob", prog_name="qgjob")
+@click.pass_context
+def cli(ctx: click.Context, api_url: str) -> None:
+    """Submit test jobs to qgjob and follow them to their final status.
+
+    Every error is one line on stderr, `qgjob: error: ...`; --json prints machine-readable
+    JSON on stdout.
+    """
+    deps = ctx.obj if isinstance(ctx.obj, Deps) else Deps()
+    client = Client(api_url, session=deps.session)
+    ctx.call_on_close(client.close)
+    ctx.obj = State(client=client, deps=deps)
+
+
+@cli.command(epilog=epilog())
+@click.option("--org-id", required=True, help="Organisation the jobs belong to.")
+@click.option("--app-version-id", required=True, help="App build the tests run against.")
+@click.option(
+    "--test",
+    "tests",
+    required=True,
+    multiple=True,
+    metavar="PATH",
+    help="Test file to run; repeat for several (one job each, one request for all).",
+)
+@click.option(
+    "--target",
+    default=DEFAULT_TARGET,
+    show_default=True,
+    help="Kind of device: emulator, device, browserstack.",
+)
+@click.option(
+    "--priority",
+    type=int,
+    default=DEFAULT_PRIORITY,
+    show_default=True,
+    help="Higher priority runs first.",
+)
+@click.option("--wait", is_flag=True, help="Wait until every job is final; exit 0 if all passed.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="With --wait: give up after SECONDS (exit 7). Default: wait as long as it takes.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --wait: seconds between polls.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the job records as JSON.")
+@click.pass_context
+def submit(
+    ctx: click.Context,
+    *,
+    org_id: str,
+    app_version_id: str,
+    tests: tuple[str, ...],
+    target: str,
+    priority: int,
+    wait: bool,
+    timeout: float | None,
+    poll_interval: float,
+    as_json: bool,
+) -> None:
+    """Submit one job per --test and print the job ids, one per line.
+
+    \b
+    Examples:
+      qgjob submit --org-id=qualgent --app-version-id=xyz123 --test=tests/onboarding.spec.js
+      qgjob submit --org-id=qualgent --app-version-id=xyz123 --target=device \\
+          --test=tests/login.spec.js --test=tests/checkout.spec.js --wait --timeout=600
+
+    With --wait, each job's line (id, test, status, agent, duration) is printed as it
+    finishes, then a summary; the exit code tells how the suite went.
+    """
+    if not wait:
+        for option in ("timeout", "poll_interval"):
+            if ctx.get_parameter_source(option) is not ParameterSource.DEFAULT:
+                raise click.UsageError(f"--{option.replace('_', '-')} needs --wait", ctx)
+    state: State = ctx.obj
+    jobs = state.client.submit(
+        [
+            {
+                "org_id": org_id,
+                "app_version_id": app_version_id,
+                "test_path": test,
+                "priority": priority,
+                "target": target,
+            }
+            for test in tests
+        ]
+    )
+    if not wait:
+        click.echo(formatting.to_json({"jobs": jobs}) if as_json else _ids(jobs))
+        return
+    if not as_json:
+        click.echo(_ids(jobs))
+    code = _wait_and_report(
+        state,
+        [job["job_id"] for job in jobs],
+        timeout=timeout,
+        poll_interval=poll_interval,
+        as_json=as_json,
+        test_width=max(len(test) for test in tests),
+    )
+    ctx.exit(code)
+
+
+def _wait_and_report(
+    state: State,
+    job_ids: list[str],
+    *,
+    timeout: float | None,
+    poll_interval: float,
+    as_json: bool,
+    test_width: int,
+) -> ExitCode:
+    """Wait for the jobs, print a line per job as it finishes (or the JSON at the end)."""
+
+    def echo_line(job: JobRecord) -> None:
+        if not as_json:
+            click.echo(formatting.job_line(job, test_width))
+
+    result = wait_for_jobs(
+        state.client,
+        job_ids,
+        timeout_s=timeout,
+        poll_interval_s=poll_interval,
+        clock=state.deps.clock,
+        sleep=state.deps.sleep,
+        on_final=echo_line,
+    )
+    if as_json:
+        click.echo(formatting.to_json({"jobs": result.jobs, "timed_out": result.timed_out}))
+    else:
+        for job in result.unfinished:
+            echo_line(job)
+        click.echo(formatting.summary(result.jobs))
+    if result.timed_out:
+        _error_line(
+            f"gave up waiting after {timeout:g} s: {len(result.unfinished)} of "
+            f"{len(result.jobs)} jobs not final"
+        )
+    return result.exit_code
+
+
+def _ids(jobs: list[JobRecord]) -> str:
+    return "\n".join(job["job_id"] for job in jobs)
+
+
+@cli.command()
+@click.option("--job-id", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the job record as JSON.")
+@click.pass_obj
+def status(state: State, job_id: str, as_json: bool) -> None:
+    """Show a job's status, assigned agent, timings and result."""
+    job = state.client.get_job(job_id)
+    click.echo(formatting.to_json(job) if as_json else formatting.status_block(job))
+
+
+@cli.command("list")
+@click.option("--org-id")
+@click.option("--status", help="queued, assigned, running, passed, failed, error, cancelled")
+@click.option("--app-version-id")
+@click.option("--target")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many jobs.")
+@click.option("--cursor", help="Continue from a previous page's next cursor.")
+@click.option("--json", "as_json", is_flag=True, help="Print the page as JSON.")
+@click.pass_obj
+def list_jobs(
+    state: State,
+    *,
+    org_id: str | None,
+    status: str | None,
+    app_version_id: str | None,
+    target: str | None,
+    limit: int | None,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """List jobs as a table, filtered by the options given."""
+    page = state.client.list_jobs(
+        org_id=org_id,
+        status=status,
+        app_version_id=app_version_id,
+        target=target,
+        limit=limit,
+        cursor=cursor,
+    )
+    if as_json:
+        click.echo(formatting.to_json({"jobs": page.jobs, "next_cursor": page.next_cursor}))
+        return
+    click.echo(formatting.jobs_table(page.jobs) if page.jobs else "no jobs")
+    if page.next_cursor is not None:
+        click.echo(f"more jobs: add --cursor {page.next_cursor}", err=True)

@@ -1,0 +1,182 @@
+"""`qgjob submit --wait` and the wait loop: exit codes, output, timeout, no real sleeping."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from qgjob_cli.exit_codes import ExitCode
+from qgjob_cli.waiting import WaitResult, wait_for_jobs
+
+if TYPE_CHECKING:
+    from tests.unit.cli.conftest import FakeApi, FakeClock, Run
+
+
+def submit_wait(qgjob: Run, *tests: str, extra: tuple[str, ...] = ()) -> Any:
+    return qgjob(
+        "submit",
+        "--org-id=qualgent",
+        "--app-version-id=xyz123",
+        *(f"--test={test}" for test in tests),
+        "--wait",
+        *extra,
+    )
+
+
+def test_all_passed_exits_0_with_a_final_line_per_job_and_a_summary(
+    qgjob: Run, api: FakeApi, clock: FakeClock
+) -> None:
+    result = submit_wait(qgjob, "tests/a.spec.js", "tests/b.spec.js")
+
+    assert result.exit_code == 0, result.output
+    a, b = api.jobs
+    assert result.stdout.splitlines() == [
+        a,
+        b,
+        f"{a}  tests/a.spec.js  passed     emulator-1  0.50s",
+        f"{b}  tests/b.spec.js  passed     emulator-1  0.50s",
+        "2 jobs: 2 passed",
+    ]
+    assert result.stderr == ""
+    assert clock.sleeps == [1.0, 1.0]  # three polls: assigned, running, passed
+
+
+def test_one_failed_test_exits_1_and_lines_align(qgjob: Run, api: FakeApi) -> None:
+    result = submit_wait(qgjob, "tests/login.spec.js", "tests/checkout_fail.spec.js")
+
+    assert result.exit_code == ExitCode.TESTS_FAILED == 1
+    login, checkout = api.jobs
+    assert f"{checkout}  tests/checkout_fail.spec.js  failed     emulator-1  0.50s" in (
+        result.stdout.splitlines()
+    )
+    assert f"{login}  tests/login.spec.js          passed     emulator-1  0.50s" in (
+        result.stdout.splitlines()
+    )
+    assert result.stdout.splitlines()[-1] == "2 jobs: 1 failed, 1 passed"
+
+
+def test_infrastructure_error_exits_6(qgjob: Run) -> None:
+    result = submit_wait(qgjob, "tests/ok.spec.js", "tests/infra.spec.js")
+
+    assert result.exit_code == ExitCode.INFRA_ERROR == 6
+    assert [line.split()[2] for line in result.stdout.splitlines()[2:4]] == ["passed", "error"]
+
+
+def test_failed_test_wins_over_infrastructure_error(qgjob: Run) -> None:
+    result = submit_wait(qgjob, "tests/infra.spec.js", "tests/x_fail.spec.js", "tests/cancel.js")
+
+    assert result.exit_code == ExitCode.TESTS_FAILED
+
+
+def test_timeout_exits_7_with_one_error_line_and_unfinished_jobs_listed(
+    qgjob: Run, api: FakeApi, clock: FakeClock
+) -> None:
+    result = submit_wait(qgjob, "tests/ok.spec.js", "tests/slow.spec.js", extra=("--timeout=2.5",))
+
+    assert result.exit_code == ExitCode.WAIT_TIMEOUT == 7
+    assert result.stderr == "qgjob: error: gave up waiting after 2.5 s: 1 of 2 jobs not final\n"
+    _, slow = api.jobs
+    assert f"{slow}  tests/slow.spec.js  running    emulator-1  -" in result.stdout.splitlines()
+    assert result.stdout.splitlines()[-1] == "2 jobs: 1 passed, 1 running"
+    assert clock.sleeps == [1.0, 1.0, 0.5]  # the last sleep ends at the deadline
+
+
+def test_failed_test_wins_over_timeout_but_the_timeout_is_reported(qgjob: Run) -> None:
+    result = submit_wait(qgjob, "tests/x_fail.spec.js", "tests/slow.js", extra=("--timeout=5",))
+
+    assert result.exit_code == ExitCode.TESTS_FAILED
+    assert result.stderr == "qgjob: error: gave up waiting after 5 s: 1 of 2 jobs not final\n"
+
+
+def test_wait_json_prints_final_records_only(qgjob: Run, api: FakeApi) -> None:
+    result = submit_wait(qgjob, "tests/a.spec.js", "tests/b_fail.spec.js", extra=("--json",))
+
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["timed_out"] is False
+    assert [(j["job_id"], j["status"], j["final"]) for j in body["jobs"]] == [
+        (job_id, status, True)
+        for job_id, status in zip(api.jobs, ("passed", "failed"), strict=True)
+    ]
+
+
+def test_poll_interval_is_used_between_polls(qgjob: Run, clock: FakeClock) -> None:
+    result = submit_wait(qgjob, "tests/a.spec.js", extra=("--poll-interval=0.25",))
+
+    assert result.exit_code == 0, result.output
+    assert clock.sleeps == [0.25, 0.25]
+
+
+class ScriptedJobs:
+    """A JobReader whose jobs walk through given statuses, one per fetch."""
+
+    def __init__(self, **statuses: list[str]) -> None:
+        self.statuses = statuses
+        self.fetches: list[str] = []
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        self.fetches.append(job_id)
+        steps = self.statuses[job_id]
+        status = steps.pop(0) if len(steps) > 1 else steps[0]
+        final = status in ("passed", "failed", "error", "cancelled", "new-final")
+        return {"job_id": job_id, "status": status, "final": final}
+
+
+def test_wait_fetches_only_unfinished_jobs_and_reports_each_final_once(clock: FakeClock) -> None:
+    jobs = ScriptedJobs(a=["passed"], b=["running", "running", "failed"])
+    seen: list[str] = []
+
+    result = wait_for_jobs(
+        jobs,
+        ["a", "b", "a"],
+        timeout_s=None,
+        poll_interval_s=2.0,
+        clock=clock.now,
+        sleep=clock.sleep,
+        on_final=lambda job: seen.append(job["job_id"]),
+    )
+
+    assert jobs.fetches == ["a", "b", "b", "b"]
+    assert seen == ["a", "b"]
+    assert [job["status"] for job in result.jobs] == ["passed", "failed"]
+    assert not result.timed_out
+    assert clock.sleeps == [2.0, 2.0]
+
+
+def test_zero_timeout_polls_once_then_gives_up(clock: FakeClock) -> None:
+    result = wait_for_jobs(
+        ScriptedJobs(a=["queued"]),
+        ["a"],
+        timeout_s=0,
+        poll_interval_s=1.0,
+        clock=clock.now,
+        sleep=clock.sleep,
+    )
+
+    assert result.timed_out
+    assert [job["job_id"] for job in result.unfinished] == ["a"]
+    assert clock.sleeps == []
+
+
+def job(status: str, final: bool = True) -> dict[str, Any]:
+    return {"job_id": status, "status": status, "final": final}
+
+
+@pytest.mark.parametrize(
+    ("jobs", "timed_out", "code"),
+    [
+        ([job("passed"), job("passed")], False, ExitCode.OK),
+        ([job("passed"), job("failed"), job("error")], False, ExitCode.TESTS_FAILED),
+        ([job("passed"), job("cancelled")], False, ExitCode.INFRA_ERROR),
+        ([job("passed"), job("new-final")], False, ExitCode.INFRA_ERROR),
+        ([job("error"), job("running", final=False)], True, ExitCode.WAIT_TIMEOUT),
+        ([job("failed"), job("running", final=False)], True, ExitCode.TESTS_FAILED),
+        ([job("passed"), job("queued", final=False)], True, ExitCode.WAIT_TIMEOUT),
+    ],
+)
+def test_exit_code_precedence_failed_then_timeout_then_infrastructure(
+    jobs: list[dict[str, Any]], timed_out: bool, code: ExitCode
+) -> None:
+    assert WaitResult(jobs=jobs, timed_out=timed_out).exit_code == code

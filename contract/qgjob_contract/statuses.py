@@ -49,3 +49,11 @@ class AgentState(StrEnum):
     IDLE = "idle"  # waiting for a batch
     BUSY = "busy"  # running a batch
     OFFLINE = "offline"  # stopped cleanly; takes no batch
+
+
+class ErrorReason(StrEnum):
+    """Why a job ended `error`: the `reason` of its JobResult."""
+
+    INSTALL_FAILED = "install_failed"  # the batch's app install failed; no test ran
+    DRIVER_ERROR = "driver_error"  # the driver crashed or could not start the test
+    TIMEOUT = "timeout"  # the test ran longer than the agent's per-test timeout

@@ -1,0 +1,161 @@
+"""The agent's configuration, read once from the environment and checked before it starts."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qgjob_agent.drivers.base import DriverName
+from qgjob_agent.errors import ConfigError
+from qgjob_agent.template import INSTALL_VARIABLES, TEST_VARIABLES, CommandTemplate
+from qgjob_contract.targets import Target
+
+if TYPE_CHECKING:
+    from qgjob_agent.plugin import TargetPlugin
+
+# Read by the healthcheck too, which has no plugin and so no full Config.
+HEALTH_FILE_ENV = "AGENT_HEALTH_FILE"
+DEFAULT_HEALTH_FILE = "/tmp/qgjob-agent-alive"  # noqa: S108 (a marker file in the container)
+HEALTH_MAX_AGE_S = 30.0
+
+_AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class Config:
+    agent_id: str  # AGENT_ID: unique per agent; names its RQ worker and queue
+    target: Target
+    redis_url: str  # REDIS_URL
+    rabbitmq_url: str  # RABBITMQ_URL
+    driver: str  # AGENT_DRIVER: a driver the target's plugin offers
+    sim_install_s: float  # SIM_INSTALL_SECONDS
+    sim_test_s: float  # SIM_TEST_SECONDS
+    sim_fail_pattern: str  # SIM_FAIL_PATTERN: glob on test_path; matching tests fail
+    sim_error_pattern: str  # SIM_ERROR_PATTERN: glob on test_path; matching tests end `error`
+    command: CommandTemplate  # AGENT_COMMAND: the command driver's per-test command
+    install_command: CommandTemplate | None  # AGENT_INSTALL_COMMAND: None = no install step
+    test_timeout_s: float  # AGENT_TEST_TIMEOUT_S: per process (test or install)
+    heartbeat_s: float  # AGENT_HEARTBEAT_S
+    log_tail_chars: int  # AGENT_LOG_TAIL_CHARS
+    health_file: Path  # AGENT_HEALTH_FILE: touched after each heartbeat the broker confirmed
+    log_level: str  # LOG_LEVEL
+
+    @classmethod
+    def from_env(cls, plugin: TargetPlugin, environ: Mapping[str, str] | None = None) -> Config:
+        """Read and check every setting; raise ConfigError naming the first bad one."""
+        env = _Env(os.environ if environ is None else environ)
+        agent_id = env.text("AGENT_ID", f"{plugin.target.value}-{socket.gethostname()}")
+        if not _AGENT_ID.fullmatch(agent_id):
+            raise ConfigError(
+                f"AGENT_ID must be 1-128 letters, digits, '.', '_' or '-' (got {agent_id!r})"
+            )
+        driver = env.text("AGENT_DRIVER", DriverName.SIMULATOR.value)
+        if driver not in plugin.drivers:
+            offered = ", ".join(sorted(plugin.drivers))
+            raise ConfigError(
+                f"AGENT_DRIVER {driver!r} is not offered for target {plugin.target.value} "
+                f"(choose one of: {offered})"
+            )
+        install_text = env.text("AGENT_INSTALL_COMMAND", "")
+        heartbeat_s = env.number("AGENT_HEARTBEAT_S", 2.0, minimum=0.0, exclusive=True)
+        if heartbeat_s >= HEALTH_MAX_AGE_S:
+            raise ConfigError(
+                f"AGENT_HEARTBEAT_S must be below the healthcheck's {HEALTH_MAX_AGE_S:g} s "
+                f"freshness limit (got {heartbeat_s:g})"
+            )
+        return cls(
+            agent_id=agent_id,
+            target=plugin.target,
+            redis_url=env.url("REDIS_URL", "redis://localhost:6379/0", ("redis", "rediss", "unix")),
+            rabbitmq_url=env.url(
+                "RABBITMQ_URL", "amqp://guest:guest@localhost:5672/%2F", ("amqp", "amqps")
+            ),
+            driver=driver,
+            sim_install_s=env.number("SIM_INSTALL_SECONDS", 3.0, minimum=0.0),
+            sim_test_s=env.number("SIM_TEST_SECONDS", 1.0, minimum=0.0),
+            sim_fail_pattern=env.pattern("SIM_FAIL_PATTERN", "*fail*"),
+            sim_error_pattern=env.pattern("SIM_ERROR_PATTERN", ""),
+            command=CommandTemplate.parse(
+                env.text("AGENT_COMMAND", plugin.default_command),
+                TEST_VARIABLES,
+                source="AGENT_COMMAND",
+            ),
+            install_command=(
+                CommandTemplate.parse(
+                    install_text, INSTALL_VARIABLES, source="AGENT_INSTALL_COMMAND"
+                )
+                if install_text.strip()
+                else None
+            ),
+            test_timeout_s=env.number("AGENT_TEST_TIMEOUT_S", 600.0, minimum=0.0, exclusive=True),
+            heartbeat_s=heartbeat_s,
+            log_tail_chars=int(env.number("AGENT_LOG_TAIL_CHARS", 4000, minimum=0, integer=True)),
+            health_file=Path(env.text(HEALTH_FILE_ENV, DEFAULT_HEALTH_FILE)),
+            log_level=env.choice("LOG_LEVEL", "INFO", _LOG_LEVELS),
+        )
+
+    def configure_logging(self) -> None:
+        logging.basicConfig(
+            level=self.log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        if self.log_level != "DEBUG":
+            # pika logs every connection it opens at INFO; the agent opens one per batch.
+            logging.getLogger("pika").setLevel(logging.WARNING)
+
+
+class _Env:
+    """Typed reads of environment variables; an empty value counts as unset, except for a
+    glob pattern, where it means "match nothing"."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str, default: str) -> str:
+        return self._environ.get(name, "").strip() or default
+
+    def pattern(self, name: str, default: str) -> str:
+        return self._environ.get(name, default)
+
+    def number(
+        self,
+        name: str,
+        default: float,
+        *,
+        minimum: float,
+        exclusive: bool = False,
+        integer: bool = False,
+    ) -> float:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        kind = "a whole number" if integer else "a number"
+        bound = f"{'>' if exclusive else '>='} {minimum:g}"
+        try:
+            value = int(raw) if integer else float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be {kind} {bound} (got {raw!r})") from None
+        if not math.isfinite(value) or value < minimum or (exclusive and value == minimum):
+            raise ConfigError(f"{name} must be {kind} {bound} (got {raw!r})")
+        return value
+
+    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
+        value = self.text(name, default)
+        if not value.startswith(tuple(f"{scheme}://" for scheme in schemes)):
+            allowed = ", ".join(f"{scheme}://" for scheme in schemes)
+            raise ConfigError(f"{name} must start with one of {allowed}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name, default).upper()
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
+        return value

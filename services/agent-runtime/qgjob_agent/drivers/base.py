@@ -1,0 +1,65 @@
+"""What a driver is: it installs an app version on the device and runs one test on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from qgjob_contract.statuses import ErrorReason, JobStatus
+
+
+class DriverName(StrEnum):
+    SIMULATOR = "simulator"  # sleeps and decides the outcome from the test path: no real test
+    COMMAND = "command"  # runs a real process per test from a command template
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One test to run: a job of a batch, with the batch's app version and target."""
+
+    job_id: str
+    org_id: str
+    test_path: str
+    app_version_id: str
+    target: str
+
+    def variables(self) -> dict[str, str]:
+        """The values a command template may use."""
+        return {
+            "test_path": self.test_path,
+            "app_version_id": self.app_version_id,
+            "target": self.target,
+            "org_id": self.org_id,
+        }
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How one test ended: passed, failed (the test failed) or error (infrastructure)."""
+
+    status: JobStatus
+    duration_s: float
+    log_tail: str
+    reason: ErrorReason | None = None
+
+
+class Driver(Protocol):
+    @property
+    def name(self) -> str:
+        """Reported in every job result (`driver`)."""
+
+    @property
+    def simulated(self) -> bool:
+        """True when no real test runs; reported in every job result."""
+
+    def install(self, app_version_id: str, target: str) -> None:
+        """Install the app version on the device; raise InstallError when that fails."""
+
+    def run_test(self, job: JobRun) -> RunOutcome:
+        """Run one test and say how it ended."""
+
+
+def tail(text: str, chars: int) -> str:
+    """The last `chars` characters of `text` (all of it when shorter)."""
+    return text[-chars:] if chars > 0 else ""

@@ -1,0 +1,116 @@
+"""The command driver: one real process per test, from a command template, without a shell.
+
+Exit code 0 = passed, anything else = failed; a test still running after the timeout is
+killed (with every process it started) and ends `error`, reason `timeout`. The combined
+stdout and stderr, cut to its tail, is the job's log tail.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+
+from qgjob_agent.config import Config
+from qgjob_agent.drivers.base import DriverName, JobRun, RunOutcome, tail
+from qgjob_agent.errors import InstallError
+from qgjob_agent.template import CommandTemplate
+from qgjob_contract.statuses import ErrorReason, JobStatus
+
+
+@dataclass(frozen=True)
+class _Finished:
+    returncode: int | None  # None when killed at the timeout
+    output: str
+    duration_s: float
+
+
+class CommandDriver:
+    name = DriverName.COMMAND.value
+    simulated = False
+
+    def __init__(
+        self,
+        *,
+        command: CommandTemplate,
+        install_command: CommandTemplate | None,
+        timeout_s: float,
+        log_tail_chars: int,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._command = command
+        self._install_command = install_command
+        self._timeout_s = timeout_s
+        self._log_tail_chars = log_tail_chars
+        self._monotonic = monotonic
+
+    @classmethod
+    def from_config(cls, config: Config) -> CommandDriver:
+        return cls(
+            command=config.command,
+            install_command=config.install_command,
+            timeout_s=config.test_timeout_s,
+            log_tail_chars=config.log_tail_chars,
+        )
+
+    def install(self, app_version_id: str, target: str) -> None:
+        if self._install_command is None:
+            return
+        argv = self._install_command.render({"app_version_id": app_version_id, "target": target})
+        try:
+            finished = self._run(argv)
+        except OSError as exc:
+            raise InstallError(f"install command could not start: {exc}") from exc
+        if finished.returncode is None:
+            raise InstallError(f"install command timed out:\n{finished.output}")
+        if finished.returncode != 0:
+            raise InstallError(
+                f"install command exited with {finished.returncode}:\n{finished.output}"
+            )
+
+    def run_test(self, job: JobRun) -> RunOutcome:
+        finished = self._run(self._command.render(job.variables()))
+        if finished.returncode is None:
+            return RunOutcome(
+                JobStatus.ERROR, finished.duration_s, finished.output, ErrorReason.TIMEOUT
+            )
+        status = JobStatus.PASSED if finished.returncode == 0 else JobStatus.FAILED
+        return RunOutcome(status, finished.duration_s, finished.output)
+
+    def _run(self, argv: Sequence[str]) -> _Finished:
+        """Run argv in its own process group; kill the whole group at the timeout."""
+        started = self._monotonic()
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        returncode: int | None
+        try:
+            output, _ = process.communicate(timeout=self._timeout_s)
+            returncode = process.returncode
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            output, _ = process.communicate()
+            returncode = None
+        except BaseException:
+            _kill_group(process)
+            process.wait()
+            raise
+        text = output.decode(errors="replace")
+        if returncode is None:
+            text += (
+                f"\n[qgjob] killed after the {self._timeout_s:g} s timeout (AGENT_TEST_TIMEOUT_S)"
+            )
+        return _Finished(returncode, tail(text, self._log_tail_chars), self._monotonic() - started)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)

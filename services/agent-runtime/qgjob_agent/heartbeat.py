@@ -1,0 +1,81 @@
+"""The heartbeat thread: `agent.heartbeat` at start, every interval, and `offline` at stop.
+
+It has its own publisher (pika connections are not thread-safe). A publish that fails is
+logged and tried again at the next beat: the broker may be restarting. After each confirmed
+heartbeat it touches the health file the container's healthcheck reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from qgjob_agent.publisher import EventPublisher
+from qgjob_agent.status import AgentStatus
+from qgjob_contract.amqp import PublishError
+from qgjob_contract.events import EventType, make_event, utc_now
+from qgjob_contract.statuses import AgentState
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        publisher: EventPublisher,
+        status: AgentStatus,
+        *,
+        interval_s: float,
+        health_file: Path,
+        now: Callable[[], str] = utc_now,
+    ) -> None:
+        self._publisher = publisher
+        self._status = status
+        self._interval_s = interval_s
+        self._health_file = health_file
+        self._now = now
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Send the final `offline` heartbeat and end the thread (waits up to timeout_s)."""
+        self._stopping.set()
+        self._thread.join(timeout_s)
+
+    def beat(self, state: AgentState | None = None) -> bool:
+        """Publish one heartbeat; True when the broker confirmed it."""
+        with self._status.lock:  # see AgentStatus: heartbeats stay in order with batch events
+            payload = self._status.heartbeat(self._now(), state)
+            try:
+                self._publisher.publish(make_event(EventType.AGENT_HEARTBEAT, payload))
+            except PublishError as exc:
+                log.warning("agent %s: heartbeat not sent: %s", self._status.agent_id, exc)
+                return False
+            except Exception:
+                log.exception("agent %s: heartbeat failed", self._status.agent_id)
+                return False
+        try:
+            if state == AgentState.OFFLINE:
+                self._health_file.unlink(missing_ok=True)
+            else:
+                self._health_file.touch()
+        except OSError as exc:
+            log.warning(
+                "agent %s: health file %s: %s", self._status.agent_id, self._health_file, exc
+            )
+        return True
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                self.beat()
+                if self._stopping.wait(self._interval_s):
+                    break
+            self.beat(AgentState.OFFLINE)
+        finally:
+            self._publisher.close()

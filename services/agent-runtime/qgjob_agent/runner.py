@@ -1,0 +1,197 @@
+"""Runs one batch: install its app version once (unless already there), then each test.
+
+Events, in order: for each job `job.started` then `job.finished`, then `batch.finished`.
+When the install fails no test runs: every job gets only `job.finished` (error,
+install_failed). A driver that crashes on a test ends that job `error` (driver_error) and
+the batch goes on. A publish the broker never confirms aborts the batch (PublishError).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from qgjob_agent.drivers.base import Driver, JobRun, RunOutcome
+from qgjob_agent.errors import InstallError
+from qgjob_agent.publisher import EventPublisher
+from qgjob_agent.status import AgentStatus
+from qgjob_contract.events import (
+    BatchFinished,
+    EventType,
+    JobFinished,
+    JobResult,
+    JobStarted,
+    make_event,
+    utc_now,
+)
+from qgjob_contract.records import Batch, BatchJob
+from qgjob_contract.statuses import ErrorReason, JobStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Install:
+    paid: bool  # this batch installed the app version
+    seconds: float
+    error: str | None = None  # why the install failed; None when it did not
+
+
+class BatchRunner:
+    def __init__(
+        self,
+        driver: Driver,
+        publisher: EventPublisher,
+        status: AgentStatus,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], str] = utc_now,
+    ) -> None:
+        self._driver = driver
+        self._publisher = publisher
+        self._status = status
+        self._monotonic = monotonic
+        self._now = now
+
+    def run(self, batch: Batch) -> BatchFinished:
+        log.info(
+            "batch %s: %d job(s) of app version %s",
+            batch.batch_id,
+            len(batch.jobs),
+            batch.app_version_id,
+        )
+        self._status.begin_batch(batch.batch_id)
+        try:
+            self._run_jobs(batch)
+        except BaseException:
+            self._status.end_batch(batch.batch_id)
+            log.error("batch %s: aborted; its unfinished jobs were not reported", batch.batch_id)
+            raise
+        with self._status.lock:
+            finished = self._status.end_batch(batch.batch_id)
+            self._publisher.publish(make_event(EventType.BATCH_FINISHED, finished))
+        log.info("batch %s: finished (%d jobs run so far)", batch.batch_id, finished["jobs_run"])
+        return finished
+
+    def _run_jobs(self, batch: Batch) -> None:
+        install = self._install(batch)
+        for index, job in enumerate(batch.jobs):
+            if install.error is not None:
+                failed = RunOutcome(JobStatus.ERROR, 0.0, install.error, ErrorReason.INSTALL_FAILED)
+                self._finish(batch, job, failed, install_paid=False, install_s=0.0)
+                continue
+            pays_install = install.paid and index == 0
+            self._publisher.publish(
+                make_event(
+                    EventType.JOB_STARTED,
+                    JobStarted(
+                        job_id=job.job_id,
+                        batch_id=batch.batch_id,
+                        agent_id=self._status.agent_id,
+                        started_at=self._now(),
+                    ),
+                )
+            )
+            outcome = self._run_test(batch, job)
+            self._finish(
+                batch,
+                job,
+                outcome,
+                install_paid=pays_install,
+                install_s=install.seconds if pays_install else 0.0,
+            )
+
+    def _install(self, batch: Batch) -> _Install:
+        version = batch.app_version_id
+        if self._status.installed_app_version == version:
+            log.info("batch %s: app version %s already installed", batch.batch_id, version)
+            return _Install(paid=False, seconds=0.0)
+        started = self._monotonic()
+        try:
+            self._driver.install(version, self._status.target)
+        except InstallError as exc:
+            error = str(exc)
+            log.error(
+                "batch %s: installing app version %s failed: %s", batch.batch_id, version, exc
+            )
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("batch %s: installing app version %s crashed", batch.batch_id, version)
+        else:
+            seconds = self._monotonic() - started
+            self._status.record_install(version)
+            log.info(
+                "batch %s: installed app version %s in %.2f s", batch.batch_id, version, seconds
+            )
+            return _Install(paid=True, seconds=seconds)
+        self._status.record_install(None)
+        return _Install(paid=False, seconds=0.0, error=error)
+
+    def _run_test(self, batch: Batch, job: BatchJob) -> RunOutcome:
+        run = JobRun(
+            job_id=job.job_id,
+            org_id=job.org_id,
+            test_path=job.test_path,
+            app_version_id=batch.app_version_id,
+            target=self._status.target,
+        )
+        started = self._monotonic()
+        try:
+            return self._driver.run_test(run)
+        except Exception as exc:
+            log.exception(
+                "job %s (batch %s): driver %s crashed",
+                job.job_id,
+                batch.batch_id,
+                self._driver.name,
+            )
+            return RunOutcome(
+                JobStatus.ERROR,
+                self._monotonic() - started,
+                f"driver error: {type(exc).__name__}: {exc}",
+                ErrorReason.DRIVER_ERROR,
+            )
+
+    def _finish(
+        self,
+        batch: Batch,
+        job: BatchJob,
+        outcome: RunOutcome,
+        *,
+        install_paid: bool,
+        install_s: float,
+    ) -> None:
+        result = JobResult(
+            outcome=outcome.status.value,
+            duration_s=round(outcome.duration_s, 3),
+            install_paid=install_paid,
+            install_s=round(install_s, 3),
+            log_tail=outcome.log_tail,
+            driver=self._driver.name,
+            simulated=self._driver.simulated,
+        )
+        if outcome.reason is not None:
+            result["reason"] = outcome.reason.value
+        self._status.record_job_finished()
+        self._publisher.publish(
+            make_event(
+                EventType.JOB_FINISHED,
+                JobFinished(
+                    job_id=job.job_id,
+                    batch_id=batch.batch_id,
+                    agent_id=self._status.agent_id,
+                    finished_at=self._now(),
+                    result=result,
+                ),
+            )
+        )
+        log.info(
+            "job %s (batch %s): %s in %.2f s%s",
+            job.job_id,
+            batch.batch_id,
+            outcome.status.value,
+            outcome.duration_s,
+            f" ({outcome.reason.value})" if outcome.reason else "",
+        )

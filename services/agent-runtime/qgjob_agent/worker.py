@@ -1,0 +1,101 @@
+"""The agent's composition root: config, driver, publishers, heartbeat thread, RQ worker.
+
+One process = one device slot = one RQ SimpleWorker (no fork per job) listening on its own
+queue first, then its target's. SIGTERM stops it warmly: a running batch finishes, then a
+final `offline` heartbeat is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import redis
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from qgjob_agent import runtime
+from qgjob_agent.config import Config
+from qgjob_agent.errors import ConfigError
+from qgjob_agent.heartbeat import Heartbeat
+from qgjob_agent.plugin import TargetPlugin
+from qgjob_agent.publisher import batch_event_publisher, heartbeat_publisher
+from qgjob_agent.runner import BatchRunner
+from qgjob_agent.status import AgentStatus
+from qgjob_contract import names
+
+log = logging.getLogger(__name__)
+
+REDIS_WAIT_S = 60.0
+
+
+def main(plugin: TargetPlugin) -> None:
+    """Console-script entry point of a target package."""
+    try:
+        config = Config.from_env(plugin)
+    except ConfigError as exc:
+        sys.exit(f"qgjob agent ({plugin.target.value}): configuration error: {exc}")
+    config.configure_logging()
+    run(config, plugin)
+
+
+def run(config: Config, plugin: TargetPlugin) -> None:
+    status = AgentStatus(config.agent_id, config.target.value)
+    driver = plugin.make_driver(config)
+    events = batch_event_publisher(config.rabbitmq_url)
+    runtime.set_context(runtime.AgentContext(BatchRunner(driver, events, status), events))
+    heartbeat = Heartbeat(
+        heartbeat_publisher(config.rabbitmq_url),
+        status,
+        interval_s=config.heartbeat_s,
+        health_file=config.health_file,
+    )
+    connection = redis.Redis.from_url(config.redis_url)  # RQ needs bytes: no decode_responses
+    try:
+        _wait_for_redis(connection)
+        worker = SimpleWorker(
+            [names.agent_queue(config.agent_id), names.target_queue(config.target.value)],
+            name=config.agent_id,
+            connection=connection,
+            serializer=JSONSerializer,
+        )
+        _clear_stale_registration(worker)
+        log.info(
+            "agent %s (%s, driver %s) starting", config.agent_id, config.target.value, driver.name
+        )
+        heartbeat.start()
+        try:
+            worker.work(logging_level=config.log_level)
+        finally:
+            heartbeat.stop()
+    finally:
+        events.close()
+        connection.close()
+        runtime.set_context(None)
+    log.info("agent %s stopped", config.agent_id)
+
+
+@retry(
+    retry=retry_if_exception_type(redis.exceptions.ConnectionError),
+    stop=stop_after_delay(REDIS_WAIT_S),
+    wait=wait_exponential(multiplier=0.2, max=5.0),
+    reraise=True,
+)
+def _wait_for_redis(connection: redis.Redis) -> None:
+    connection.ping()
+
+
+def _clear_stale_registration(worker: SimpleWorker) -> None:
+    """Forget an RQ worker of our name left by a previous run that did not stop cleanly.
+
+    The agent id is unique per agent, so such a worker is this agent's own past (a container
+    killed and restarted keeps its hostname); RQ would otherwise refuse to start for minutes.
+    """
+    connection = worker.connection
+    if connection.exists(worker.key) and not connection.hexists(worker.key, "death"):
+        log.warning(
+            "agent %s: replacing an RQ worker of the same name left by an unclean stop",
+            worker.name,
+        )
+        worker.register_death()  # type: ignore[no-untyped-call]

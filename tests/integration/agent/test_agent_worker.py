@@ -1,0 +1,189 @@
+"""The real agent process against real Redis and RabbitMQ: batches in, events out."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import redis
+from rq import Queue
+from rq.job import Job
+from rq.job import JobStatus as RQJobStatus
+from rq.serializers import JSONSerializer
+
+from qgjob_contract import names
+from qgjob_contract.events import Envelope, EventType
+from qgjob_contract.records import Batch, BatchJob
+from qgjob_contract.statuses import AgentState, JobStatus
+
+if TYPE_CHECKING:
+    from conftest import AgentProcess, EventLog
+
+
+def _enqueue(redis_url: str, queue_name: str, batch: Batch) -> Job:
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
+    return queue.enqueue(names.RUN_BATCH_FUNCTION, batch.to_json())
+
+
+def _batch(batch_id: str, agent_id: str, version: str, *paths: str) -> Batch:
+    jobs = [BatchJob(f"{batch_id}-j{i}", "qualgent", path, 1) for i, path in enumerate(paths)]
+    return Batch(batch_id, agent_id, "emulator", version, "2025-01-01T00:00:00.000+00:00", jobs)
+
+
+def _is(event_type: EventType, **payload: Any) -> Callable[[Envelope], bool]:
+    def matches(event: Envelope) -> bool:
+        return event.type == event_type and all(
+            event.payload.get(k) == v for k, v in payload.items()
+        )
+
+    return matches
+
+
+def _batch_events(event_log: EventLog, batch_id: str) -> list[Envelope]:
+    job_events = event_log.of(EventType.JOB_STARTED, EventType.JOB_FINISHED)
+    batch_events = event_log.of(EventType.BATCH_FINISHED)
+    return [e for e in job_events + batch_events if e.payload["batch_id"] == batch_id]
+
+
+def test_agent_heartbeats_and_reports_healthy(
+    start_agent: Callable[..., AgentProcess], event_log: EventLog
+) -> None:
+    agent = start_agent()
+
+    first = event_log.wait_for(_is(EventType.AGENT_HEARTBEAT, agent_id=agent.agent_id))
+    assert first.payload["target"] == "emulator"
+    assert first.payload["state"] == AgentState.IDLE
+    assert first.payload["installed_app_version"] is None
+    event_log.wait_for(lambda _: len(event_log.of(EventType.AGENT_HEARTBEAT)) >= 3)
+
+    env = {**os.environ, "AGENT_HEALTH_FILE": str(agent.health_file)}
+    healthcheck = [sys.executable, "-m", "qgjob_agent.healthcheck"]
+    assert subprocess.run(healthcheck, env=env, check=False, timeout=30).returncode == 0
+
+
+def test_batches_run_in_order_and_a_warm_agent_skips_the_install(
+    start_agent: Callable[..., AgentProcess], event_log: EventLog, redis_url: str
+) -> None:
+    agent = start_agent()
+    queue = names.agent_queue(agent.agent_id)
+    first = _batch("b1", agent.agent_id, "v1", "a.spec.js", "login_fail.spec.js", "c.spec.js")
+
+    rq_job = _enqueue(redis_url, queue, first)
+
+    finished = event_log.wait_for(_is(EventType.BATCH_FINISHED, batch_id="b1"))
+    rq_job.refresh()
+    assert rq_job.get_status() == RQJobStatus.FINISHED
+    assert rq_job.return_value() == finished.payload
+    events = _batch_events(event_log, "b1")
+    assert [(e.type, e.payload["job_id"]) for e in events[:-1]] == [
+        (EventType.JOB_STARTED, "b1-j0"),
+        (EventType.JOB_FINISHED, "b1-j0"),
+        (EventType.JOB_STARTED, "b1-j1"),
+        (EventType.JOB_FINISHED, "b1-j1"),
+        (EventType.JOB_STARTED, "b1-j2"),
+        (EventType.JOB_FINISHED, "b1-j2"),
+    ]
+    assert events[-1] is finished
+    results = [e.payload["result"] for e in events if e.type == EventType.JOB_FINISHED]
+    assert [r["outcome"] for r in results] == [
+        JobStatus.PASSED,
+        JobStatus.FAILED,
+        JobStatus.PASSED,
+    ]
+    assert [r["install_paid"] for r in results] == [True, False, False]
+    assert results[0]["install_s"] >= 0.3
+    assert all(r["driver"] == "simulator" and r["simulated"] for r in results)
+    assert all(e.payload["agent_id"] == agent.agent_id for e in events)
+    assert finished.payload["installs"] == 1
+    assert finished.payload["jobs_run"] == 3
+    assert finished.payload["installed_app_version"] == "v1"
+    assert finished.payload["state"] == AgentState.IDLE
+
+    second = _batch("b2", agent.agent_id, "v1", "d.spec.js", "e.spec.js")
+    _enqueue(redis_url, queue, second)
+
+    finished = event_log.wait_for(_is(EventType.BATCH_FINISHED, batch_id="b2"))
+    assert [e.type for e in _batch_events(event_log, "b2")] == [
+        EventType.JOB_STARTED,
+        EventType.JOB_FINISHED,
+        EventType.JOB_STARTED,
+        EventType.JOB_FINISHED,
+        EventType.BATCH_FINISHED,
+    ]
+    results = [
+        e.payload["result"]
+        for e in _batch_events(event_log, "b2")
+        if e.type == EventType.JOB_FINISHED
+    ]
+    assert [r["install_paid"] for r in results] == [False, False]
+    assert finished.payload["installs"] == 1
+    assert finished.payload["jobs_run"] == 5
+
+    heartbeat = event_log.wait_for(
+        _is(EventType.AGENT_HEARTBEAT, jobs_run=5, installed_app_version="v1")
+    )
+    assert heartbeat.payload["installs"] == 1
+
+
+def test_agent_takes_batches_from_its_target_queue_too(
+    start_agent: Callable[..., AgentProcess], event_log: EventLog, redis_url: str
+) -> None:
+    agent = start_agent()
+    _enqueue(redis_url, names.target_queue("emulator"), _batch("t1", "any", "v1", "a.spec.js"))
+    finished = event_log.wait_for(_is(EventType.BATCH_FINISHED, batch_id="t1"))
+    assert finished.payload["agent_id"] == agent.agent_id
+
+
+def test_sigterm_sends_an_offline_heartbeat_and_exits_cleanly(
+    start_agent: Callable[..., AgentProcess], event_log: EventLog
+) -> None:
+    agent = start_agent()
+    event_log.wait_for(_is(EventType.AGENT_HEARTBEAT, agent_id=agent.agent_id))
+
+    assert agent.stop() == 0, agent.log()
+
+    last = event_log.wait_for(_is(EventType.AGENT_HEARTBEAT, state=AgentState.OFFLINE))
+    assert last.payload["agent_id"] == agent.agent_id
+    assert not agent.health_file.exists()
+
+
+def test_agent_restarted_after_a_crash_replaces_its_stale_worker_registration(
+    start_agent: Callable[..., AgentProcess], event_log: EventLog, redis_url: str
+) -> None:
+    crashed = start_agent(AGENT_ID="emulator-restarted")
+    event_log.wait_for(_is(EventType.AGENT_HEARTBEAT, agent_id=crashed.agent_id))
+    crashed.process.kill()
+    crashed.process.wait()
+
+    # The killed agent never unregistered its RQ worker; the restarted one must start anyway.
+    restarted = start_agent(AGENT_ID="emulator-restarted")
+    _enqueue(
+        redis_url,
+        names.agent_queue(restarted.agent_id),
+        _batch("r1", restarted.agent_id, "v1", "a.spec.js"),
+    )
+    finished = event_log.wait_for(_is(EventType.BATCH_FINISHED, batch_id="r1"))
+    assert finished.payload["agent_id"] == "emulator-restarted"
+    assert restarted.process.poll() is None, restarted.log()
+
+
+def test_events_after_a_test_longer_than_the_amqp_heartbeat_still_arrive(
+    start_agent: Callable[..., AgentProcess], event_log: EventLog, redis_url: str, rabbitmq_url: str
+) -> None:
+    # With a 1 s AMQP heartbeat the broker drops the batch publisher's idle connection
+    # during a 4 s test; the job.finished after it must still be published.
+    agent = start_agent(
+        RABBITMQ_URL=rabbitmq_url.replace("heartbeat=30", "heartbeat=1"),
+        SIM_TEST_SECONDS="4",
+        SIM_INSTALL_SECONDS="0",
+    )
+    batch = _batch("long", agent.agent_id, "v1", "slow.spec.js", "slow2.spec.js")
+    _enqueue(redis_url, names.agent_queue(agent.agent_id), batch)
+
+    event_log.wait_for(_is(EventType.BATCH_FINISHED, batch_id="long"), timeout_s=40)
+    finished = [e for e in _batch_events(event_log, "long") if e.type == EventType.JOB_FINISHED]
+    assert [e.payload["result"]["outcome"] for e in finished] == [JobStatus.PASSED] * 2

@@ -1,0 +1,36 @@
+"""In-memory fakes for the agent's unit tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from qgjob_contract.amqp import PublishError
+from qgjob_contract.events import Envelope, EventType
+
+
+class RecordingPublisher:
+    """Keeps what it is asked to publish; fails while `failing` is True."""
+
+    def __init__(self) -> None:
+        self.events: list[Envelope] = []
+        self.failing = False
+        self.closed = 0
+
+    def publish(self, envelope: Envelope) -> None:
+        if self.failing:
+            raise PublishError("broker unreachable: test")
+        self.events.append(envelope)
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def types(self) -> list[EventType]:
+        return [event.type for event in self.events]
+
+    def of(self, event_type: EventType) -> list[Envelope]:
+        return [event for event in self.events if event.type == event_type]
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()

@@ -1,0 +1,105 @@
+"""Heartbeats (start, periodic, offline at stop; failures retried) and the healthcheck."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qgjob_agent.healthcheck import is_fresh
+from qgjob_agent.heartbeat import Heartbeat
+from qgjob_agent.status import AgentStatus
+from qgjob_contract.events import EventType
+from qgjob_contract.statuses import AgentState
+
+if TYPE_CHECKING:
+    from conftest import RecordingPublisher
+
+
+def _heartbeat(publisher: RecordingPublisher, health_file: Path, interval_s: float) -> Heartbeat:
+    status = AgentStatus("emulator-a1", "emulator")
+    status.record_install("v1")
+    return Heartbeat(
+        publisher, status, interval_s=interval_s, health_file=health_file, now=lambda: "T"
+    )
+
+
+def test_beats_at_start_and_says_offline_at_stop(
+    publisher: RecordingPublisher, tmp_path: Path
+) -> None:
+    health_file = tmp_path / "alive"
+    heartbeat = _heartbeat(publisher, health_file, interval_s=60)
+    heartbeat.start()
+    deadline = time.monotonic() + 5
+    while not health_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert health_file.exists()
+
+    heartbeat.stop()
+
+    assert publisher.types() == [EventType.AGENT_HEARTBEAT, EventType.AGENT_HEARTBEAT]
+    first, last = (event.payload for event in publisher.events)
+    assert first == {
+        "agent_id": "emulator-a1",
+        "target": "emulator",
+        "state": "idle",
+        "installed_app_version": "v1",
+        "installs": 1,
+        "jobs_run": 0,
+        "current_batch_id": None,
+        "sent_at": "T",
+    }
+    assert last["state"] == AgentState.OFFLINE
+    assert not health_file.exists()
+    assert publisher.closed == 1
+
+
+def test_beats_periodically(publisher: RecordingPublisher, tmp_path: Path) -> None:
+    heartbeat = _heartbeat(publisher, tmp_path / "alive", interval_s=0.05)
+    heartbeat.start()
+    deadline = time.monotonic() + 5
+    while len(publisher.events) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    heartbeat.stop()
+    assert len(publisher.events) >= 5  # 4 periodic, then offline
+
+
+def test_a_failed_publish_is_retried_at_the_next_beat(
+    publisher: RecordingPublisher, tmp_path: Path
+) -> None:
+    health_file = tmp_path / "alive"
+    heartbeat = _heartbeat(publisher, health_file, interval_s=60)
+    publisher.failing = True
+    assert heartbeat.beat() is False
+    assert not health_file.exists()
+
+    publisher.failing = False
+    assert heartbeat.beat() is True
+    assert health_file.exists()
+    assert len(publisher.events) == 1
+
+
+def test_health_is_fresh_only_after_a_recent_heartbeat(tmp_path: Path) -> None:
+    health_file = tmp_path / "alive"
+    assert not is_fresh(health_file)
+    health_file.touch()
+    assert is_fresh(health_file)
+    old = time.time() - 31
+    os.utime(health_file, (old, old))
+    assert not is_fresh(health_file)
+
+
+def test_healthcheck_command_exit_code(tmp_path: Path) -> None:
+    health_file = tmp_path / "alive"
+
+    def healthcheck() -> int:
+        env = {**os.environ, "AGENT_HEALTH_FILE": str(health_file)}
+        command = [sys.executable, "-m", "qgjob_agent.healthcheck"]
+        return subprocess.run(command, env=env, check=False, timeout=30).returncode
+
+    assert healthcheck() == 1
+    health_file.touch()
+    assert healthcheck() == 0

@@ -1,0 +1,195 @@
+"""The scheduler's consume loop: one thread, one pika BlockingConnection.
+
+Once on connecting and then every `tick_s`, the loop leaves pika's I/O loop to run `on_tick`
+(a dispatch pass that does not wait for events) and touch the health file. Deliveries are
+acked only after `on_event` has stored their effect; what can never be applied is
+dead-lettered, what failed because Redis was unreachable is requeued. The connection is
+re-established with backoff whenever the broker is unreachable or drops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pika
+import redis
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    wait_exponential,
+)
+
+from qgjob_contract import names
+from qgjob_contract.amqp import CONNECTION_ERRORS, connection_parameters, declare_topology
+from qgjob_contract.events import Envelope, EventDecodeError, decode
+from qgjob_scheduler.errors import InvalidEvent
+
+log = logging.getLogger(__name__)
+
+REDIS_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+MAX_RECONNECT_BACKOFF_S = 10.0
+MAX_REDIS_BACKOFF_S = 5.0
+# Pause after a connection that was established and then lost, before reconnecting.
+DROPPED_CONNECTION_PAUSE_S = 1.0
+
+
+class Consumer:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefetch: int,
+        tick_s: float,
+        health_file: str,
+        on_event: Callable[[Envelope], None],
+        on_tick: Callable[[], object],
+    ) -> None:
+        self._params = connection_parameters(url)
+        self._prefetch = prefetch
+        self._tick_s = tick_s
+        self._health_file = Path(health_file)
+        self._on_event = on_event
+        self._on_tick = on_tick
+        self._stopping = threading.Event()
+        self._redis_failures = 0
+
+    def stop(self) -> None:
+        """Ask `run` to return (from a signal handler or another thread)."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        """Consume until `stop()`; reconnects whenever the broker is unreachable."""
+        while not self._stopping.is_set():
+            connection = self._connect()
+            if connection is None:
+                return
+            try:
+                self._consume(connection)
+            except CONNECTION_ERRORS as exc:
+                log.warning("AMQP connection lost: %r; reconnecting", exc)
+                self._stopping.wait(DROPPED_CONNECTION_PAUSE_S)
+            finally:
+                _close(connection)
+
+    def _connect(self) -> Any:
+        """A connection consuming the scheduler queue, or None when stopped meanwhile."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(CONNECTION_ERRORS),
+            wait=wait_exponential(multiplier=0.5, max=MAX_RECONNECT_BACKOFF_S),
+            stop=self._stop_requested,
+            sleep=self._sleep,
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if self._stopping.is_set():
+                        return None
+                    connection = pika.BlockingConnection(self._params)
+                    try:
+                        channel = connection.channel()
+                        declare_topology(channel)
+                        channel.basic_qos(prefetch_count=self._prefetch)
+                        channel.basic_consume(names.SCHEDULER_QUEUE, self._on_message)
+                    except BaseException:
+                        _close(connection)
+                        raise
+                    log.info("consuming %s", names.SCHEDULER_QUEUE)
+                    return connection
+        except CONNECTION_ERRORS:
+            return None  # stop was requested while the broker was unreachable
+        return None
+
+    def _sleep(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+    def _stop_requested(self, _state: RetryCallState) -> bool:
+        return self._stopping.is_set()
+
+    def _consume(self, connection: Any) -> None:
+        # process_data_events returns as soon as it has dispatched deliveries: tick by the
+        # clock, not once per call.
+        next_tick = time.monotonic()
+        while not self._stopping.is_set():
+            if time.monotonic() >= next_tick:
+                self._tick()
+                next_tick = time.monotonic() + self._tick_s
+            connection.process_data_events(time_limit=max(0.0, next_tick - time.monotonic()))
+
+    def _tick(self) -> None:
+        try:
+            self._on_tick()
+        except REDIS_ERRORS as exc:
+            log.warning("periodic dispatch failed, Redis unreachable: %r", exc)
+        except Exception:
+            log.exception("periodic dispatch failed")
+        try:
+            self._health_file.touch()
+        except OSError as exc:
+            log.warning("cannot touch health file %s: %r", self._health_file, exc)
+
+    def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        tag = method.delivery_tag
+        try:
+            event = decode(body)
+        except EventDecodeError as exc:
+            log.warning(
+                "undecodable message (message_id=%s) dead-lettered: %s", properties.message_id, exc
+            )
+            channel.basic_nack(tag, requeue=False)
+            return
+        job_id = event.payload.get("job_id")
+        try:
+            self._on_event(event)
+        except InvalidEvent as exc:
+            log.warning(
+                "%s event_id=%s job_id=%s dead-lettered: %s",
+                event.type.value,
+                event.event_id,
+                job_id,
+                exc,
+            )
+            channel.basic_nack(tag, requeue=False)
+        except REDIS_ERRORS as exc:
+            self._redis_failures += 1
+            log.error(
+                "Redis unreachable handling %s event_id=%s job_id=%s, requeued: %r",
+                event.type.value,
+                event.event_id,
+                job_id,
+                exc,
+            )
+            channel.basic_nack(tag, requeue=True)
+            self._stopping.wait(min(0.1 * 2 ** min(self._redis_failures, 6), MAX_REDIS_BACKOFF_S))
+        except Exception:
+            log.exception(
+                "unexpected error handling %s event_id=%s job_id=%s, dead-lettered",
+                event.type.value,
+                event.event_id,
+                job_id,
+            )
+            channel.basic_nack(tag, requeue=False)
+        else:
+            self._redis_failures = 0
+            channel.basic_ack(tag)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    delay = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning("RabbitMQ unreachable (%r); retrying in %.1f s", error, delay)
+
+
+def _close(connection: Any) -> None:
+    if connection.is_open:
+        try:
+            connection.close()
+        except CONNECTION_ERRORS:
+            log.debug("closing a broken AMQP connection failed", exc_info=True)

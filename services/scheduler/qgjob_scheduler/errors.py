@@ -1,0 +1,18 @@
+"""The scheduler's exceptions."""
+
+from __future__ import annotations
+
+
+class SchedulerError(Exception):
+    """Base of every error the scheduler raises on purpose."""
+
+
+class ConfigError(SchedulerError):
+    """An environment variable is set to a value the scheduler cannot use."""
+
+
+class InvalidEvent(SchedulerError):
+    """A decoded event whose payload lacks required fields or has wrong types.
+
+    Such an event can never be applied: it is dead-lettered, not retried.
+    """

@@ -1,0 +1,82 @@
+"""Composition root: `qgjob-scheduler` (also `python -m qgjob_scheduler`)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+
+import redis
+
+from qgjob_scheduler.config import Config
+from qgjob_scheduler.consumer import Consumer
+from qgjob_scheduler.dispatch import Dispatcher
+from qgjob_scheduler.errors import ConfigError
+from qgjob_scheduler.handlers import EventHandler
+
+log = logging.getLogger(__name__)
+
+REDIS_SOCKET_TIMEOUT_S = 5.0
+
+
+def redis_clients(config: Config) -> tuple[redis.Redis, redis.Redis]:
+    """(records client with decoded responses, RQ client with raw bytes)."""
+    options = {
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_S,
+    }
+    store = redis.Redis.from_url(config.redis_url, decode_responses=True, **options)
+    rq_connection = redis.Redis.from_url(config.redis_url, **options)
+    return store, rq_connection
+
+
+def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Redis) -> Consumer:
+    """Wire the scheduler: `store` must decode responses, `rq_connection` must not."""
+    dispatcher = Dispatcher(
+        store,
+        rq_connection,
+        batch_max=config.batch_max_jobs,
+        agent_timeout_s=config.agent_timeout_s,
+    )
+    handler = EventHandler(store, dispatcher)
+    return Consumer(
+        config.rabbitmq_url,
+        prefetch=config.prefetch,
+        tick_s=config.tick_s,
+        health_file=config.health_file,
+        on_event=handler.handle,
+        on_tick=dispatcher.dispatch_all,
+    )
+
+
+def main() -> None:
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        raise SystemExit(f"qgjob-scheduler: {exc}") from exc
+    logging.basicConfig(
+        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # pika logs every connection step at INFO; the consumer reports what matters.
+    logging.getLogger("pika").setLevel(max(logging.getLevelName(config.log_level), logging.WARNING))
+    store, rq_connection = redis_clients(config)
+    consumer = create_consumer(config, store, rq_connection)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        consumer.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info(
+        "qgjob-scheduler starting: batch_max_jobs=%d agent_timeout_s=%s tick_s=%s",
+        config.batch_max_jobs,
+        config.agent_timeout_s,
+        config.tick_s,
+    )
+    try:
+        consumer.run()
+    finally:
+        store.close()
+        rq_connection.close()
+    log.info("qgjob-scheduler stopped")

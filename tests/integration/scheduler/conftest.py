@@ -1,0 +1,302 @@
+"""Fixtures for the scheduler's integration tests: the real consumer in a thread, helpers to
+store jobs the way the API does, publish events, inspect RQ queues, and a TCP proxy that can
+cut the scheduler's connection to RabbitMQ."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from rq import Queue
+from rq.job import Job as RqJob
+from rq.serializers import JSONSerializer
+
+from qgjob_contract import names
+from qgjob_contract.amqp import ConfirmingPublisher
+from qgjob_contract.events import EventType, make_event, utc_now
+from qgjob_contract.names import Keys
+from qgjob_contract.records import Agent, Job
+from qgjob_contract.statuses import AgentState
+from qgjob_contract.targets import Target
+from qgjob_scheduler.config import Config
+from qgjob_scheduler.main import create_consumer, redis_clients
+
+BATCH_MAX = 3
+DEADLINE_S = 15.0
+# Agent used only to learn that every event published before it has been handled.
+SYNC_AGENT = "sync-agent"
+
+
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def running_scheduler(config: Config) -> Iterator[threading.Thread]:
+    """The real consumer (own connections) in a thread, stopped and joined on exit."""
+    store, rq_connection = redis_clients(config)
+    consumer = create_consumer(config, store, rq_connection)
+    thread = threading.Thread(target=consumer.run, name="scheduler", daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        consumer.stop()
+        thread.join(timeout=15)
+        store.close()
+        rq_connection.close()
+        assert not thread.is_alive(), "scheduler did not stop"
+
+
+class World:
+    """Acts as the API and the agents: stores jobs, publishes events, reads the outcome."""
+
+    def __init__(self, redis_client: redis.Redis, rq_redis: redis.Redis, rabbitmq_url: str):
+        self.redis = redis_client
+        self.rq_redis = rq_redis
+        self.publisher = ConfirmingPublisher(rabbitmq_url)
+        self._clock = datetime.now(UTC)
+
+    def close(self) -> None:
+        self.publisher.close()
+
+    def _next_time(self) -> str:
+        self._clock += timedelta(milliseconds=5)
+        return self._clock.isoformat(timespec="milliseconds")
+
+    def submit(
+        self,
+        app_version_id: str,
+        *,
+        target: Target = Target.EMULATOR,
+        priority: int = 1,
+        job_id: str | None = None,
+        store: bool = True,
+    ) -> str:
+        """Store a queued job as the API does, then publish its job.submitted."""
+        job = Job(
+            job_id=job_id or str(uuid.uuid4()),
+            org_id="qualgent",
+            app_version_id=app_version_id,
+            test_path=f"tests/{uuid.uuid4().hex[:8]}.spec.js",
+            priority=priority,
+            target=target.value,
+            created_at=self._next_time(),
+        )
+        if store:
+            self.redis.hset(Keys.job(job.job_id), mapping=job.to_redis())
+            created_ms = datetime.fromisoformat(job.created_at).timestamp() * 1000
+            self.redis.zadd(Keys.JOBS_BY_TIME, {job.job_id: created_ms})
+        self.publisher.publish(make_event(EventType.JOB_SUBMITTED, job.submitted_payload()))
+        return job.job_id
+
+    def heartbeat(
+        self,
+        agent_id: str,
+        *,
+        target: Target = Target.EMULATOR,
+        state: AgentState = AgentState.IDLE,
+        installed: str | None = None,
+        current_batch_id: str | None = None,
+    ) -> str:
+        sent_at = utc_now()
+        self.publish(
+            EventType.AGENT_HEARTBEAT,
+            {
+                "agent_id": agent_id,
+                "target": target.value,
+                "state": state.value,
+                "installed_app_version": installed,
+                "installs": 0,
+                "jobs_run": 0,
+                "current_batch_id": current_batch_id,
+                "sent_at": sent_at,
+            },
+        )
+        return sent_at
+
+    def batch_finished(
+        self, agent_id: str, batch_id: str, installed: str, *, installs: int, jobs_run: int
+    ) -> None:
+        self.publish(
+            EventType.BATCH_FINISHED,
+            {
+                "agent_id": agent_id,
+                "target": Target.EMULATOR.value,
+                "state": AgentState.IDLE.value,
+                "installed_app_version": installed,
+                "installs": installs,
+                "jobs_run": jobs_run,
+                "batch_id": batch_id,
+            },
+        )
+
+    def publish(self, event_type: EventType, payload: dict[str, Any]) -> None:
+        self.publisher.publish(make_event(event_type, payload))
+
+    def sync(self) -> None:
+        """Return once the scheduler has handled everything published before this call.
+
+        The scheduler handles its queue in order, so once this marker heartbeat (of a
+        target no test dispatches to) is stored, every earlier event has been handled.
+        """
+        sent_at = self.heartbeat(SYNC_AGENT, target=Target.BROWSERSTACK)
+        wait_until(
+            lambda: self.redis.hget(Keys.agent(SYNC_AGENT), "last_heartbeat") == sent_at,
+            "the scheduler to catch up",
+        )
+
+    def job(self, job_id: str) -> Job:
+        return Job.from_redis(self.redis.hgetall(Keys.job(job_id)))
+
+    def agent(self, agent_id: str) -> Agent:
+        return Agent.from_redis(self.redis.hgetall(Keys.agent(agent_id)))
+
+    def group(self, app_version_id: str, target: Target = Target.EMULATOR) -> list[str]:
+        return list(self.redis.zrange(Keys.group(target.value, app_version_id), 0, -1))
+
+    def groups(self, target: Target = Target.EMULATOR) -> list[str]:
+        return list(self.redis.zrange(Keys.groups(target.value), 0, -1))
+
+    def batches(self, agent_id: str) -> list[RqJob]:
+        """RQ jobs waiting on the agent's own queue (no worker runs in these tests)."""
+        queue = Queue(
+            names.agent_queue(agent_id), connection=self.rq_redis, serializer=JSONSerializer
+        )
+        return list(queue.jobs)
+
+    def wait_batches(self, agent_id: str, count: int) -> list[RqJob]:
+        return list(
+            wait_until(
+                lambda: (jobs := self.batches(agent_id)) and len(jobs) >= count and jobs,
+                f"{count} batch(es) on {agent_id}'s queue",
+            )
+        )
+
+
+@pytest.fixture
+def rq_redis(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def world(
+    redis_client: redis.Redis, rq_redis: redis.Redis, rabbitmq_url: str, amqp_channel: Any
+) -> Iterator[World]:
+    world = World(redis_client, rq_redis, rabbitmq_url)
+    yield world
+    world.close()
+
+
+def scheduler_config(redis_url: str, rabbitmq_url: str, health_file: Path) -> Config:
+    return Config(
+        redis_url=redis_url,
+        rabbitmq_url=rabbitmq_url,
+        batch_max_jobs=BATCH_MAX,
+        agent_timeout_s=60.0,
+        tick_s=0.2,
+        prefetch=10,
+        health_file=str(health_file),
+    )
+
+
+@pytest.fixture
+def health_file(tmp_path: Path) -> Path:
+    return tmp_path / "scheduler-alive"
+
+
+@pytest.fixture
+def scheduler(
+    world: World, redis_url: str, rabbitmq_url: str, health_file: Path
+) -> Iterator[threading.Thread]:
+    with running_scheduler(scheduler_config(redis_url, rabbitmq_url, health_file)) as thread:
+        yield thread
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:`port` to an upstream; `drop()` cuts every open connection."""
+
+    def __init__(self, port: int, upstream: tuple[str, int]) -> None:
+        self.port = port
+        self._upstream = upstream
+        self._server = socket.create_server(("127.0.0.1", port), reuse_port=False)
+        self._server.settimeout(0.2)
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            server = socket.create_connection(self._upstream)
+            with self._lock:
+                self._sockets += [client, server]
+                self.accepted += 1
+            threading.Thread(target=_pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=_pump, args=(server, client), daemon=True).start()
+
+    def drop(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._server.close()
+        self.drop()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_RDWR)
+
+
+def via_proxy(rabbitmq_url: str, port: int) -> tuple[str, tuple[str, int]]:
+    """(URL of the broker through a proxy on `port`, the broker's real address)."""
+    parts = urlsplit(rabbitmq_url)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    url = (
+        f"amqp://{parts.username}:{parts.password}@127.0.0.1:{port}{parts.path}"
+        "?heartbeat=30&connection_attempts=1&socket_timeout=2"
+    )
+    return url, (parts.hostname, parts.port)

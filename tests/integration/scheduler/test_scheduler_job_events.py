@@ -1,0 +1,102 @@
+"""Agents' job reports applied to job records; poison messages dead-lettered."""
+
+from __future__ import annotations
+
+import threading
+
+import pika
+
+from qgjob_contract import names
+from qgjob_contract.events import EventType, make_event
+from qgjob_contract.statuses import JobStatus
+
+from .conftest import World, wait_until
+
+RESULT = {
+    "outcome": "passed",
+    "duration_s": 1.0,
+    "install_paid": True,
+    "install_s": 3.0,
+    "log_tail": "1 passed",
+    "driver": "simulator",
+    "simulated": True,
+}
+
+
+def started(job_id: str, batch_id: str) -> dict[str, object]:
+    return {
+        "job_id": job_id,
+        "batch_id": batch_id,
+        "agent_id": "emu-1",
+        "started_at": "2026-11-29T10:00:00.000+00:00",
+    }
+
+
+def finished(job_id: str, batch_id: str, **result: object) -> dict[str, object]:
+    return {
+        "job_id": job_id,
+        "batch_id": batch_id,
+        "agent_id": "emu-1",
+        "finished_at": "2026-11-29T10:00:04.000+00:00",
+        "result": {**RESULT, **result},
+    }
+
+
+def test_started_then_finished_moves_a_job_to_running_then_passed_once(
+    world: World, scheduler: threading.Thread
+) -> None:
+    job_id = world.submit("v1")
+    world.heartbeat("emu-1")
+    [rq_job] = world.wait_batches("emu-1", 1)
+    batch_id = rq_job.id
+
+    world.publish(EventType.JOB_STARTED, started(job_id, "stale-batch"))
+    world.sync()
+    assert world.job(job_id).status == JobStatus.ASSIGNED
+
+    world.publish(EventType.JOB_STARTED, started(job_id, batch_id))
+    wait_until(lambda: world.job(job_id).status == JobStatus.RUNNING, "job running")
+    assert world.job(job_id).started_at == "2026-11-29T10:00:00.000+00:00"
+
+    world.publish(EventType.JOB_FINISHED, finished(job_id, batch_id))
+    wait_until(lambda: world.job(job_id).status == JobStatus.PASSED, "job passed")
+    done = world.job(job_id)
+    assert done.finished_at == "2026-11-29T10:00:04.000+00:00"
+    assert done.result == RESULT
+
+    # duplicate, stale and out-of-order reports change nothing
+    world.publish(EventType.JOB_FINISHED, finished(job_id, batch_id, outcome="failed"))
+    world.publish(EventType.JOB_FINISHED, finished(job_id, "stale-batch", outcome="error"))
+    world.publish(EventType.JOB_STARTED, started(job_id, batch_id))
+    world.publish(EventType.JOB_FINISHED, finished("no-such-job", batch_id))
+    world.sync()
+    assert world.job(job_id) == done
+
+
+def test_undecodable_and_invalid_messages_are_dead_lettered_and_consuming_goes_on(
+    world: World,
+    scheduler: threading.Thread,
+    amqp_channel: pika.adapters.blocking_connection.BlockingChannel,
+) -> None:
+    amqp_channel.basic_publish(
+        exchange=names.EXCHANGE,
+        routing_key=EventType.JOB_SUBMITTED.value,
+        body=b"definitely not an event",
+    )
+    invalid = make_event(EventType.JOB_FINISHED, {"job_id": "j1"})  # no batch_id, no result
+    world.publisher.publish(invalid)
+    job_id = world.submit("v1")
+
+    wait_until(lambda: world.group("v1") == [job_id], "the valid event after the poison ones")
+
+    def dead_letters() -> int:
+        declared = amqp_channel.queue_declare(names.DEAD_LETTER_QUEUE, passive=True)
+        return int(declared.method.message_count)
+
+    wait_until(lambda: dead_letters() == 2, "two dead letters")
+    bodies = set()
+    for _ in range(2):
+        method, _properties, body = amqp_channel.basic_get(names.DEAD_LETTER_QUEUE, auto_ack=True)
+        assert method is not None
+        bodies.add(body)
+    assert bodies == {b"definitely not an event", invalid.encode()}

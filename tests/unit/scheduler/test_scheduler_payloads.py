@@ -1,0 +1,103 @@
+"""Event payloads are checked before anything is written; bad ones are InvalidEvent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from qgjob_contract.events import utc_now
+from qgjob_scheduler.errors import InvalidEvent
+from qgjob_scheduler.payloads import (
+    AgentHeartbeatPayload,
+    JobFinishedPayload,
+    JobSubmittedPayload,
+    parse,
+)
+
+
+def finished(**result: Any) -> dict[str, Any]:
+    return {
+        "job_id": "j1",
+        "batch_id": "b1",
+        "agent_id": "emu-1",
+        "finished_at": "2026-11-29T10:00:01.250+00:00",
+        "result": {
+            "outcome": "passed",
+            "duration_s": 1.0,
+            "install_paid": True,
+            "install_s": 3.0,
+            "log_tail": "ok",
+            "driver": "simulator",
+            "simulated": True,
+            **result,
+        },
+    }
+
+
+def heartbeat(**overrides: Any) -> dict[str, Any]:
+    payload = {
+        "agent_id": "emu-1",
+        "target": "emulator",
+        "state": "idle",
+        "installed_app_version": None,
+        "installs": 0,
+        "jobs_run": 0,
+        "current_batch_id": None,
+        "sent_at": utc_now(),
+        "extra_field_from_a_newer_agent": 1,
+    }
+    payload.update(overrides)
+    return payload
+
+
+def test_valid_finished_keeps_its_result_without_absent_optional_fields() -> None:
+    payload = parse(JobFinishedPayload, finished())
+    assert payload.result.as_result() == finished()["result"]
+    with_reason = parse(JobFinishedPayload, finished(outcome="error", reason="install_failed"))
+    assert with_reason.result.as_result()["reason"] == "install_failed"
+
+
+@pytest.mark.parametrize("outcome", ["running", "queued", "assigned", "exploded"])
+def test_finished_with_a_non_final_outcome_is_invalid(outcome: str) -> None:
+    with pytest.raises(InvalidEvent, match="outcome"):
+        parse(JobFinishedPayload, finished(outcome=outcome))
+
+
+@pytest.mark.parametrize("missing", ["job_id", "batch_id", "finished_at", "result"])
+def test_finished_missing_a_field_is_invalid(missing: str) -> None:
+    payload = finished()
+    del payload[missing]
+    with pytest.raises(InvalidEvent, match=missing):
+        parse(JobFinishedPayload, payload)
+
+
+def test_heartbeat_ignores_unknown_fields_and_checks_enums() -> None:
+    assert parse(AgentHeartbeatPayload, heartbeat()).agent_id == "emu-1"
+    with pytest.raises(InvalidEvent, match="target"):
+        parse(AgentHeartbeatPayload, heartbeat(target="mainframe"))
+    with pytest.raises(InvalidEvent, match="state"):
+        parse(AgentHeartbeatPayload, heartbeat(state="sleepy"))
+    with pytest.raises(InvalidEvent, match="installs"):
+        parse(AgentHeartbeatPayload, heartbeat(installs=-1))
+
+
+def test_timestamps_without_a_time_zone_are_invalid() -> None:
+    with pytest.raises(InvalidEvent, match="sent_at"):
+        parse(AgentHeartbeatPayload, heartbeat(sent_at="2026-11-29T10:00:00"))
+
+
+def test_submitted_with_empty_job_id_is_invalid() -> None:
+    with pytest.raises(InvalidEvent, match="job_id"):
+        parse(
+            JobSubmittedPayload,
+            {
+                "job_id": "",
+                "org_id": "qualgent",
+                "app_version_id": "xyz123",
+                "test_path": "tests/a.spec.js",
+                "priority": 1,
+                "target": "emulator",
+                "created_at": utc_now(),
+            },
+        )

@@ -1,0 +1,191 @@
+"""Composition root: `create_app(config)` wires Redis, the per-thread publishers and routes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from qgjob_api import store
+from qgjob_api.config import Config
+from qgjob_api.errors import HttpError, NotFound, Unavailable
+from qgjob_api.submit import Publisher, submit_jobs
+from qgjob_api.validation import parse_job, parse_job_query, parse_jobs, parse_json
+from qgjob_contract.amqp import ConfirmingPublisher, PublishError
+from qgjob_contract.records import Job
+
+log = logging.getLogger(__name__)
+
+PublisherFactory = Callable[[], Publisher]
+
+# Request bodies above this are refused (413): room for the largest allowed batch.
+_BODY_BYTES_BASE = 64 * 1024
+_BODY_BYTES_PER_JOB = 8 * 1024
+
+
+class _JsonProvider(DefaultJSONProvider):
+    sort_keys = False  # records keep their field order
+
+
+class ThreadPublishers:
+    """One publisher per thread: pika connections are not thread-safe (gunicorn threads)."""
+
+    def __init__(self, factory: PublisherFactory) -> None:
+        self._factory = factory
+        self._local = threading.local()
+
+    def get(self) -> Publisher:
+        publisher: Publisher | None = getattr(self._local, "publisher", None)
+        if publisher is None:
+            publisher = self._local.publisher = self._factory()
+        return publisher
+
+
+def create_app(
+    config: Config,
+    *,
+    redis_client: redis.Redis | None = None,
+    publisher_factory: PublisherFactory | None = None,
+) -> Flask:
+    """The API. `publisher_factory` makes one publisher per thread (default: a
+    ConfirmingPublisher on config.rabbitmq_url); it also makes /readyz's broker probe."""
+    client = redis_client
+    if client is None:
+        client = redis.Redis.from_url(
+            config.redis_url,
+            decode_responses=True,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            # A blip is retried; a Redis that is down gives a 503 in about a second.
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        )
+
+    def confirming_publisher() -> Publisher:
+        return ConfirmingPublisher(config.rabbitmq_url)
+
+    factory = publisher_factory or confirming_publisher
+    publishers = ThreadPublishers(factory)
+
+    app = Flask(__name__)
+    app.json = _JsonProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = (
+        _BODY_BYTES_BASE + _BODY_BYTES_PER_JOB * config.max_jobs_per_request
+    )
+    _register_error_handlers(app)
+
+    def request_json() -> Any:
+        return parse_json(request.get_data(cache=False), is_json=request.is_json)
+
+    def find_job(job_id: str) -> Job:
+        job = store.get_job(client, job_id)
+        if job is None:
+            raise NotFound(f"no job with id {job_id!r}")
+        return job
+
+    @app.post("/submit")
+    def submit() -> tuple[dict[str, Any], int]:
+        job_in = parse_job(request_json())
+        (job,) = submit_jobs(client, publishers.get(), [job_in])
+        return {
+            "message": "Job submitted successfully",
+            "job_id": job.job_id,
+            "assigned_agent": job.assigned_agent,
+        }, 201
+
+    @app.get("/status/<job_id>")
+    @app.get("/v1/jobs/<job_id>")
+    def job_record(job_id: str) -> dict[str, Any]:
+        return find_job(job_id).to_api()
+
+    @app.post("/v1/jobs")
+    def create_jobs() -> tuple[dict[str, Any], int]:
+        inputs, is_batch = parse_jobs(request_json(), max_jobs=config.max_jobs_per_request)
+        jobs = submit_jobs(client, publishers.get(), inputs)
+        if is_batch:
+            return {"jobs": [job.to_api() for job in jobs]}, 201
+        return {"job": jobs[0].to_api()}, 201
+
+    @app.get("/v1/jobs")
+    def list_jobs() -> dict[str, Any]:
+        query = parse_job_query(request.args)
+        filters = store.JobFilter(
+            org_id=query.org_id,
+            app_version_id=query.app_version_id,
+            status=query.status,
+            target=query.target,
+        )
+        jobs, next_cursor = store.list_jobs(client, filters, limit=query.limit, cursor=query.cursor)
+        return {
+            "jobs": [job.to_api() for job in jobs],
+            "next_cursor": None if next_cursor is None else next_cursor.encode(),
+        }
+
+    @app.get("/v1/agents")
+    def list_agents() -> dict[str, Any]:
+        now = datetime.now(UTC)
+        return {"agents": store.list_agents(client, now=now, timeout_s=config.agent_timeout_s)}
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> tuple[dict[str, Any], int]:
+        checks = {"redis": "ok", "rabbitmq": "ok"}
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            log.warning("not ready: Redis unreachable: %s", exc)
+            checks["redis"] = "unreachable"
+        probe = factory()  # a fresh connection: a cached one may not know the broker died
+        try:
+            probe.check()
+        except PublishError as exc:
+            log.warning("not ready: RabbitMQ unreachable: %s", exc)
+            checks["rabbitmq"] = "unreachable"
+        finally:
+            probe.close()
+        failed = [name for name, state in checks.items() if state != "ok"]
+        if failed:
+            message = "not ready: " + ", ".join(failed) + " unreachable"
+            return {"error": Unavailable.code, "message": message, "checks": checks}, 503
+        return {"status": "ready", "checks": checks}, 200
+
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    """Every error answer is JSON `{"error": code, "message": text}`; none is HTML."""
+
+    @app.errorhandler(HttpError)
+    def api_error(exc: HttpError) -> tuple[dict[str, str], int]:
+        return exc.body(), exc.status
+
+    @app.errorhandler(redis.RedisError)
+    def redis_error(exc: redis.RedisError) -> tuple[dict[str, str], int]:
+        log.error("Redis unavailable on %s %s: %s", request.method, request.path, exc)
+        return Unavailable("the job store (Redis) is unavailable").body(), Unavailable.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        response = exc.get_response()  # keeps the status and headers such as Allow
+        name = exc.name.lower().replace(" ", "_").replace("'", "")
+        body = {"error": name, "message": exc.description or exc.name}
+        response.set_data(app.json.dumps(body, separators=(",", ":")))
+        response.mimetype = "application/json"
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> tuple[dict[str, str], int]:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return {"error": "internal_error", "message": "internal server error"}, 500

@@ -1,0 +1,56 @@
+"""The API's exceptions. Each HttpError maps to one JSON error response."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """Base of every error the API raises on purpose."""
+
+
+class ConfigError(ApiError):
+    """The environment holds an invalid setting; the process cannot start."""
+
+
+class HttpError(ApiError):
+    """An error shown to the client as `{"error": code, "message": message}`."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.code, "message": self.message}
+
+
+class InvalidJson(HttpError):
+    status = 400
+    code = "invalid_json"
+
+
+class ValidationFailed(HttpError):
+    """One field of the input is wrong; `field` is its path, e.g. `jobs[3].priority`."""
+
+    status = 400
+    code = "validation_error"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+    def body(self) -> dict[str, str]:
+        return {**super().body(), "field": self.field}
+
+
+class NotFound(HttpError):
+    status = 404
+    code = "not_found"
+
+
+class Unavailable(HttpError):
+    """Redis or RabbitMQ cannot be reached; the request had no lasting effect."""
+
+    status = 503
+    code = "unavailable"

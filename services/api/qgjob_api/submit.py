@@ -1,0 +1,98 @@
+"""The submit flow shared by POST /submit and POST /v1/jobs.
+
+Store the records (status queued), then publish one job.submitted per job with publisher
+confirms. A job is accepted only when both succeeded; otherwise the records are removed
+and the caller answers 503 (the scheduler ignores a job.submitted whose record is gone).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+import redis
+
+from qgjob_api import store
+from qgjob_api.errors import Unavailable
+from qgjob_api.validation import JobIn
+from qgjob_contract.amqp import PublishError
+from qgjob_contract.events import Envelope, EventType, make_event, utc_now
+from qgjob_contract.records import Job
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    """What the API needs of qgjob_contract.amqp.ConfirmingPublisher."""
+
+    def publish_all(self, envelopes: Iterable[Envelope]) -> None: ...
+
+    def check(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def new_jobs(inputs: Sequence[JobIn]) -> list[Job]:
+    """Records for validated jobs: fresh ids, status queued, one creation time per request."""
+    created_at = utc_now()
+    return [
+        Job(
+            job_id=str(uuid.uuid4()),
+            org_id=job.org_id,
+            app_version_id=job.app_version_id,
+            test_path=job.test_path,
+            priority=job.priority,
+            target=job.target.value,
+            created_at=created_at,
+        )
+        for job in inputs
+    ]
+
+
+def submit_jobs(client: redis.Redis, publisher: Publisher, inputs: Sequence[JobIn]) -> list[Job]:
+    """Accept jobs: stored and their events confirmed, or nothing (raises Unavailable)."""
+    jobs = new_jobs(inputs)
+    try:
+        store.create_jobs(client, jobs)
+    except redis.RedisError as exc:
+        log.error("storing jobs failed (%s); job_ids=%s", exc, _ids(jobs))
+        _roll_back(client, jobs)  # EXEC may have run before the connection broke
+        raise Unavailable("the job store (Redis) is unavailable; nothing was submitted") from exc
+    try:
+        publisher.publish_all(
+            make_event(EventType.JOB_SUBMITTED, job.submitted_payload()) for job in jobs
+        )
+    except Exception as exc:
+        log.error("publishing job.submitted failed (%s); removing job_ids=%s", exc, _ids(jobs))
+        _roll_back(client, jobs)
+        if isinstance(exc, PublishError):
+            raise Unavailable(
+                "the event broker (RabbitMQ) is unavailable; nothing was submitted"
+            ) from exc
+        raise
+    for job in jobs:
+        log.info(
+            "job submitted job_id=%s org_id=%s app_version_id=%s target=%s priority=%d",
+            job.job_id,
+            job.org_id,
+            job.app_version_id,
+            job.target,
+            job.priority,
+        )
+    return jobs
+
+
+def _roll_back(client: redis.Redis, jobs: Sequence[Job]) -> None:
+    try:
+        store.delete_jobs(client, _ids(jobs))
+    except redis.RedisError:
+        log.exception(
+            "could not remove refused jobs: their records stay queued with no event; job_ids=%s",
+            _ids(jobs),
+        )
+
+
+def _ids(jobs: Sequence[Job]) -> list[str]:
+    return [job.job_id for job in jobs]

@@ -1,0 +1,194 @@
+"""Input validation: request bodies and query strings, turned into typed values or a
+ValidationFailed naming the one field that is wrong (pure: no Flask, no Redis)."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Mapping
+from typing import Annotated, Any, Final
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    Strict,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from qgjob_api.errors import InvalidJson, ValidationFailed
+from qgjob_api.store import Cursor
+from qgjob_contract.statuses import JobStatus
+from qgjob_contract.targets import DEFAULT_TARGET, Target
+
+MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 1, 10, 1
+MAX_IDENTIFIER = 128
+MAX_TEST_PATH = 1024
+DEFAULT_PAGE, MAX_PAGE = 50, 500
+
+_TEST_PATH_ERROR: Final = "test_path"
+# Unicode categories refused in a test path: controls (NUL, newline, ...), format characters
+# (bidi overrides that disguise a path, zero-width marks), line and paragraph separators.
+_INVISIBLE: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def _check_test_path(path: str) -> str:
+    """A path relative to the test folder that cannot climb out of it."""
+    if any(unicodedata.category(char) in _INVISIBLE for char in path):
+        raise PydanticCustomError(
+            _TEST_PATH_ERROR, "must not contain NUL, control, format or line-break characters"
+        )
+    if "\\" in path:
+        raise PydanticCustomError(_TEST_PATH_ERROR, "must use '/' as separator, not '\\'")
+    if path.startswith("/") or (len(path) >= 2 and path[1] == ":" and path[0].isalpha()):
+        raise PydanticCustomError(_TEST_PATH_ERROR, "must be a relative path")
+    if ".." in path.split("/"):
+        raise PydanticCustomError(_TEST_PATH_ERROR, "must not contain a '..' segment")
+    if not path.strip():
+        raise PydanticCustomError(_TEST_PATH_ERROR, "must not be blank")
+    return path
+
+
+Identifier = Annotated[
+    str,
+    Strict(),
+    StringConstraints(min_length=1, max_length=MAX_IDENTIFIER, pattern=r"^[A-Za-z0-9._-]+$"),
+]
+TestPath = Annotated[
+    str,
+    Strict(),
+    StringConstraints(min_length=1, max_length=MAX_TEST_PATH),
+    AfterValidator(_check_test_path),
+]
+Priority = Annotated[int, Strict(), Field(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
+
+
+class JobIn(BaseModel):
+    """One job as a client submits it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    org_id: Identifier
+    app_version_id: Identifier
+    test_path: TestPath
+    priority: Priority = DEFAULT_PRIORITY
+    target: Target = DEFAULT_TARGET
+
+
+class JobQuery(BaseModel):
+    """Filters and page of GET /v1/jobs (query string values, so numbers arrive as text)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    org_id: Identifier | None = None
+    app_version_id: Identifier | None = None
+    status: JobStatus | None = None
+    target: Target | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
+    cursor: Annotated[Cursor, PlainValidator(Cursor.decode)] | None = None
+
+
+_JOB_LIST = TypeAdapter(list[JobIn])
+
+_IDENTIFIER_RULE = (
+    f"must be a string of 1 to {MAX_IDENTIFIER} characters: letters, digits, '.', '_' or '-'"
+)
+# What a field must be, shown whatever pydantic found wrong with it.
+_RULES: Final = {
+    "org_id": _IDENTIFIER_RULE,
+    "app_version_id": _IDENTIFIER_RULE,
+    "test_path": f"must be a string of 1 to {MAX_TEST_PATH} characters",
+    "priority": (f"must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY} (higher runs first)"),
+    "target": "must be one of: " + ", ".join(Target),
+    "status": "must be one of: " + ", ".join(JobStatus),
+    "limit": f"must be an integer from 1 to {MAX_PAGE}",
+    "cursor": "must be a next_cursor value returned by this API",
+}
+
+
+def parse_json(data: bytes, *, is_json: bool) -> Any:
+    """The request body as JSON; `is_json` says whether the Content-Type was JSON."""
+    if not is_json:
+        raise InvalidJson("send the body as JSON with Content-Type: application/json")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidJson(f"the body is not valid JSON: {exc}") from None
+
+
+def parse_job(body: Any) -> JobIn:
+    """The body of POST /submit: one job object."""
+    try:
+        return JobIn.model_validate(body)
+    except ValidationError as exc:
+        raise _failure(exc, prefix="") from None
+
+
+def parse_jobs(body: Any, *, max_jobs: int) -> tuple[list[JobIn], bool]:
+    """The body of POST /v1/jobs: a job object, a list of jobs, or `{"jobs": [...]}`.
+
+    Returns the jobs and whether the body was a batch (a list) rather than one object.
+    All or nothing: any invalid job fails the whole body.
+    """
+    if isinstance(body, dict) and "jobs" in body:
+        extra = sorted(set(body) - {"jobs"})
+        if extra:
+            raise ValidationFailed(extra[0], "is not a known field (a batch body has only 'jobs')")
+        body = body["jobs"]
+        if not isinstance(body, list):
+            raise ValidationFailed("jobs", "must be a list of job objects")
+    if isinstance(body, dict):
+        return [parse_job(body)], False
+    if not isinstance(body, list):
+        raise ValidationFailed("body", 'must be a job object, a list of jobs, or {"jobs": [...]}')
+    if not body:
+        raise ValidationFailed("jobs", "must contain at least one job")
+    if len(body) > max_jobs:
+        raise ValidationFailed("jobs", f"at most {max_jobs} jobs per request, got {len(body)}")
+    try:
+        return _JOB_LIST.validate_python(body), True
+    except ValidationError as exc:
+        raise _failure(exc, prefix="jobs") from None
+
+
+def parse_job_query(args: Mapping[str, str]) -> JobQuery:
+    """The query string of GET /v1/jobs; an empty value counts as absent."""
+    try:
+        return JobQuery.model_validate({name: value for name, value in args.items() if value})
+    except ValidationError as exc:
+        raise _failure(exc, prefix="") from None
+
+
+def _failure(exc: ValidationError, *, prefix: str) -> ValidationFailed:
+    """The first error, with the field's path (`jobs[3].priority`) and what it must be."""
+    error = exc.errors(include_url=False)[0]
+    return ValidationFailed(_path(prefix, error["loc"]), _problem(error))
+
+
+def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else part
+    return path or "body"
+
+
+def _problem(error: ErrorDetails) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a JSON object"
+    if kind == _TEST_PATH_ERROR:
+        return error["msg"]
+    names = [part for part in error["loc"] if isinstance(part, str)]
+    return _RULES.get(names[-1], error["msg"]) if names else error["msg"]

@@ -1,0 +1,220 @@
+"""HTTP behaviour that needs no working Redis or broker: errors are JSON, never a 500 for bad
+input, and an unreachable store gives 503. The happy paths run against real servers in
+tests/integration/api."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from qgjob_api.app import ThreadPublishers, create_app
+from qgjob_api.config import Config
+from qgjob_contract.amqp import PublishError
+from qgjob_contract.events import Envelope
+
+VALID_JOB = {"org_id": "qualgent", "app_version_id": "xyz123", "test_path": "tests/a.spec.js"}
+
+
+class FakePublisher:
+    def __init__(self, *, reachable: bool = True) -> None:
+        self.reachable = reachable
+        self.published: list[Envelope] = []
+        self.closed = False
+
+    def publish_all(self, envelopes: Iterable[Envelope]) -> None:
+        batch = list(envelopes)
+        if not self.reachable:
+            raise PublishError("broker unreachable: fake")
+        self.published += batch
+
+    def check(self) -> None:
+        if not self.reachable:
+            raise PublishError("broker unreachable: fake")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class BrokenRedis:
+    """A client whose every read fails with a bug, not a connection error."""
+
+    def hgetall(self, key: str) -> dict[str, str]:
+        raise RuntimeError(f"bug reading {key}")
+
+
+@pytest.fixture
+def publishers() -> list[FakePublisher]:
+    return []
+
+
+@pytest.fixture
+def app(publishers: list[FakePublisher]) -> Flask:
+    def factory() -> FakePublisher:
+        publishers.append(FakePublisher(reachable=False))
+        return publishers[-1]
+
+    unreachable = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), retries=0))
+    return create_app(
+        Config(max_jobs_per_request=5), redis_client=unreachable, publisher_factory=factory
+    )
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def _assert_json_error(response: Any, status: int, error: str) -> dict[str, Any]:
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    body: dict[str, Any] = response.get_json()
+    assert body["error"] == error
+    assert isinstance(body["message"], str)
+    assert body["message"]
+    return body
+
+
+def test_healthz_touches_nothing(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", ["/submit", "/v1/jobs"])
+def test_bad_json_is_400_invalid_json(client: FlaskClient, path: str) -> None:
+    response = client.post(path, data=b"{not json", content_type="application/json")
+    _assert_json_error(response, 400, "invalid_json")
+
+
+def test_form_body_is_400_invalid_json(client: FlaskClient) -> None:
+    response = client.post("/submit", data={"org_id": "qualgent"})
+    body = _assert_json_error(response, 400, "invalid_json")
+    assert "application/json" in body["message"]
+
+
+def test_invalid_job_is_400_naming_the_field_and_publishes_nothing(
+    client: FlaskClient, publishers: list[FakePublisher]
+) -> None:
+    response = client.post("/submit", json={**VALID_JOB, "priority": 11})
+    body = _assert_json_error(response, 400, "validation_error")
+    assert body["field"] == "priority"
+    assert body["message"].startswith("priority: ")
+    assert publishers == []
+
+
+def test_batch_over_the_limit_is_400(client: FlaskClient) -> None:
+    response = client.post("/v1/jobs", json=[VALID_JOB] * 6)
+    body = _assert_json_error(response, 400, "validation_error")
+    assert body["field"] == "jobs"
+
+
+def test_unknown_route_is_json_404(client: FlaskClient) -> None:
+    _assert_json_error(client.get("/nope"), 404, "not_found")
+
+
+def test_wrong_method_is_json_405_with_allow(client: FlaskClient) -> None:
+    response = client.delete("/submit")
+    _assert_json_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_oversize_body_is_json_413(client: FlaskClient) -> None:
+    response = client.post(
+        "/v1/jobs", data=b"[" + b" " * 200_000 + b"]", content_type="application/json"
+    )
+    _assert_json_error(response, 413, "request_entity_too_large")
+
+
+def test_unreachable_redis_on_submit_is_503_and_nothing_is_published(
+    client: FlaskClient, publishers: list[FakePublisher]
+) -> None:
+    response = client.post("/submit", json=VALID_JOB)
+    body = _assert_json_error(response, 503, "unavailable")
+    assert "Redis" in body["message"]
+    assert all(publisher.published == [] for publisher in publishers)
+
+
+@pytest.mark.parametrize("path", ["/status/abc", "/v1/jobs/abc", "/v1/jobs", "/v1/agents"])
+def test_unreachable_redis_on_reads_is_503(client: FlaskClient, path: str) -> None:
+    _assert_json_error(client.get(path), 503, "unavailable")
+
+
+def test_readyz_names_what_is_unreachable(
+    client: FlaskClient, publishers: list[FakePublisher]
+) -> None:
+    body = _assert_json_error(client.get("/readyz"), 503, "unavailable")
+    assert body["checks"] == {"redis": "unreachable", "rabbitmq": "unreachable"}
+    assert "redis" in body["message"]
+    assert "rabbitmq" in body["message"]
+    assert publishers[-1].closed  # the probe's connection is not kept
+
+
+def test_a_bug_is_a_json_500_not_html() -> None:
+    app = create_app(Config(), redis_client=BrokenRedis(), publisher_factory=FakePublisher)  # type: ignore[arg-type]
+    response = app.test_client().get("/status/abc")
+    _assert_json_error(response, 500, "internal_error")
+
+
+NASTY_BODIES: list[Any] = [
+    None,
+    0,
+    -1,
+    1e308,
+    "",
+    "x" * 10_000,
+    [],
+    [[]],
+    [None],
+    {},
+    {"jobs": None},
+    {"jobs": [[]]},
+    {"jobs": "x"},
+    {"": ""},
+    {**VALID_JOB, "priority": 10**400},
+    {**VALID_JOB, "priority": -(10**30)},
+    {**VALID_JOB, "priority": {"$gt": 1}},
+    {**VALID_JOB, "target": ["emulator"]},
+    {**VALID_JOB, "target": {"value": "emulator"}},
+    {**VALID_JOB, "test_path": "tests/\u2028x.js"},
+    {**VALID_JOB, "test_path": "é" * 1025},
+    {**VALID_JOB, "org_id": "ünïcode"},
+    {**VALID_JOB, "org_id": {"a": 1}},
+    [VALID_JOB, {**VALID_JOB, "extra": 1}],
+]
+
+
+@pytest.mark.parametrize("path", ["/submit", "/v1/jobs"])
+@pytest.mark.parametrize("body", NASTY_BODIES)
+def test_no_body_produces_a_500(client: FlaskClient, path: str, body: Any) -> None:
+    response = client.post(path, json=body)
+    assert response.status_code in {400, 503}, response.get_data(as_text=True)
+    assert set(response.get_json()) >= {"error", "message"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=-5", "limit=1e9", "limit=%00", "status=%ff", "cursor=" + "A" * 5000, "target=", "a=b"],
+)
+def test_no_query_produces_a_500(client: FlaskClient, query: str) -> None:
+    response = client.get(f"/v1/jobs?{query}")
+    assert response.status_code in {400, 503}
+    assert set(response.get_json()) >= {"error", "message"}
+
+
+def test_each_thread_gets_its_own_publisher() -> None:
+    publishers = ThreadPublishers(FakePublisher)
+    mine = publishers.get()
+    assert publishers.get() is mine
+    theirs: list[Any] = []
+    thread = threading.Thread(target=lambda: theirs.append(publishers.get()))
+    thread.start()
+    thread.join()
+    assert theirs[0] is not mine

@@ -47,6 +47,10 @@ def _check_test_path(path: str) -> str:
         raise PydanticCustomError(_TEST_PATH_ERROR, "must use '/' as separator, not '\\'")
     if path.startswith("/") or (len(path) >= 2 and path[1] == ":" and path[0].isalpha()):
         raise PydanticCustomError(_TEST_PATH_ERROR, "must be a relative path")
+    if path.startswith("-"):
+        # The command driver passes test_path as one argument; one that starts with '-'
+        # would read as an option of the test runner.
+        raise PydanticCustomError(_TEST_PATH_ERROR, "must not start with '-'")
     if ".." in path.split("/"):
         raise PydanticCustomError(_TEST_PATH_ERROR, "must not contain a '..' segment")
     if not path.strip():

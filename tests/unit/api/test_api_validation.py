@@ -93,6 +93,7 @@ def test_identifier_limits_accept(value: str) -> None:
         ("tests/a\n.js", "must not contain NUL, control, format or line-break characters"),
         ("tests/\u202egnp.js", "must not contain NUL, control, format or line-break characters"),
         ("tests/\u2028x.js", "must not contain NUL, control, format or line-break characters"),
+        ("--config=evil.js", "must not start with '-'"),
         ("   ", "must not be blank"),
         ("", "must be a string of 1 to 1024 characters"),
         ("t" * 1025, "must be a string of 1 to 1024 characters"),

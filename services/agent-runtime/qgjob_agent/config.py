@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import math
 import os
 import re
 import socket
@@ -15,6 +13,8 @@ from typing import TYPE_CHECKING
 from qgjob_agent.drivers.base import DriverName
 from qgjob_agent.errors import ConfigError
 from qgjob_agent.template import INSTALL_VARIABLES, TEST_VARIABLES, CommandTemplate
+from qgjob_contract import env as shared
+from qgjob_contract.env import Env
 from qgjob_contract.targets import Target
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ DEFAULT_HEALTH_FILE = "/tmp/qgjob-agent-alive"  # noqa: S108 (a marker file in t
 HEALTH_MAX_AGE_S = 30.0
 
 _AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class Config:
     @classmethod
     def from_env(cls, plugin: TargetPlugin, environ: Mapping[str, str] | None = None) -> Config:
         """Read and check every setting; raise ConfigError naming the first bad one."""
-        env = _Env(os.environ if environ is None else environ)
+        env = Env(os.environ if environ is None else environ, error=ConfigError)
         agent_id = env.text("AGENT_ID", f"{plugin.target.value}-{socket.gethostname()}")
         if not _AGENT_ID.fullmatch(agent_id):
             raise ConfigError(
@@ -74,10 +73,8 @@ class Config:
         return cls(
             agent_id=agent_id,
             target=plugin.target,
-            redis_url=env.url("REDIS_URL", "redis://localhost:6379/0", ("redis", "rediss", "unix")),
-            rabbitmq_url=env.url(
-                "RABBITMQ_URL", "amqp://guest:guest@localhost:5672/%2F", ("amqp", "amqps")
-            ),
+            redis_url=env.url("REDIS_URL", shared.DEFAULT_REDIS_URL, shared.REDIS_SCHEMES),
+            rabbitmq_url=env.url("RABBITMQ_URL", shared.DEFAULT_RABBITMQ_URL, shared.AMQP_SCHEMES),
             driver=driver,
             sim_install_s=env.number("SIM_INSTALL_SECONDS", 3.0, minimum=0.0),
             sim_test_s=env.number("SIM_TEST_SECONDS", 1.0, minimum=0.0),
@@ -97,65 +94,7 @@ class Config:
             ),
             test_timeout_s=env.number("AGENT_TEST_TIMEOUT_S", 600.0, minimum=0.0, exclusive=True),
             heartbeat_s=heartbeat_s,
-            log_tail_chars=int(env.number("AGENT_LOG_TAIL_CHARS", 4000, minimum=0, integer=True)),
+            log_tail_chars=env.number("AGENT_LOG_TAIL_CHARS", 4000, minimum=0, integer=True),
             health_file=Path(env.text(HEALTH_FILE_ENV, DEFAULT_HEALTH_FILE)),
-            log_level=env.choice("LOG_LEVEL", "INFO", _LOG_LEVELS),
+            log_level=env.choice("LOG_LEVEL", shared.DEFAULT_LOG_LEVEL, shared.LOG_LEVELS),
         )
-
-    def configure_logging(self) -> None:
-        logging.basicConfig(
-            level=self.log_level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        if self.log_level != "DEBUG":
-            # pika logs every connection it opens at INFO; the agent opens one per batch.
-            logging.getLogger("pika").setLevel(logging.WARNING)
-
-
-class _Env:
-    """Typed reads of environment variables; an empty value counts as unset, except for a
-    glob pattern, where it means "match nothing"."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def text(self, name: str, default: str) -> str:
-        return self._environ.get(name, "").strip() or default
-
-    def pattern(self, name: str, default: str) -> str:
-        return self._environ.get(name, default)
-
-    def number(
-        self,
-        name: str,
-        default: float,
-        *,
-        minimum: float,
-        exclusive: bool = False,
-        integer: bool = False,
-    ) -> float:
-        raw = self._environ.get(name, "").strip()
-        if not raw:
-            return default
-        kind = "a whole number" if integer else "a number"
-        bound = f"{'>' if exclusive else '>='} {minimum:g}"
-        try:
-            value = int(raw) if integer else float(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be {kind} {bound} (got {raw!r})") from None
-        if not math.isfinite(value) or value < minimum or (exclusive and value == minimum):
-            raise ConfigError(f"{name} must be {kind} {bound} (got {raw!r})")
-        return value
-
-    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
-        value = self.text(name, default)
-        if not value.startswith(tuple(f"{scheme}://" for scheme in schemes)):
-            allowed = ", ".join(f"{scheme}://" for scheme in schemes)
-            raise ConfigError(f"{name} must start with one of {allowed}")
-        return value
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.text(name, default).upper()
-        if value not in choices:
-            raise ConfigError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
-        return value

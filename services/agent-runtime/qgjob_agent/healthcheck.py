@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 from qgjob_agent.config import DEFAULT_HEALTH_FILE, HEALTH_FILE_ENV, HEALTH_MAX_AGE_S
+from qgjob_agent.errors import ConfigError
+from qgjob_contract.env import Env
 
 
 def is_fresh(path: Path, *, max_age_s: float = HEALTH_MAX_AGE_S, now: float | None = None) -> bool:
@@ -22,7 +24,7 @@ def is_fresh(path: Path, *, max_age_s: float = HEALTH_MAX_AGE_S, now: float | No
 
 
 def main() -> None:
-    path = Path(os.environ.get(HEALTH_FILE_ENV, "").strip() or DEFAULT_HEALTH_FILE)
+    path = Path(Env(os.environ, error=ConfigError).text(HEALTH_FILE_ENV, DEFAULT_HEALTH_FILE))
     sys.exit(0 if is_fresh(path) else 1)
 
 

@@ -24,6 +24,7 @@ from qgjob_agent.publisher import batch_event_publisher, heartbeat_publisher
 from qgjob_agent.runner import BatchRunner
 from qgjob_agent.status import AgentStatus
 from qgjob_contract import names
+from qgjob_contract.env import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ def main(plugin: TargetPlugin) -> None:
         config = Config.from_env(plugin)
     except ConfigError as exc:
         sys.exit(f"qgjob agent ({plugin.target.value}): configuration error: {exc}")
-    config.configure_logging()
+    # pika logs every connection it opens at INFO; the agent opens one per batch.
+    configure_logging(config.log_level)
     run(config, plugin)
 
 

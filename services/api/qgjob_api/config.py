@@ -2,53 +2,37 @@
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
 from qgjob_api.errors import ConfigError
-
-T = TypeVar("T")
+from qgjob_contract import env as shared
+from qgjob_contract.env import Env
 
 
 @dataclass(frozen=True)
 class Config:
-    redis_url: str = "redis://localhost:6379/0"
-    rabbitmq_url: str = "amqp://guest:guest@localhost:5672/%2F"
+    redis_url: str = shared.DEFAULT_REDIS_URL
+    rabbitmq_url: str = shared.DEFAULT_RABBITMQ_URL
     # An agent whose last heartbeat is older than this is listed with alive=false.
-    agent_timeout_s: float = 10.0
+    agent_timeout_s: float = shared.DEFAULT_AGENT_TIMEOUT_S
     # Most jobs one POST /v1/jobs may carry.
     max_jobs_per_request: int = 1000
-    log_level: str = "INFO"
+    log_level: str = shared.DEFAULT_LOG_LEVEL
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
+        env = Env(environ, error=ConfigError)
         defaults = cls()
-        config = cls(
-            redis_url=environ.get("REDIS_URL", defaults.redis_url),
-            rabbitmq_url=environ.get("RABBITMQ_URL", defaults.rabbitmq_url),
-            agent_timeout_s=_parse(environ, "AGENT_TIMEOUT_S", float, defaults.agent_timeout_s),
-            max_jobs_per_request=_parse(
-                environ, "API_MAX_JOBS_PER_REQUEST", int, defaults.max_jobs_per_request
+        return cls(
+            redis_url=env.url("REDIS_URL", defaults.redis_url, shared.REDIS_SCHEMES),
+            rabbitmq_url=env.url("RABBITMQ_URL", defaults.rabbitmq_url, shared.AMQP_SCHEMES),
+            agent_timeout_s=env.number(
+                "AGENT_TIMEOUT_S", defaults.agent_timeout_s, minimum=0, exclusive=True
             ),
-            log_level=environ.get("LOG_LEVEL", defaults.log_level).upper(),
+            max_jobs_per_request=env.number(
+                "API_MAX_JOBS_PER_REQUEST", defaults.max_jobs_per_request, minimum=1, integer=True
+            ),
+            log_level=env.choice("LOG_LEVEL", defaults.log_level, shared.LOG_LEVELS),
         )
-        if not config.agent_timeout_s > 0:  # also refuses NaN
-            raise ConfigError("AGENT_TIMEOUT_S must be > 0")
-        if config.max_jobs_per_request < 1:
-            raise ConfigError("API_MAX_JOBS_PER_REQUEST must be >= 1")
-        if not isinstance(logging.getLevelName(config.log_level), int):
-            raise ConfigError(f"LOG_LEVEL {config.log_level!r} is not a logging level")
-        return config
-
-
-def _parse(environ: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
-    raw = environ.get(name)
-    if raw is None:
-        return default
-    try:
-        return parse(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None

@@ -6,13 +6,10 @@ import logging
 
 from qgjob_api.app import create_app
 from qgjob_api.config import Config
+from qgjob_contract.env import configure_logging
 
 config = Config.from_env()
-logging.basicConfig(
-    level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-)
 # pika logs each failed connection attempt as several ERROR lines and a traceback; the API
 # logs one line with the cause itself (publish failures, /readyz). DEBUG shows pika's too.
-if config.log_level != "DEBUG":
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
+configure_logging(config.log_level, pika_level=logging.CRITICAL)
 app = create_app(config)

@@ -8,6 +8,7 @@ from types import FrameType
 
 import redis
 
+from qgjob_contract.env import configure_logging
 from qgjob_scheduler.config import Config
 from qgjob_scheduler.consumer import Consumer
 from qgjob_scheduler.dispatch import Dispatcher
@@ -54,11 +55,8 @@ def main() -> None:
         config = Config.from_env()
     except ConfigError as exc:
         raise SystemExit(f"qgjob-scheduler: {exc}") from exc
-    logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     # pika logs every connection step at INFO; the consumer reports what matters.
-    logging.getLogger("pika").setLevel(max(logging.getLevelName(config.log_level), logging.WARNING))
+    configure_logging(config.log_level)
     store, rq_connection = redis_clients(config)
     consumer = create_consumer(config, store, rq_connection)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,14 @@ def _enqueue(redis_url: str, queue_name: str, batch: Batch) -> Job:
     connection = redis.Redis.from_url(redis_url)
     queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
     return queue.enqueue(names.RUN_BATCH_FUNCTION, batch.to_json())
+
+
+def _wait_rq_finished(rq_job: Job, timeout_s: float = 20.0) -> None:
+    """RQ marks a job finished just after run_batch returns, i.e. after batch.finished."""
+    deadline = time.monotonic() + timeout_s
+    while rq_job.get_status(refresh=True) != RQJobStatus.FINISHED:
+        assert time.monotonic() < deadline, f"RQ job still {rq_job.get_status()}"
+        time.sleep(0.05)
 
 
 def _batch(batch_id: str, agent_id: str, version: str, *paths: str) -> Batch:
@@ -75,8 +84,7 @@ def test_batches_run_in_order_and_a_warm_agent_skips_the_install(
     rq_job = _enqueue(redis_url, queue, first)
 
     finished = event_log.wait_for(_is(EventType.BATCH_FINISHED, batch_id="b1"))
-    rq_job.refresh()
-    assert rq_job.get_status() == RQJobStatus.FINISHED
+    _wait_rq_finished(rq_job)
     assert rq_job.return_value() == finished.payload
     events = _batch_events(event_log, "b1")
     assert [(e.type, e.payload["job_id"]) for e in events[:-1]] == [

@@ -5,6 +5,10 @@ Wire format: a JSON object
      "payload": {...}}
 published to `names.EXCHANGE` with routing key = `type`, content type application/json,
 delivery mode persistent.
+
+The payload TypedDicts are the one definition of each payload's fields: producers build them
+and the scheduler validates incoming payloads against them (pydantic reads the `Annotated`
+constraints below). Producers may add fields; consumers ignore the ones they do not know.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, NotRequired, TypedDict
+from typing import Annotated, Any, NotRequired
+
+from annotated_types import Ge, MinLen, Predicate
+from typing_extensions import TypedDict
+
+from qgjob_contract.statuses import AgentState, JobStatus, is_final
+from qgjob_contract.targets import Target
 
 
 class EventType(StrEnum):
@@ -33,27 +43,41 @@ class EventType(StrEnum):
 EVENT_VERSION = 1
 
 
+def is_timestamp(text: str) -> bool:
+    """True for an ISO-8601 date and time with a time zone (`utc_now` gives one)."""
+    try:
+        return datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return False
+
+
+Id = Annotated[str, MinLen(1)]  # a non-empty identifier
+Timestamp = Annotated[str, Predicate(is_timestamp)]
+Count = Annotated[int, Ge(0)]
+FinalStatus = Annotated[JobStatus, Predicate(is_final)]
+
+
 class JobSubmitted(TypedDict):
-    job_id: str
+    job_id: Id
     org_id: str
-    app_version_id: str
+    app_version_id: Id
     test_path: str
     priority: int
-    target: str
-    created_at: str
+    target: Target
+    created_at: Timestamp
 
 
 class JobStarted(TypedDict):
-    job_id: str
-    batch_id: str
-    agent_id: str
-    started_at: str
+    job_id: Id
+    batch_id: Id
+    agent_id: Id
+    started_at: Timestamp
 
 
 class JobResult(TypedDict):
     """What an agent reports about one finished job; stored as the job's `result`."""
 
-    outcome: str  # passed | failed | error (a JobStatus)
+    outcome: FinalStatus  # passed | failed | error
     duration_s: float  # the test's own run time
     install_paid: bool  # True on the one job of a batch that paid the app install
     install_s: float  # seconds that install took (0 when not paid)
@@ -64,29 +88,29 @@ class JobResult(TypedDict):
 
 
 class JobFinished(TypedDict):
-    job_id: str
-    batch_id: str
-    agent_id: str
-    finished_at: str
+    job_id: Id
+    batch_id: Id
+    agent_id: Id
+    finished_at: Timestamp
     result: JobResult
 
 
 class AgentCounters(TypedDict):
-    agent_id: str
-    target: str
-    state: str  # an AgentState
+    agent_id: Id
+    target: Target
+    state: AgentState
     installed_app_version: str | None
-    installs: int  # app installs paid since the agent started
-    jobs_run: int  # jobs finished since the agent started
+    installs: Count  # app installs paid since the agent started
+    jobs_run: Count  # jobs finished since the agent started
 
 
 class BatchFinished(AgentCounters):
-    batch_id: str
+    batch_id: Id
 
 
 class AgentHeartbeat(AgentCounters):
     current_batch_id: str | None
-    sent_at: str
+    sent_at: Timestamp
 
 
 class EventDecodeError(ValueError):

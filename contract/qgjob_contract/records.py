@@ -12,6 +12,7 @@ from typing import Any
 
 from qgjob_contract.events import JobResult, JobSubmitted
 from qgjob_contract.statuses import JobStatus, is_final
+from qgjob_contract.targets import Target
 
 
 def _s(value: str | None) -> str:
@@ -104,7 +105,7 @@ class Job:
             app_version_id=self.app_version_id,
             test_path=self.test_path,
             priority=self.priority,
-            target=self.target,
+            target=Target(self.target),
             created_at=self.created_at,
         )
 

@@ -164,7 +164,7 @@ class BatchRunner:
         install_s: float,
     ) -> None:
         result = JobResult(
-            outcome=outcome.status.value,
+            outcome=outcome.status,
             duration_s=round(outcome.duration_s, 3),
             install_paid=install_paid,
             install_s=round(install_s, 3),

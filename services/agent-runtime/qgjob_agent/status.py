@@ -6,6 +6,7 @@ import threading
 
 from qgjob_contract.events import AgentCounters, AgentHeartbeat, BatchFinished
 from qgjob_contract.statuses import AgentState
+from qgjob_contract.targets import Target
 
 
 class AgentStatus:
@@ -19,7 +20,7 @@ class AgentStatus:
 
     def __init__(self, agent_id: str, target: str) -> None:
         self.agent_id = agent_id
-        self.target = target
+        self.target = Target(target)
         self.lock = threading.RLock()
         self._state = AgentState.IDLE
         self._installed_app_version: str | None = None
@@ -67,7 +68,7 @@ class AgentStatus:
         return AgentCounters(
             agent_id=self.agent_id,
             target=self.target,
-            state=state.value,
+            state=state,
             installed_app_version=self._installed_app_version,
             installs=self._installs,
             jobs_run=self._jobs_run,

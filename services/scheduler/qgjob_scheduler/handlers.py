@@ -15,7 +15,16 @@ import redis
 from redis import Redis
 from redis.client import Pipeline
 
-from qgjob_contract.events import Envelope, EventType
+from qgjob_contract.events import (
+    AgentCounters,
+    AgentHeartbeat,
+    BatchFinished,
+    Envelope,
+    EventType,
+    JobFinished,
+    JobStarted,
+    JobSubmitted,
+)
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Agent, Job
 from qgjob_contract.statuses import JobStatus
@@ -23,16 +32,7 @@ from qgjob_scheduler import transitions
 from qgjob_scheduler.atomic import fields, transaction
 from qgjob_scheduler.dispatch import Dispatcher
 from qgjob_scheduler.grouping import arrival_ms, group_score
-from qgjob_scheduler.payloads import (
-    AgentCountersPayload,
-    AgentHeartbeatPayload,
-    BatchFinishedPayload,
-    JobFinishedPayload,
-    JobStartedPayload,
-    JobSubmittedPayload,
-    iso,
-    parse,
-)
+from qgjob_scheduler.payloads import parse, timestamp
 from qgjob_scheduler.transitions import Verdict
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,8 @@ class EventHandler:
 
     def on_job_submitted(self, event: Envelope) -> None:
         """A queued job joins its group; then its target gets a dispatch pass."""
-        payload = parse(JobSubmittedPayload, event.payload)
-        key = Keys.job(payload.job_id)
+        payload = parse(JobSubmitted, event.payload)
+        key = Keys.job(payload["job_id"])
 
         def join_group(pipe: Pipeline) -> Job | None:
             raw = pipe.hgetall(key)
@@ -78,7 +78,7 @@ class EventHandler:
         if job is None:
             log.info(
                 "job.submitted for unknown job_id=%s (event_id=%s): ignored",
-                payload.job_id,
+                payload["job_id"],
                 event.event_id,
             )
             return
@@ -100,63 +100,64 @@ class EventHandler:
         self._dispatch(job.target, event)
 
     def on_job_started(self, event: Envelope) -> None:
-        payload = parse(JobStartedPayload, event.payload)
+        payload = parse(JobStarted, event.payload)
         verdict = transitions.apply_started(self._store, payload)
-        _log_verdict(verdict, event, payload.job_id, payload.batch_id, JobStatus.RUNNING)
+        _log_verdict(verdict, event, payload["job_id"], payload["batch_id"], JobStatus.RUNNING)
 
     def on_job_finished(self, event: Envelope) -> None:
-        payload = parse(JobFinishedPayload, event.payload)
+        payload = parse(JobFinished, event.payload)
         verdict = transitions.apply_finished(self._store, payload)
-        _log_verdict(verdict, event, payload.job_id, payload.batch_id, payload.result.outcome)
+        outcome = payload["result"]["outcome"]
+        _log_verdict(verdict, event, payload["job_id"], payload["batch_id"], outcome)
 
     def on_agent_heartbeat(self, event: Envelope) -> None:
         """Upsert the agent from its report; `current_batch_id` stays the scheduler's."""
-        payload = parse(AgentHeartbeatPayload, event.payload)
+        payload = parse(AgentHeartbeat, event.payload)
 
         def update(agent: Agent) -> Agent:
             return dataclasses.replace(
-                _with_counters(agent, payload), last_heartbeat=iso(payload.sent_at)
+                _with_counters(agent, payload), last_heartbeat=timestamp(payload["sent_at"])
             )
 
         self._update_agent(payload, update)
-        self._dispatch(payload.target.value, event)
+        self._dispatch(payload["target"].value, event)
 
     def on_batch_finished(self, event: Envelope) -> None:
         """The agent's counters, and it is free again if this was its outstanding batch."""
-        payload = parse(BatchFinishedPayload, event.payload)
+        payload = parse(BatchFinished, event.payload)
 
         def update(agent: Agent) -> Agent:
             agent = _with_counters(agent, payload)
-            if agent.current_batch_id == payload.batch_id:
+            if agent.current_batch_id == payload["batch_id"]:
                 agent = dataclasses.replace(agent, current_batch_id=None)
             return agent
 
         before = self._update_agent(payload, update)
         outstanding = before.current_batch_id if before is not None else None
-        if outstanding != payload.batch_id:
+        if outstanding != payload["batch_id"]:
             log.info(
                 "batch.finished batch_id=%s is not agent %s's outstanding batch %s "
                 "(event_id=%s): agent left as it was",
-                payload.batch_id,
-                payload.agent_id,
+                payload["batch_id"],
+                payload["agent_id"],
                 outstanding,
                 event.event_id,
             )
-        self._dispatch(payload.target.value, event)
+        self._dispatch(payload["target"].value, event)
 
     def _update_agent(
-        self, payload: AgentCountersPayload, update: Callable[[Agent], Agent]
+        self, payload: AgentCounters, update: Callable[[Agent], Agent]
     ) -> Agent | None:
         """Upsert an agent record atomically; returns the record as it was (None: new)."""
-        key = Keys.agent(payload.agent_id)
+        key = Keys.agent(payload["agent_id"])
 
         def read_modify_write(pipe: Pipeline) -> Agent | None:
             raw = pipe.hgetall(key)
             before = Agent.from_redis(raw) if raw else None
-            fresh = Agent(payload.agent_id, payload.target.value, payload.state.value)
+            fresh = Agent(payload["agent_id"], payload["target"].value, payload["state"].value)
             pipe.multi()
             pipe.hset(key, mapping=fields(update(before or fresh).to_redis()))
-            pipe.sadd(Keys.AGENTS, payload.agent_id)
+            pipe.sadd(Keys.AGENTS, payload["agent_id"])
             return before
 
         return transaction(self._store, key, read_modify_write)
@@ -174,14 +175,14 @@ class EventHandler:
             log.exception("dispatch for %s after event_id=%s failed", target, event.event_id)
 
 
-def _with_counters(agent: Agent, payload: AgentCountersPayload) -> Agent:
+def _with_counters(agent: Agent, payload: AgentCounters) -> Agent:
     return dataclasses.replace(
         agent,
-        target=payload.target.value,
-        state=payload.state.value,
-        installed_app_version=payload.installed_app_version,
-        installs=payload.installs,
-        jobs_run=payload.jobs_run,
+        target=payload["target"].value,
+        state=payload["state"].value,
+        installed_app_version=payload["installed_app_version"],
+        installs=payload["installs"],
+        jobs_run=payload["jobs_run"],
     )
 
 

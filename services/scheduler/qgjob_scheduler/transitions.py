@@ -5,17 +5,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from enum import StrEnum
-from typing import cast
 
 from redis import Redis
 from redis.client import Pipeline
 
-from qgjob_contract.events import JobResult
+from qgjob_contract.events import JobFinished, JobStarted
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Job
 from qgjob_contract.statuses import JobStatus, can_transition
 from qgjob_scheduler.atomic import fields, transaction
-from qgjob_scheduler.payloads import JobFinishedPayload, JobStartedPayload, iso
+from qgjob_scheduler.payloads import timestamp
 
 
 class Verdict(StrEnum):
@@ -36,32 +35,32 @@ def decide(job: Job | None, batch_id: str, new_status: str) -> Verdict:
     return Verdict.APPLY
 
 
-def apply_started(store: Redis, payload: JobStartedPayload) -> Verdict:
+def apply_started(store: Redis, payload: JobStarted) -> Verdict:
     """assigned -> running, with started_at."""
     return _apply(
         store,
-        payload.job_id,
-        payload.batch_id,
+        payload["job_id"],
+        payload["batch_id"],
         JobStatus.RUNNING,
         lambda job: dataclasses.replace(
-            job, status=JobStatus.RUNNING.value, started_at=iso(payload.started_at)
+            job, status=JobStatus.RUNNING.value, started_at=timestamp(payload["started_at"])
         ),
     )
 
 
-def apply_finished(store: Redis, payload: JobFinishedPayload) -> Verdict:
+def apply_finished(store: Redis, payload: JobFinished) -> Verdict:
     """-> the reported outcome, with finished_at and the result."""
-    outcome = payload.result.outcome
+    outcome = payload["result"]["outcome"]
     return _apply(
         store,
-        payload.job_id,
-        payload.batch_id,
+        payload["job_id"],
+        payload["batch_id"],
         outcome,
         lambda job: dataclasses.replace(
             job,
             status=outcome.value,
-            finished_at=iso(payload.finished_at),
-            result=cast(JobResult, payload.result.as_result()),
+            finished_at=timestamp(payload["finished_at"]),
+            result=payload["result"],
         ),
     )
 

@@ -6,14 +6,9 @@ from typing import Any
 
 import pytest
 
-from qgjob_contract.events import utc_now
+from qgjob_contract.events import AgentHeartbeat, JobFinished, JobSubmitted, utc_now
 from qgjob_scheduler.errors import InvalidEvent
-from qgjob_scheduler.payloads import (
-    AgentHeartbeatPayload,
-    JobFinishedPayload,
-    JobSubmittedPayload,
-    parse,
-)
+from qgjob_scheduler.payloads import parse, timestamp
 
 
 def finished(**result: Any) -> dict[str, Any]:
@@ -52,16 +47,16 @@ def heartbeat(**overrides: Any) -> dict[str, Any]:
 
 
 def test_valid_finished_keeps_its_result_without_absent_optional_fields() -> None:
-    payload = parse(JobFinishedPayload, finished())
-    assert payload.result.as_result() == finished()["result"]
-    with_reason = parse(JobFinishedPayload, finished(outcome="error", reason="install_failed"))
-    assert with_reason.result.as_result()["reason"] == "install_failed"
+    payload = parse(JobFinished, finished())
+    assert payload["result"] == finished()["result"]
+    with_reason = parse(JobFinished, finished(outcome="error", reason="install_failed"))
+    assert with_reason["result"]["reason"] == "install_failed"
 
 
 @pytest.mark.parametrize("outcome", ["running", "queued", "assigned", "exploded"])
 def test_finished_with_a_non_final_outcome_is_invalid(outcome: str) -> None:
     with pytest.raises(InvalidEvent, match="outcome"):
-        parse(JobFinishedPayload, finished(outcome=outcome))
+        parse(JobFinished, finished(outcome=outcome))
 
 
 @pytest.mark.parametrize("missing", ["job_id", "batch_id", "finished_at", "result"])
@@ -69,28 +64,28 @@ def test_finished_missing_a_field_is_invalid(missing: str) -> None:
     payload = finished()
     del payload[missing]
     with pytest.raises(InvalidEvent, match=missing):
-        parse(JobFinishedPayload, payload)
+        parse(JobFinished, payload)
 
 
 def test_heartbeat_ignores_unknown_fields_and_checks_enums() -> None:
-    assert parse(AgentHeartbeatPayload, heartbeat()).agent_id == "emu-1"
+    assert parse(AgentHeartbeat, heartbeat())["agent_id"] == "emu-1"
     with pytest.raises(InvalidEvent, match="target"):
-        parse(AgentHeartbeatPayload, heartbeat(target="mainframe"))
+        parse(AgentHeartbeat, heartbeat(target="mainframe"))
     with pytest.raises(InvalidEvent, match="state"):
-        parse(AgentHeartbeatPayload, heartbeat(state="sleepy"))
+        parse(AgentHeartbeat, heartbeat(state="sleepy"))
     with pytest.raises(InvalidEvent, match="installs"):
-        parse(AgentHeartbeatPayload, heartbeat(installs=-1))
+        parse(AgentHeartbeat, heartbeat(installs=-1))
 
 
 def test_timestamps_without_a_time_zone_are_invalid() -> None:
     with pytest.raises(InvalidEvent, match="sent_at"):
-        parse(AgentHeartbeatPayload, heartbeat(sent_at="2026-11-29T10:00:00"))
+        parse(AgentHeartbeat, heartbeat(sent_at="2026-11-29T10:00:00"))
 
 
 def test_submitted_with_empty_job_id_is_invalid() -> None:
     with pytest.raises(InvalidEvent, match="job_id"):
         parse(
-            JobSubmittedPayload,
+            JobSubmitted,
             {
                 "job_id": "",
                 "org_id": "qualgent",
@@ -101,3 +96,7 @@ def test_submitted_with_empty_job_id_is_invalid() -> None:
                 "created_at": utc_now(),
             },
         )
+
+
+def test_timestamps_are_stored_in_utc_with_milliseconds() -> None:
+    assert timestamp("2026-11-29T11:00:01.25+01:00") == "2026-11-29T10:00:01.250+00:00"

@@ -53,8 +53,10 @@ def test_24_jobs_over_2_versions_and_3_targets_install_once_per_needed_batch(
 
     assert installs_reported == len(paid)
     assert installs_reported < len(jobs)
-    # Every (target, version) group needed its own install at least once.
-    assert installs_reported >= len(TARGETS) * len(versions)
+    # Each request's 4 jobs fit one batch, so each (target, version) group ran whole on one
+    # agent, and each of those batches paid its one install (every version here is new).
+    assert len(batches) == len(TARGETS) * len(versions)
+    assert installs_reported == len(batches)
 
 
 def test_failing_test_ends_failed_and_submit_wait_exits_nonzero(stack: Stack) -> None:

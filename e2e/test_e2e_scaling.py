@@ -21,6 +21,7 @@ def test_30_single_version_jobs_spread_over_scaled_emulator_agents(stack: Stack)
     )
     assert len({a["agent_id"] for a in emulators}) == 3
 
+    before = {a["agent_id"]: a["installs"] for a in stack.wait_agents_idle()}
     version = f"scale-{uuid.uuid4().hex[:8]}"
     response = stack.post(
         "/v1/jobs",
@@ -36,3 +37,9 @@ def test_30_single_version_jobs_spread_over_scaled_emulator_agents(stack: Stack)
     assert Counter(job["status"] for job in jobs) == {"passed": 30}
     per_agent = Counter(job["assigned_agent"] for job in jobs)
     assert len(per_agent) >= 2, per_agent
+    # The group was split into large batches, one per agent it went to, each paying one
+    # install: not trickled out job by job.
+    batches = {job["batch_id"] for job in jobs}
+    assert len(batches) == len(per_agent), per_agent
+    after = {a["agent_id"]: a["installs"] for a in stack.wait_agents_idle()}
+    assert sum(after[agent] - before.get(agent, 0) for agent in after) == len(per_agent)

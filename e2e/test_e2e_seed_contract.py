@@ -79,6 +79,8 @@ def test_unknown_job_id_is_404_with_error(stack: Stack) -> None:
             "target",
         ),
         ({"org_id": "o" * 10_000, "app_version_id": "v", "test_path": "t.js"}, "org_id"),
+        ({"org_id": "o", "app_version_id": "v", "test_path": "t.js", "priority": "1"}, "priority"),
+        ({"org_id": "o", "app_version_id": 7, "test_path": "t.js"}, "app_version_id"),
     ],
 )
 def test_bad_input_is_400_naming_the_field(
@@ -87,19 +89,22 @@ def test_bad_input_is_400_naming_the_field(
     response = stack.post("/submit", body)
     assert response.status_code == 400
     error = response.json()
-    assert error["error"]
+    assert error["error"] == "validation_error"
+    assert error["field"] == field
     assert field in error["message"]
 
 
-def test_non_json_body_is_400_json_error(stack: Stack) -> None:
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json"])
+def test_non_json_body_is_400_json_error(stack: Stack, content_type: str) -> None:
     response = requests.post(
         stack.api_url + "/submit",
-        data=b"org_id=qualgent",
-        headers={"Content-Type": "text/plain"},
+        data=b"org_id=qualgent&test_path=x",
+        headers={"Content-Type": content_type},
         timeout=10,
     )
     assert response.status_code == 400
-    assert set(response.json()) >= {"error", "message"}
+    assert response.json()["error"] == "invalid_json"
+    assert response.json()["message"]
 
 
 def test_health_and_readiness(stack: Stack) -> None:

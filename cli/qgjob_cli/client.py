@@ -12,7 +12,14 @@ from urllib.parse import quote
 
 import requests
 
-from qgjob_cli.errors import NotFound, QgjobError, RequestRejected, ServerError, ServerUnreachable
+from qgjob_cli.errors import (
+    NotFound,
+    QgjobError,
+    RequestRejected,
+    ServerError,
+    ServerFailed,
+    ServerUnreachable,
+)
 
 # A job record exactly as the server sends it (job_id, status, final, result, ...).
 JobRecord = dict[str, Any]
@@ -116,7 +123,7 @@ def _body(response: requests.Response, what: str) -> Any:
     elif 400 <= status < 500:
         error, text = RequestRejected, f"the server rejected the request: {message}"
     elif status >= 500:
-        error, text = ServerError, f"server error (HTTP {status}): {message}"
+        error, text = ServerFailed, f"server error (HTTP {status}): {message}"
     else:
         error, text = ServerError, f"unexpected answer to {what}: HTTP {status}"
     raise error(text)

@@ -11,6 +11,8 @@ class QgjobError(Exception):
     """A failure the CLI reports as one line on stderr; `str(error)` is that line."""
 
     exit_code: ClassVar[ExitCode] = ExitCode.SERVER_ERROR
+    # True when the same request may well succeed a moment later (see waiting.py).
+    transient: ClassVar[bool] = False
 
 
 class RequestRejected(QgjobError):
@@ -23,12 +25,19 @@ class ServerUnreachable(QgjobError):
     """No connection to the server, or no answer in time."""
 
     exit_code = ExitCode.UNREACHABLE
+    transient = True
 
 
 class ServerError(QgjobError):
-    """A 5xx, or a response the client does not understand."""
+    """A response the client does not understand, or (as ServerFailed) a 5xx."""
 
     exit_code = ExitCode.SERVER_ERROR
+
+
+class ServerFailed(ServerError):
+    """The server answered 5xx (503 while Redis or RabbitMQ is away, a proxy's 502, ...)."""
+
+    transient = True
 
 
 class NotFound(QgjobError):

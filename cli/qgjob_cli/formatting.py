@@ -7,9 +7,10 @@ from collections import Counter
 from typing import Any
 
 from qgjob_cli.client import JobRecord
+from qgjob_cli.vocabulary import STATUSES
 
 NONE = "-"
-_STATUS_WIDTH = len("cancelled")  # the longest status
+_STATUS_WIDTH = max(len(status) for status in STATUSES)
 _STATUS_FIELDS = (
     "job_id",
     "status",

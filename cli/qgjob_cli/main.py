@@ -17,10 +17,10 @@ from qgjob_cli import formatting
 from qgjob_cli.client import Client, JobRecord
 from qgjob_cli.errors import QgjobError
 from qgjob_cli.exit_codes import ExitCode, epilog
+from qgjob_cli.vocabulary import DEFAULT_TARGET, STATUSES, TARGETS
 from qgjob_cli.waiting import wait_for_jobs
 
 DEFAULT_API_URL = "http://localhost:5000"
-DEFAULT_TARGET = "emulator"  # the server's own default: sent explicitly all the same
 DEFAULT_PRIORITY = 1
 
 
@@ -41,6 +41,10 @@ class State:
 
 def _error_line(message: str) -> None:
     click.echo(f"qgjob: error: {message}", err=True)
+
+
+def _warning_line(message: str) -> None:
+    click.echo(f"qgjob: warning: {message}", err=True)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -128,7 +132,7 @@ def cli(ctx: click.Context, api_url: str) -> None:
     "--target",
     default=DEFAULT_TARGET,
     show_default=True,
-    help="Kind of device: emulator, device, browserstack.",
+    help=f"Kind of device: {', '.join(TARGETS)}.",
 )
 @click.option(
     "--priority",
@@ -176,7 +180,8 @@ def submit(
           --test=tests/login.spec.js --test=tests/checkout.spec.js --wait --timeout=600
 
     With --wait, each job's line (id, test, status, agent, duration) is printed as it
-    finishes, then a summary; the exit code tells how the suite went.
+    finishes, then a summary; the exit code tells how the suite went. A poll that fails
+    because the server is unreachable or answers 5xx is retried after 1, 2, 4 and 8 s.
     """
     if not wait:
         for option in ("timeout", "poll_interval"):
@@ -234,6 +239,7 @@ def _wait_and_report(
         clock=state.deps.clock,
         sleep=state.deps.sleep,
         on_final=echo_line,
+        on_retry=lambda error, pause_s: _warning_line(f"retrying in {pause_s:.3g} s: {error}"),
     )
     if as_json:
         click.echo(formatting.to_json({"jobs": result.jobs, "timed_out": result.timed_out}))
@@ -265,7 +271,7 @@ def status(state: State, job_id: str, as_json: bool) -> None:
 
 @cli.command("list")
 @click.option("--org-id")
-@click.option("--status", help="queued, assigned, running, passed, failed, error, cancelled")
+@click.option("--status", help=", ".join(STATUSES))
 @click.option("--app-version-id")
 @click.option("--target")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many jobs.")

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from qgjob_cli.client import JobRecord
+from qgjob_cli.errors import QgjobError
 from qgjob_cli.exit_codes import ExitCode
+from qgjob_cli.vocabulary import FAILED, PASSED
 
-# The only two statuses the CLI interprets; any other final status (error, cancelled, or
-# one a newer server adds) counts as an infrastructure outcome.
-PASSED = "passed"
-FAILED = "failed"
+# A transient error (server unreachable, 5xx) while fetching a job is retried after a pause
+# that doubles each time (1, 2, 4, 8 s); the RETRY_ATTEMPTS-th failure in a row, or the
+# deadline passing, ends the wait with that error.
+RETRY_ATTEMPTS = 5
+FIRST_RETRY_PAUSE_S = 1.0
 
 
 class JobReader(Protocol):
@@ -58,11 +61,14 @@ def wait_for_jobs(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
     on_final: Callable[[JobRecord], None] = lambda job: None,
+    on_retry: Callable[[QgjobError, float], None] = lambda error, pause_s: None,
 ) -> WaitResult:
     """Poll each unfinished job until all are final or `timeout_s` has passed.
 
     `on_final` is called once per job, as soon as it is seen final. A job is fetched
-    once per round until it is final; the first round starts at once.
+    once per round until it is final; the first round starts at once. A transient error
+    is retried (see RETRY_ATTEMPTS); `on_retry` is called with it and the pause before
+    the retry. Any other error, or one retried too often, leaves as the QgjobError.
     """
     order = list(dict.fromkeys(job_ids))
     deadline = None if timeout_s is None else clock() + timeout_s
@@ -71,13 +77,48 @@ def wait_for_jobs(
     while True:
         still_pending = []
         for job_id in pending:
-            job = latest[job_id] = client.get_job(job_id)
+            job = latest[job_id] = _fetch(
+                client, job_id, deadline=deadline, clock=clock, sleep=sleep, on_retry=on_retry
+            )
             if job["final"]:
                 on_final(job)
             else:
                 still_pending.append(job_id)
         pending = still_pending
         now = clock()
-        if not pending or (deadline is not None and now >= deadline):
+        if not pending or _passed(deadline, now):
             return WaitResult(jobs=[latest[job_id] for job_id in order], timed_out=bool(pending))
-        sleep(poll_interval_s if deadline is None else min(poll_interval_s, deadline - now))
+        sleep(_capped(poll_interval_s, deadline, now))
+
+
+def _fetch(
+    client: JobReader,
+    job_id: str,
+    *,
+    deadline: float | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    on_retry: Callable[[QgjobError, float], None],
+) -> JobRecord:
+    """The job's record, fetched again after a pause while the error is transient."""
+    failures = 0
+    while True:
+        try:
+            return client.get_job(job_id)
+        except QgjobError as error:
+            failures += 1
+            now = clock()
+            if not error.transient or failures >= RETRY_ATTEMPTS or _passed(deadline, now):
+                raise
+            pause_s = _capped(FIRST_RETRY_PAUSE_S * 2 ** (failures - 1), deadline, now)
+            on_retry(error, pause_s)
+            sleep(pause_s)
+
+
+def _passed(deadline: float | None, now: float) -> bool:
+    return deadline is not None and now >= deadline
+
+
+def _capped(seconds: float, deadline: float | None, now: float) -> float:
+    """`seconds`, or less so as to wake up at the deadline."""
+    return seconds if deadline is None else min(seconds, deadline - now)

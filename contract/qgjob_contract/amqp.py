@@ -12,6 +12,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from tenacity import (
+    before_sleep_log,
     retry,
     retry_if_exception_type,
     stop_after_attempt,
@@ -115,6 +116,7 @@ class ConfirmingPublisher:
             retry=retry_if_exception_type(CONNECTION_ERRORS),
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=0.2, max=self._max_backoff_s),
+            before_sleep=before_sleep_log(log, logging.WARNING),
             reraise=True,
         )(self._publish_once)
         try:

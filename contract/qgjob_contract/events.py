@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, NotRequired
 
@@ -28,8 +28,9 @@ from qgjob_contract.targets import Target
 
 
 class EventType(StrEnum):
-    # API -> scheduler: a job was accepted and stored (status queued).
-    JOB_SUBMITTED = "job.submitted"
+    # API -> scheduler: the jobs of one request were accepted and stored (status queued).
+    # One event per request, so the scheduler sees a submitted suite whole and can batch it.
+    JOBS_SUBMITTED = "jobs.submitted"
     # agent -> scheduler: a test began on an agent.
     JOB_STARTED = "job.started"
     # agent -> scheduler: a job reached a final outcome on an agent.
@@ -65,6 +66,10 @@ class JobSubmitted(TypedDict):
     priority: int
     target: Target
     created_at: Timestamp
+
+
+class JobsSubmitted(TypedDict):
+    jobs: Annotated[list[JobSubmitted], MinLen(1)]
 
 
 class JobStarted(TypedDict):
@@ -109,7 +114,10 @@ class BatchFinished(AgentCounters):
 
 
 class AgentHeartbeat(AgentCounters):
-    current_batch_id: str | None
+    current_batch_id: str | None  # the batch the agent is running now
+    # The last batch the agent ended, finished or aborted. A scheduler that still holds the
+    # agent bound to it learns here that the batch is over even if batch.finished was lost.
+    last_batch_id: str | None
     sent_at: Timestamp
 
 
@@ -117,9 +125,36 @@ class EventDecodeError(ValueError):
     """The bytes are not a valid qgjob event envelope."""
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An ISO-8601 timestamp as an aware datetime (naive means UTC); ValueError if not one."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def timestamp_ms(text: str) -> int:
+    """Whole milliseconds since the epoch of an ISO-8601 timestamp (naive means UTC).
+
+    Integer arithmetic on the timedelta: no float in between.
+    """
+    return (parse_timestamp(text) - _EPOCH) // timedelta(milliseconds=1)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """`moment` as every qgjob timestamp is written: ISO-8601 UTC with milliseconds.
+
+    A naive datetime is taken as UTC.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def utc_now() -> str:
     """Current time as ISO-8601 UTC with milliseconds, the format of every timestamp."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return format_timestamp(datetime.now(UTC))
 
 
 @dataclass(frozen=True)

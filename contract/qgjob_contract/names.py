@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from typing import Final
 
+from qgjob_contract.events import EventType
+
 # --- AMQP ------------------------------------------------------------------------------
 # One durable topic exchange; the routing key of a message is its event type.
 EXCHANGE: Final = "qgjob.events"
 # Messages a consumer cannot decode are rejected into this exchange, then this queue.
 DEAD_LETTER_EXCHANGE: Final = "qgjob.events.dead-letter"
 DEAD_LETTER_QUEUE: Final = "qgjob.dead-letter"
-# The scheduler's durable queue; it receives every event type.
+# The scheduler's durable queue; it receives every event type (bound by exact routing key,
+# so a new event type is routed as soon as it is added to EventType).
 SCHEDULER_QUEUE: Final = "qgjob.scheduler"
-SCHEDULER_BINDINGS: Final = ("job.*", "batch.*", "agent.*")
+SCHEDULER_BINDINGS: Final = tuple(event_type.value for event_type in EventType)
 
 # --- RQ --------------------------------------------------------------------------------
 # Dotted path of the function an agent runs for one batch. Enqueued by name, so the
@@ -24,13 +27,8 @@ RUN_BATCH_FUNCTION: Final = "qgjob_agent.runtime.run_batch"
 
 
 def agent_queue(agent_id: str) -> str:
-    """RQ queue of one agent: batches the scheduler bound to that agent (affinity)."""
+    """RQ queue of one agent, the only one it listens on: batches the scheduler bound to it."""
     return f"qgjob.agent.{agent_id}"
-
-
-def target_queue(target: str) -> str:
-    """RQ queue shared by every agent of a target; each agent listens on it after its own."""
-    return f"qgjob.target.{target}"
 
 
 # --- Redis -----------------------------------------------------------------------------

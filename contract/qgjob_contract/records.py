@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from qgjob_contract.events import JobResult, JobSubmitted
+from qgjob_contract.events import JobResult, JobSubmitted, parse_timestamp
 from qgjob_contract.statuses import JobStatus, is_final
 from qgjob_contract.targets import Target
 
@@ -151,6 +152,19 @@ class Agent:
             current_batch_id=_opt(f.get("current_batch_id")),
         )
 
+    def is_alive(self, now: datetime, timeout_s: float) -> bool:
+        """True when the last heartbeat is at most `timeout_s` old at `now` (aware).
+
+        An agent never heard from, or with an unreadable heartbeat time, is not alive.
+        """
+        if self.last_heartbeat is None:
+            return False
+        try:
+            seen = parse_timestamp(self.last_heartbeat)
+        except ValueError:
+            return False
+        return now - seen <= timedelta(seconds=timeout_s)
+
     def to_api(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -176,6 +190,12 @@ class Batch:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_redis(cls, raw: dict[Any, Any]) -> Batch:
+        """A batch record as the scheduler stores it: a hash whose `jobs` field is JSON."""
+        f = _fields(raw)
+        return cls.from_json({**f, "jobs": json.loads(f["jobs"])})
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Batch:

@@ -57,3 +57,14 @@ class ErrorReason(StrEnum):
     INSTALL_FAILED = "install_failed"  # the batch's app install failed; no test ran
     DRIVER_ERROR = "driver_error"  # the driver crashed or could not start the test
     TIMEOUT = "timeout"  # the test ran longer than the agent's per-test timeout
+    NOT_REPORTED = "not_reported"  # its batch ended without the agent reporting the job
+
+
+class DriverName(StrEnum):
+    """The drivers every agent offers; a JobResult's `driver` names the one that ran the job.
+
+    A target's plugin may add drivers of its own, so `driver` may name one not listed here.
+    """
+
+    SIMULATOR = "simulator"  # sleeps and decides the outcome from the test path: no real test
+    COMMAND = "command"  # runs a real process per test from a command template

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qgjob_agent.drivers.base import DriverName
 from qgjob_agent.errors import ConfigError
 from qgjob_agent.template import INSTALL_VARIABLES, TEST_VARIABLES, CommandTemplate
 from qgjob_contract import env as shared
 from qgjob_contract.env import Env
+from qgjob_contract.statuses import DriverName
 from qgjob_contract.targets import Target
 
 if TYPE_CHECKING:

@@ -2,7 +2,9 @@
 
 It has its own publisher (pika connections are not thread-safe). A publish that fails is
 logged and tried again at the next beat: the broker may be restarting. After each confirmed
-heartbeat it touches the health file the container's healthcheck reads.
+heartbeat it touches the health file the container's healthcheck reads. `beat_soon` cuts the
+wait short: after a batch aborts, the scheduler learns from the next heartbeat's
+`last_batch_id` that the agent is free, without waiting for a whole interval.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Heartbeat:
         self._health_file = health_file
         self._now = now
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # set to end the current wait early
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
 
     def start(self) -> None:
@@ -45,7 +48,12 @@ class Heartbeat:
     def stop(self, timeout_s: float = 5.0) -> None:
         """Send the final `offline` heartbeat and end the thread (waits up to timeout_s)."""
         self._stopping.set()
+        self._wake.set()
         self._thread.join(timeout_s)
+
+    def beat_soon(self) -> None:
+        """Send the next heartbeat now instead of at the end of the interval (any thread)."""
+        self._wake.set()
 
     def beat(self, state: AgentState | None = None) -> bool:
         """Publish one heartbeat; True when the broker confirmed it."""
@@ -72,10 +80,10 @@ class Heartbeat:
 
     def _loop(self) -> None:
         try:
-            while True:
+            while not self._stopping.is_set():
                 self.beat()
-                if self._stopping.wait(self._interval_s):
-                    break
+                self._wake.wait(self._interval_s)
+                self._wake.clear()
             self.beat(AgentState.OFFLINE)
         finally:
             self._publisher.close()

@@ -6,9 +6,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from qgjob_agent.config import Config
-from qgjob_agent.drivers.base import Driver, DriverName
+from qgjob_agent.drivers.base import Driver
 from qgjob_agent.drivers.command import CommandDriver
 from qgjob_agent.drivers.simulator import SimulatorDriver
+from qgjob_contract.statuses import DriverName
 from qgjob_contract.targets import Target
 
 DriverFactory = Callable[[Config], Driver]

@@ -4,6 +4,9 @@ Events, in order: for each job `job.started` then `job.finished`, then `batch.fi
 When the install fails no test runs: every job gets only `job.finished` (error,
 install_failed). A driver that crashes on a test ends that job `error` (driver_error) and
 the batch goes on. A publish the broker never confirms aborts the batch (PublishError).
+
+However a batch ends, finished or aborted, the agent is idle afterwards and its heartbeats
+name the batch as `last_batch_id`: the scheduler ends the jobs it was never told about.
 """
 
 from __future__ import annotations
@@ -63,24 +66,38 @@ class BatchRunner:
             batch.app_version_id,
         )
         self._status.begin_batch(batch.batch_id)
+        reported: set[str] = set()  # jobs whose job.finished the broker confirmed
         try:
-            self._run_jobs(batch)
-        except BaseException:
+            self._run_jobs(batch, reported)
+            with self._status.lock:
+                finished = self._status.end_batch(batch.batch_id)
+                self._publisher.publish(make_event(EventType.BATCH_FINISHED, finished))
+        except BaseException as exc:
             self._status.end_batch(batch.batch_id)
-            log.error("batch %s: aborted; its unfinished jobs were not reported", batch.batch_id)
+            unreported = [job.job_id for job in batch.jobs if job.job_id not in reported]
+            log.error(
+                "batch %s: aborted (%s: %s); its unfinished jobs were not reported: %s",
+                batch.batch_id,
+                type(exc).__name__,
+                exc,
+                ", ".join(unreported) or "none",
+            )
             raise
-        with self._status.lock:
-            finished = self._status.end_batch(batch.batch_id)
-            self._publisher.publish(make_event(EventType.BATCH_FINISHED, finished))
         log.info("batch %s: finished (%d jobs run so far)", batch.batch_id, finished["jobs_run"])
         return finished
 
-    def _run_jobs(self, batch: Batch) -> None:
+    def refuse(self, batch_id: str | None, error: Exception) -> None:
+        """A batch too malformed to run: none of its jobs runs, but it still ends here."""
+        log.error("batch %s: malformed, not run: %r", batch_id, error)
+        if batch_id is not None:
+            self._status.end_batch(batch_id)
+
+    def _run_jobs(self, batch: Batch, reported: set[str]) -> None:
         install = self._install(batch)
         for index, job in enumerate(batch.jobs):
             if install.error is not None:
                 failed = RunOutcome(JobStatus.ERROR, 0.0, install.error, ErrorReason.INSTALL_FAILED)
-                self._finish(batch, job, failed, install_paid=False, install_s=0.0)
+                self._finish(batch, job, failed, reported, install_paid=False, install_s=0.0)
                 continue
             pays_install = install.paid and index == 0
             self._publisher.publish(
@@ -99,6 +116,7 @@ class BatchRunner:
                 batch,
                 job,
                 outcome,
+                reported,
                 install_paid=pays_install,
                 install_s=install.seconds if pays_install else 0.0,
             )
@@ -159,6 +177,7 @@ class BatchRunner:
         batch: Batch,
         job: BatchJob,
         outcome: RunOutcome,
+        reported: set[str],
         *,
         install_paid: bool,
         install_s: float,
@@ -187,6 +206,7 @@ class BatchRunner:
                 ),
             )
         )
+        reported.add(job.job_id)
         log.info(
             "job %s (batch %s): %s in %.2f s%s",
             job.job_id,

@@ -8,6 +8,7 @@ starts. That context is the agent's only global.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 class AgentContext:
     runner: BatchRunner
     publisher: EventPublisher  # the runner's; closed after each batch
+    # Asks for a heartbeat now: after an aborted batch it tells the scheduler, through
+    # `last_batch_id`, that the agent is free although no batch.finished came.
+    beat_soon: Callable[[], None]
 
 
 _context: AgentContext | None = None
@@ -39,11 +43,18 @@ def run_batch(batch: dict[str, Any]) -> dict[str, Any]:
     if context is None:
         raise AgentError("run_batch needs the agent context: start it with the agent's main()")
     try:
-        parsed = Batch.from_json(batch)
-    except (KeyError, TypeError) as exc:
-        log.error("batch %s: malformed, not run: %r", batch.get("batch_id"), exc)
+        return dict(context.runner.run(_parse(batch, context.runner)))
+    except BaseException:
+        context.beat_soon()
         raise
-    try:
-        return dict(context.runner.run(parsed))
     finally:
         context.publisher.close()
+
+
+def _parse(batch: dict[str, Any], runner: BatchRunner) -> Batch:
+    try:
+        return Batch.from_json(batch)
+    except (KeyError, TypeError) as exc:
+        batch_id = batch.get("batch_id")
+        runner.refuse(batch_id if isinstance(batch_id, str) else None, exc)
+        raise

@@ -26,7 +26,8 @@ class AgentStatus:
         self._installed_app_version: str | None = None
         self._installs = 0
         self._jobs_run = 0
-        self._batch_id: str | None = None
+        self._batch_id: str | None = None  # the batch running now
+        self._last_batch_id: str | None = None  # the last batch that ended, however it ended
 
     @property
     def installed_app_version(self) -> str | None:
@@ -50,9 +51,11 @@ class AgentStatus:
             self._jobs_run += 1
 
     def end_batch(self, batch_id: str) -> BatchFinished:
+        """The batch is over, finished or aborted: the agent is idle, and says so in heartbeats."""
         with self.lock:
             self._state = AgentState.IDLE
             self._batch_id = None
+            self._last_batch_id = batch_id
             return BatchFinished(**self._counters(AgentState.IDLE), batch_id=batch_id)
 
     def heartbeat(self, sent_at: str, state: AgentState | None = None) -> AgentHeartbeat:
@@ -61,6 +64,7 @@ class AgentStatus:
             return AgentHeartbeat(
                 **self._counters(state or self._state),
                 current_batch_id=self._batch_id,
+                last_batch_id=self._last_batch_id,
                 sent_at=sent_at,
             )
 

@@ -41,15 +41,26 @@ class CommandTemplate:
         """The argument list with every placeholder replaced by its value."""
         return [argument.format_map(values) for argument in self.arguments]
 
+    @property
+    def program(self) -> str | None:
+        """The program the command runs; None when its name holds a placeholder."""
+        first = self.arguments[0]
+        return None if _fields(first) else first.format_map({})
+
+
+def _fields(argument: str) -> list[tuple[str, str | None, str | None]]:
+    """The placeholders of one argument: (name, format spec, conversion) each."""
+    return [
+        (name, spec, conversion)
+        for _, name, spec, conversion in string.Formatter().parse(argument)
+        if name is not None
+    ]
+
 
 def _check_placeholders(argument: str, variables: frozenset[str], *, source: str) -> None:
     allowed = ", ".join(sorted(variables))
     try:
-        fields = [
-            (name, spec, conversion)
-            for _, name, spec, conversion in string.Formatter().parse(argument)
-            if name is not None
-        ]
+        fields = _fields(argument)
     except ValueError as exc:
         raise ConfigError(f"{source}: bad placeholder in {argument!r}: {exc}") from exc
     for name, spec, conversion in fields:

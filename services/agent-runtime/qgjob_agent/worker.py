@@ -1,8 +1,9 @@
 """The agent's composition root: config, driver, publishers, heartbeat thread, RQ worker.
 
 One process = one device slot = one RQ SimpleWorker (no fork per job) listening on its own
-queue first, then its target's. SIGTERM stops it warmly: a running batch finishes, then a
-final `offline` heartbeat is sent.
+queue only: the scheduler hands a batch to an agent it knows is free, so no other queue may
+feed it. SIGTERM stops it warmly: a running batch finishes, then a final `offline` heartbeat
+is sent.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 
 from qgjob_agent import runtime
 from qgjob_agent.config import Config
+from qgjob_agent.drivers.base import Driver
 from qgjob_agent.errors import ConfigError
 from qgjob_agent.heartbeat import Heartbeat
 from qgjob_agent.plugin import TargetPlugin
@@ -35,29 +37,30 @@ def main(plugin: TargetPlugin) -> None:
     """Console-script entry point of a target package."""
     try:
         config = Config.from_env(plugin)
+        driver = plugin.make_driver(config)  # a driver checks its own settings here
     except ConfigError as exc:
         sys.exit(f"qgjob agent ({plugin.target.value}): configuration error: {exc}")
     # pika logs every connection it opens at INFO; the agent opens one per batch.
     configure_logging(config.log_level)
-    run(config, plugin)
+    run(config, driver)
 
 
-def run(config: Config, plugin: TargetPlugin) -> None:
+def run(config: Config, driver: Driver) -> None:
     status = AgentStatus(config.agent_id, config.target.value)
-    driver = plugin.make_driver(config)
-    events = batch_event_publisher(config.rabbitmq_url)
-    runtime.set_context(runtime.AgentContext(BatchRunner(driver, events, status), events))
     heartbeat = Heartbeat(
         heartbeat_publisher(config.rabbitmq_url),
         status,
         interval_s=config.heartbeat_s,
         health_file=config.health_file,
     )
+    events = batch_event_publisher(config.rabbitmq_url)
+    runner = BatchRunner(driver, events, status)
+    runtime.set_context(runtime.AgentContext(runner, events, heartbeat.beat_soon))
     connection = redis.Redis.from_url(config.redis_url)  # RQ needs bytes: no decode_responses
     try:
         _wait_for_redis(connection)
         worker = SimpleWorker(
-            [names.agent_queue(config.agent_id), names.target_queue(config.target.value)],
+            [names.agent_queue(config.agent_id)],
             name=config.agent_id,
             connection=connection,
             serializer=JSONSerializer,

@@ -8,12 +8,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import redis
 from redis.typing import EncodableT, FieldT
 
+from qgjob_contract.events import timestamp_ms
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Agent, Job
 
@@ -75,11 +76,6 @@ class JobFilter:
         )
 
 
-def created_score(created_at: str) -> int:
-    """The JOBS_BY_TIME score of a job: its creation time in ms since the epoch."""
-    return int(datetime.fromisoformat(created_at).timestamp() * 1000)
-
-
 def create_jobs(client: redis.Redis, jobs: Sequence[Job]) -> None:
     """Store every record and index it, atomically (one MULTI for the whole request)."""
     pipe = client.pipeline(transaction=True)
@@ -87,7 +83,7 @@ def create_jobs(client: redis.Redis, jobs: Sequence[Job]) -> None:
         # Copied into redis-py's own key type: Mapping keys are invariant for mypy.
         record: dict[FieldT, EncodableT] = {k: v for k, v in job.to_redis().items()}
         pipe.hset(Keys.job(job.job_id), mapping=record)
-    pipe.zadd(Keys.JOBS_BY_TIME, {job.job_id: created_score(job.created_at) for job in jobs})
+    pipe.zadd(Keys.JOBS_BY_TIME, {job.job_id: timestamp_ms(job.created_at) for job in jobs})
     pipe.execute()
 
 
@@ -159,22 +155,8 @@ def list_agents(client: redis.Redis, *, now: datetime, timeout_s: float) -> list
     for raw in pipe.execute():
         if raw:
             agent = Agent.from_redis(raw)
-            alive = is_alive(agent.last_heartbeat, now=now, timeout_s=timeout_s)
-            agents.append({**agent.to_api(), "alive": alive})
+            agents.append({**agent.to_api(), "alive": agent.is_alive(now, timeout_s)})
     return agents
-
-
-def is_alive(last_heartbeat: str | None, *, now: datetime, timeout_s: float) -> bool:
-    """True when the last heartbeat is at most `timeout_s` old."""
-    if last_heartbeat is None:
-        return False
-    try:
-        seen = datetime.fromisoformat(last_heartbeat)
-    except ValueError:
-        return False
-    if seen.tzinfo is None:
-        seen = seen.replace(tzinfo=UTC)
-    return (now - seen).total_seconds() <= timeout_s
 
 
 def _with_scores(entries: object) -> list[tuple[bytes | str, float]]:

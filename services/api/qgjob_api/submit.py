@@ -1,15 +1,17 @@
 """The submit flow shared by POST /submit and POST /v1/jobs.
 
-Store the records (status queued), then publish one job.submitted per job with publisher
-confirms. A job is accepted only when both succeeded; otherwise the records are removed
-and the caller answers 503 (the scheduler ignores a job.submitted whose record is gone).
+Store the records (status queued), then publish ONE jobs.submitted event carrying every job
+of the request, in order, with publisher confirms: the scheduler sees a submitted suite whole
+and can put it in one batch. The jobs are accepted only when both succeeded; otherwise the
+records are removed and the caller answers 503 (the scheduler skips the jobs of a
+jobs.submitted whose records are gone).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import redis
@@ -18,7 +20,7 @@ from qgjob_api import store
 from qgjob_api.errors import Unavailable
 from qgjob_api.validation import JobIn
 from qgjob_contract.amqp import PublishError
-from qgjob_contract.events import Envelope, EventType, make_event, utc_now
+from qgjob_contract.events import Envelope, EventType, JobsSubmitted, make_event, utc_now
 from qgjob_contract.records import Job
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 class Publisher(Protocol):
     """What the API needs of qgjob_contract.amqp.ConfirmingPublisher."""
 
-    def publish_all(self, envelopes: Iterable[Envelope]) -> None: ...
+    def publish(self, envelope: Envelope) -> None: ...
 
     def check(self) -> None: ...
 
@@ -60,12 +62,19 @@ def submit_jobs(client: redis.Redis, publisher: Publisher, inputs: Sequence[JobI
         log.error("storing jobs failed (%s); job_ids=%s", exc, _ids(jobs))
         _roll_back(client, jobs)  # EXEC may have run before the connection broke
         raise Unavailable("the job store (Redis) is unavailable; nothing was submitted") from exc
+    event = make_event(
+        EventType.JOBS_SUBMITTED, JobsSubmitted(jobs=[job.submitted_payload() for job in jobs])
+    )
     try:
-        publisher.publish_all(
-            make_event(EventType.JOB_SUBMITTED, job.submitted_payload()) for job in jobs
-        )
+        publisher.publish(event)
     except Exception as exc:
-        log.error("publishing job.submitted failed (%s); removing job_ids=%s", exc, _ids(jobs))
+        log.error(
+            "publishing %s event_id=%s failed (%s); removing job_ids=%s",
+            event.type.value,
+            event.event_id,
+            exc,
+            _ids(jobs),
+        )
         _roll_back(client, jobs)
         if isinstance(exc, PublishError):
             raise Unavailable(
@@ -74,12 +83,14 @@ def submit_jobs(client: redis.Redis, publisher: Publisher, inputs: Sequence[JobI
         raise
     for job in jobs:
         log.info(
-            "job submitted job_id=%s org_id=%s app_version_id=%s target=%s priority=%d",
+            "job submitted job_id=%s org_id=%s app_version_id=%s target=%s priority=%d "
+            "(event_id=%s)",
             job.job_id,
             job.org_id,
             job.app_version_id,
             job.target,
             job.priority,
+            event.event_id,
         )
     return jobs
 

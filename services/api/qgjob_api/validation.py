@@ -63,6 +63,12 @@ Identifier = Annotated[
     Strict(),
     StringConstraints(min_length=1, max_length=MAX_IDENTIFIER, pattern=r"^[A-Za-z0-9._-]+$"),
 ]
+# An identifier that may also hold '+': semver build metadata such as `1.4.0+42`.
+AppVersionId = Annotated[
+    str,
+    Strict(),
+    StringConstraints(min_length=1, max_length=MAX_IDENTIFIER, pattern=r"^[A-Za-z0-9._+-]+$"),
+]
 TestPath = Annotated[
     str,
     Strict(),
@@ -78,7 +84,7 @@ class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     org_id: Identifier
-    app_version_id: Identifier
+    app_version_id: AppVersionId
     test_path: TestPath
     priority: Priority = DEFAULT_PRIORITY
     target: Target = DEFAULT_TARGET
@@ -90,7 +96,7 @@ class JobQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     org_id: Identifier | None = None
-    app_version_id: Identifier | None = None
+    app_version_id: AppVersionId | None = None
     status: JobStatus | None = None
     target: Target | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
@@ -102,10 +108,13 @@ _JOB_LIST = TypeAdapter(list[JobIn])
 _IDENTIFIER_RULE = (
     f"must be a string of 1 to {MAX_IDENTIFIER} characters: letters, digits, '.', '_' or '-'"
 )
+_APP_VERSION_RULE = (
+    f"must be a string of 1 to {MAX_IDENTIFIER} characters: letters, digits, '.', '_', '+' or '-'"
+)
 # What a field must be, shown whatever pydantic found wrong with it.
 _RULES: Final = {
     "org_id": _IDENTIFIER_RULE,
-    "app_version_id": _IDENTIFIER_RULE,
+    "app_version_id": _APP_VERSION_RULE,
     "test_path": f"must be a string of 1 to {MAX_TEST_PATH} characters",
     "priority": (f"must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY} (higher runs first)"),
     "target": "must be one of: " + ", ".join(Target),

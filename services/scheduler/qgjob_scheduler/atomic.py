@@ -15,8 +15,9 @@ _T = TypeVar("_T")
 def transaction(store: Redis, key: str, body: Callable[[Pipeline], _T]) -> _T:
     """Run `body` with `key` watched, then execute what it queued; retry if `key` changed.
 
-    `body` reads through the pipeline (immediate while watching), calls `pipe.multi()`, then
-    queues its writes. Its return value is returned once the writes have been executed.
+    `body` reads through the pipeline (immediate while watching), may watch more keys it
+    learns of (`pipe.watch(...)`) before reading them, calls `pipe.multi()`, then queues its
+    writes. Its return value is returned once the writes have been executed.
     """
     with store.pipeline(transaction=True) as pipe:
         while True:

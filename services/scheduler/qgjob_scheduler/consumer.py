@@ -1,9 +1,12 @@
 """The scheduler's consume loop: one thread, one pika BlockingConnection.
 
-Once on connecting and then every `tick_s`, the loop leaves pika's I/O loop to run `on_tick`
-(a dispatch pass that does not wait for events) and touch the health file. Deliveries are
-acked only after `on_event` has stored their effect; what can never be applied is
-dead-lettered, what failed because Redis was unreachable is requeued. The connection is
+Every time pika's I/O loop returns, all the deliveries it pulled in together have been
+applied by `on_event` (and acked), and the loop runs `after_events` once (a dispatch pass
+over the targets those events changed), with no delay: a suite that arrives as a burst of
+events is dispatched whole. Once on connecting and then every `tick_s`, it also runs
+`on_tick` (a dispatch pass that does not wait for events) and touches the health file.
+Deliveries are acked only after `on_event` has stored their effect; what can never be applied
+is dead-lettered, what failed because Redis was unreachable is requeued. The connection is
 re-established with backoff whenever the broker is unreachable or drops it.
 """
 
@@ -17,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pika
-import redis
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -28,15 +30,16 @@ from tenacity import (
 from qgjob_contract import names
 from qgjob_contract.amqp import CONNECTION_ERRORS, connection_parameters, declare_topology
 from qgjob_contract.events import Envelope, EventDecodeError, decode
-from qgjob_scheduler.errors import InvalidEvent
+from qgjob_scheduler.errors import REDIS_ERRORS, InvalidEvent
 
 log = logging.getLogger(__name__)
 
-REDIS_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 MAX_RECONNECT_BACKOFF_S = 10.0
 MAX_REDIS_BACKOFF_S = 5.0
 # Pause after a connection that was established and then lost, before reconnecting.
 DROPPED_CONNECTION_PAUSE_S = 1.0
+# Longest wait inside pika's I/O loop, so that `stop()` takes effect whatever `tick_s` is.
+MAX_WAIT_S = 1.0
 
 
 class Consumer:
@@ -48,6 +51,7 @@ class Consumer:
         tick_s: float,
         health_file: str,
         on_event: Callable[[Envelope], None],
+        after_events: Callable[[], object],
         on_tick: Callable[[], object],
     ) -> None:
         self._params = connection_parameters(url)
@@ -55,6 +59,7 @@ class Consumer:
         self._tick_s = tick_s
         self._health_file = Path(health_file)
         self._on_event = on_event
+        self._after_events = after_events
         self._on_tick = on_tick
         self._stopping = threading.Event()
         self._redis_failures = 0
@@ -121,15 +126,12 @@ class Consumer:
             if time.monotonic() >= next_tick:
                 self._tick()
                 next_tick = time.monotonic() + self._tick_s
-            connection.process_data_events(time_limit=max(0.0, next_tick - time.monotonic()))
+            wait = min(MAX_WAIT_S, max(0.0, next_tick - time.monotonic()))
+            connection.process_data_events(time_limit=wait)
+            _run_guarded(self._after_events, "dispatch after events")
 
     def _tick(self) -> None:
-        try:
-            self._on_tick()
-        except REDIS_ERRORS as exc:
-            log.warning("periodic dispatch failed, Redis unreachable: %r", exc)
-        except Exception:
-            log.exception("periodic dispatch failed")
+        _run_guarded(self._on_tick, "periodic dispatch")
         try:
             self._health_file.touch()
         except OSError as exc:
@@ -145,40 +147,62 @@ class Consumer:
             )
             channel.basic_nack(tag, requeue=False)
             return
-        job_id = event.payload.get("job_id")
+        about = _about(event.payload)
         try:
             self._on_event(event)
         except InvalidEvent as exc:
             log.warning(
-                "%s event_id=%s job_id=%s dead-lettered: %s",
+                "%s event_id=%s %s dead-lettered: %s",
                 event.type.value,
                 event.event_id,
-                job_id,
+                about,
                 exc,
             )
             channel.basic_nack(tag, requeue=False)
         except REDIS_ERRORS as exc:
             self._redis_failures += 1
             log.error(
-                "Redis unreachable handling %s event_id=%s job_id=%s, requeued: %r",
+                "Redis unreachable handling %s event_id=%s %s, requeued: %r",
                 event.type.value,
                 event.event_id,
-                job_id,
+                about,
                 exc,
             )
             channel.basic_nack(tag, requeue=True)
             self._stopping.wait(min(0.1 * 2 ** min(self._redis_failures, 6), MAX_REDIS_BACKOFF_S))
         except Exception:
             log.exception(
-                "unexpected error handling %s event_id=%s job_id=%s, dead-lettered",
+                "unexpected error handling %s event_id=%s %s, dead-lettered",
                 event.type.value,
                 event.event_id,
-                job_id,
+                about,
             )
             channel.basic_nack(tag, requeue=False)
         else:
             self._redis_failures = 0
             channel.basic_ack(tag)
+
+
+def _run_guarded(step: Callable[[], object], what: str) -> None:
+    """Run a step of the loop; a failure is logged, and the loop goes on."""
+    try:
+        step()
+    except REDIS_ERRORS as exc:
+        log.warning("%s failed, Redis unreachable: %r", what, exc)
+    except Exception:
+        log.exception("%s failed", what)
+
+
+def _about(payload: dict[str, Any]) -> str:
+    """The ids a log line about an event names, read defensively (it may be invalid)."""
+    parts = [
+        f"{name}={payload[name]}" for name in ("job_id", "batch_id", "agent_id") if name in payload
+    ]
+    jobs = payload.get("jobs")
+    if isinstance(jobs, list):
+        ids = [str(job.get("job_id")) for job in jobs if isinstance(job, dict)]
+        parts.append("job_ids=" + ",".join(ids))
+    return " ".join(parts)
 
 
 def _log_retry(state: RetryCallState) -> None:

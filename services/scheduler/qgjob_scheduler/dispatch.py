@@ -3,7 +3,15 @@
 A pass reads the free agents and pending groups of a target, asks the policy for
 assignments, and carries each out with ONE Lua script (agent still free? pop the jobs, mark
 them assigned, write the batch, bind it to the agent), then enqueues the batch as one RQ job
-on the agent's own queue.
+on the agent's own queue. Enqueueing is a second step, so it is not atomic with the first:
+when it fails, a compensating script hands the batch's jobs back to their group (`_undo`).
+
+Groups of a target take turns. A group's score in `Keys.groups(target)` is the moment it
+(re-)arrived: a new group arrives with its first job, and a group that a batch takes only
+part of is re-scored as if it arrived at that moment. Cold agents take the group with the
+lowest score, so they go round the waiting app versions instead of serving, again and again,
+a version that keeps receiving jobs. A job joining a group lowers the group's score to its
+own arrival when that is earlier (`ZADD LT`).
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import cast
 
 from redis import Redis
@@ -20,11 +29,12 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from qgjob_contract import names
+from qgjob_contract.events import format_timestamp, timestamp_ms
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Agent, Batch, BatchJob
 from qgjob_contract.statuses import AgentState, JobStatus
 from qgjob_contract.targets import Target
-from qgjob_scheduler.payloads import iso
+from qgjob_scheduler.errors import REDIS_ERRORS
 from qgjob_scheduler.policy import Assignment, FreeAgent, PendingGroup, Policy, assign
 
 log = logging.getLogger(__name__)
@@ -36,24 +46,32 @@ BATCH_RESULT_TTL_S = 24 * 3600
 BATCH_FAILURE_TTL_S = 7 * 24 * 3600
 
 # KEYS: agent, group, groups, batch
-# ARGV: agent_id, app_version_id, count, batch_id, now, job key prefix,
+# ARGV: agent_id, app_version_id, count, batch_id, now, now in ms, job key prefix,
 #       queued status, assigned status, offline state, target
-# Returns the batch's jobs as a JSON list, or false when nothing was dispatched.
+# Returns {the batch's jobs as JSON, {job_id: its score in the group} as JSON, the group's
+# score in groups before the pop}, or false when nothing was dispatched.
+# The job keys are built from a prefix, not declared in KEYS: the job ids are only known once
+# ZPOPMIN has run. Fine on a single Redis instance; Redis Cluster would refuse the script.
 _FORM_BATCH = """
 local agent_key, group_key, groups_key, batch_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local agent_id, version, count, batch_id, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local job_prefix, queued, assigned, offline, target = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local agent_id, version, count, batch_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, now_ms, job_prefix = ARGV[5], ARGV[6], ARGV[7]
+local queued, assigned, offline, target = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 
 local agent = redis.call('HMGET', agent_key, 'agent_id', 'current_batch_id', 'state')
 if not agent[1] or (agent[2] and agent[2] ~= '') or agent[3] == offline then
   return false
 end
 
+local group_score = redis.call('ZSCORE', groups_key, version)
 local popped = redis.call('ZPOPMIN', group_key, count)
 if redis.call('ZCARD', group_key) == 0 then
   redis.call('ZREM', groups_key, version)
+else
+  -- only part of the group was taken: it goes to the back, as if it re-arrived now
+  redis.call('ZADD', groups_key, now_ms, version)
 end
-local jobs = {}
+local jobs, scores = {}, {}
 for i = 1, #popped, 2 do
   local job_id = popped[i]
   local job_key = job_prefix .. job_id
@@ -63,6 +81,7 @@ for i = 1, #popped, 2 do
       'batch_id', batch_id, 'attempts', (tonumber(job[5]) or 0) + 1, 'assigned_at', now)
     table.insert(jobs, {job_id = job_id, org_id = job[2], test_path = job[3],
       priority = tonumber(job[4])})
+    scores[job_id] = popped[i + 1]
   end
 end
 if #jobs == 0 then
@@ -73,30 +92,86 @@ local jobs_json = cjson.encode(jobs)
 redis.call('HSET', batch_key, 'batch_id', batch_id, 'agent_id', agent_id, 'target', target,
   'app_version_id', version, 'created_at', now, 'jobs', jobs_json)
 redis.call('HSET', agent_key, 'current_batch_id', batch_id)
-return jobs_json
+return {jobs_json, cjson.encode(scores), group_score}
 """
+
+# The compensation of _FORM_BATCH when the batch could not be enqueued.
+# KEYS: agent, group, groups, batch
+# ARGV: batch_id, job key prefix, assigned status, queued status, app_version_id,
+#       the group's score in groups, then per job: job_id, its score in the group
+# Returns the ids of the jobs put back. Jobs that left `assigned` to this batch meanwhile are
+# left alone. assigned -> queued is in the contract's transition table.
+# Job keys from a prefix, as in _FORM_BATCH: single Redis instance only.
+_UNDO_BATCH = """
+local agent_key, group_key, groups_key, batch_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local batch_id, job_prefix, assigned, queued = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local version, group_score = ARGV[5], ARGV[6]
+
+local restored = {}
+for i = 7, #ARGV, 2 do
+  local job_id, score = ARGV[i], ARGV[i + 1]
+  local job_key = job_prefix .. job_id
+  local job = redis.call('HMGET', job_key, 'status', 'batch_id', 'attempts')
+  if job[1] == assigned and job[2] == batch_id then
+    redis.call('HSET', job_key, 'status', queued, 'assigned_agent', '', 'batch_id', '',
+      'assigned_at', '', 'attempts', math.max((tonumber(job[3]) or 1) - 1, 0))
+    redis.call('ZADD', group_key, score, job_id)
+    table.insert(restored, job_id)
+  end
+end
+if #restored > 0 then
+  redis.call('ZADD', groups_key, 'LT', group_score, version)
+end
+if redis.call('HGET', agent_key, 'current_batch_id') == batch_id then
+  redis.call('HSET', agent_key, 'current_batch_id', '')
+end
+redis.call('DEL', batch_key)
+return restored
+"""
+
+Enqueue = Callable[[Redis, Batch], None]
 
 
 def is_free(agent: Agent, target: str, now: datetime, timeout_s: float) -> bool:
     """May `agent` take a batch of `target` now? (pure)
 
-    Free = of that target, a heartbeat within `timeout_s`, not offline, no batch outstanding.
+    Free = of that target, alive (a heartbeat within `timeout_s`), not offline, no batch
+    outstanding.
     """
-    if agent.target != target or agent.state == AgentState.OFFLINE:
-        return False
-    if agent.current_batch_id or agent.last_heartbeat is None:
-        return False
-    try:
-        seen = datetime.fromisoformat(agent.last_heartbeat)
-    except ValueError:
-        return False
-    if seen.tzinfo is None:
-        seen = seen.replace(tzinfo=UTC)
-    return now - seen <= timedelta(seconds=timeout_s)
+    return (
+        agent.target == target
+        and agent.state != AgentState.OFFLINE
+        and not agent.current_batch_id
+        and agent.is_alive(now, timeout_s)
+    )
+
+
+def enqueue_batch(connection: Redis, batch: Batch) -> None:
+    """Put `batch` on its agent's own RQ queue as one RQ job, enqueued by function name."""
+    queue = Queue(
+        names.agent_queue(batch.agent_id), connection=connection, serializer=JSONSerializer
+    )
+    queue.enqueue(
+        names.RUN_BATCH_FUNCTION,
+        batch.to_json(),
+        job_id=batch.batch_id,
+        job_timeout=BATCH_JOB_TIMEOUT_S,
+        result_ttl=BATCH_RESULT_TTL_S,
+        failure_ttl=BATCH_FAILURE_TTL_S,
+    )
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _Formed:
+    """A batch handed over in Redis, with what `_undo` needs to take it back."""
+
+    batch: Batch
+    job_scores: dict[str, str]  # job_id -> its score in the group before the pop
+    group_score: str | None  # the group's score in groups before the pop
 
 
 class Dispatcher:
@@ -110,6 +185,7 @@ class Dispatcher:
         batch_max: int,
         agent_timeout_s: float,
         policy: Policy = assign,
+        enqueue: Enqueue = enqueue_batch,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._store = store
@@ -117,12 +193,29 @@ class Dispatcher:
         self._batch_max = batch_max
         self._agent_timeout_s = agent_timeout_s
         self._policy = policy
+        self._enqueue = enqueue
         self._clock = clock
         self._form_batch = store.register_script(_FORM_BATCH)
+        self._undo_batch = store.register_script(_UNDO_BATCH)
 
     def dispatch_all(self) -> list[Batch]:
         """One pass over every target."""
-        return [batch for target in Target for batch in self.dispatch(target)]
+        return self.dispatch_targets(Target)
+
+    def dispatch_targets(self, targets: Iterable[str]) -> list[Batch]:
+        """One pass over each of `targets`: a target whose pass fails does not stop the others.
+
+        A failed pass is logged and left to the next one (the periodic tick at the latest).
+        """
+        batches: list[Batch] = []
+        for target in targets:
+            try:
+                batches += self.dispatch(target)
+            except REDIS_ERRORS as exc:
+                log.warning("dispatch for target %s failed, Redis unreachable: %r", target, exc)
+            except Exception:
+                log.exception("dispatch for target %s failed", target)
+        return batches
 
     def dispatch(self, target: str) -> list[Batch]:
         """One pass over `target`: returns the batches it enqueued."""
@@ -134,21 +227,28 @@ class Dispatcher:
             return []
         batches = []
         for assignment in self._policy(agents, groups, self._batch_max):
-            batch = self._form(target, assignment)
-            if batch is None:
+            formed = self._form(target, assignment)
+            if formed is None:
                 continue
+            batch = formed.batch
             try:
-                self._enqueue(batch)
+                self._enqueue(self._rq_connection, batch)
             except Exception:
-                # Jobs stay assigned to an agent that will never get them, until agent
-                # leases (roadmap) hand them back.
                 log.exception(
-                    "batch_id=%s formed for agent %s but not enqueued: job_ids=%s",
+                    "batch_id=%s formed for agent %s but not enqueued (job_ids=%s): undoing it",
                     batch.batch_id,
                     batch.agent_id,
-                    ",".join(job.job_id for job in batch.jobs),
+                    _job_ids(batch),
                 )
-                raise
+                self._undo(formed)
+                continue
+            log.info(
+                "dispatched batch_id=%s to agent %s: app version %s, job_ids=%s",
+                batch.batch_id,
+                batch.agent_id,
+                batch.app_version_id,
+                _job_ids(batch),
+            )
             batches.append(batch)
         return batches
 
@@ -179,10 +279,10 @@ class Dispatcher:
             for (version, arrival), size in zip(versions, sizes, strict=True)
         ]
 
-    def _form(self, target: str, assignment: Assignment) -> Batch | None:
+    def _form(self, target: str, assignment: Assignment) -> _Formed | None:
         batch_id = str(uuid.uuid4())
-        now = iso(self._clock())
-        jobs_json = self._form_batch(
+        now = format_timestamp(self._clock())
+        formed = self._form_batch(
             keys=[
                 Keys.agent(assignment.agent_id),
                 Keys.group(target, assignment.app_version_id),
@@ -195,6 +295,7 @@ class Dispatcher:
                 assignment.count,
                 batch_id,
                 now,
+                timestamp_ms(now),
                 Keys.job(""),  # the prefix of every job key
                 JobStatus.QUEUED.value,
                 JobStatus.ASSIGNED.value,
@@ -202,9 +303,10 @@ class Dispatcher:
                 target,
             ],
         )
-        if not jobs_json:
+        if not formed:
             return None
-        return Batch(
+        jobs_json, scores_json, group_score = formed
+        batch = Batch(
             batch_id=batch_id,
             agent_id=assignment.agent_id,
             target=target,
@@ -212,28 +314,57 @@ class Dispatcher:
             created_at=now,
             jobs=[BatchJob(**job) for job in json.loads(jobs_json)],
         )
+        return _Formed(batch, json.loads(scores_json), group_score)
 
-    def _enqueue(self, batch: Batch) -> None:
-        queue = Queue(
-            names.agent_queue(batch.agent_id),
-            connection=self._rq_connection,
-            serializer=JSONSerializer,
+    def _undo(self, formed: _Formed) -> None:
+        """Take back a batch that was handed over in Redis but never reached its agent.
+
+        Atomically: its jobs still `assigned` to it go back to `queued` in their group with
+        their original scores (so their original order) and their attempt count restored
+        (the hand-over never happened); the group gets its place among the groups back; the
+        agent is freed if the batch is still its outstanding one; the batch record goes.
+        """
+        batch = formed.batch
+        pairs = [
+            value for job in batch.jobs for value in (job.job_id, formed.job_scores[job.job_id])
+        ]
+        fallback_score = timestamp_ms(batch.created_at)  # the group had no score (not expected)
+        restored = self._undo_batch(
+            keys=[
+                Keys.agent(batch.agent_id),
+                Keys.group(batch.target, batch.app_version_id),
+                Keys.groups(batch.target),
+                Keys.batch(batch.batch_id),
+            ],
+            args=[
+                batch.batch_id,
+                Keys.job(""),
+                JobStatus.ASSIGNED.value,
+                JobStatus.QUEUED.value,
+                batch.app_version_id,
+                formed.group_score if formed.group_score is not None else fallback_score,
+                *pairs,
+            ],
         )
-        queue.enqueue(
-            names.RUN_BATCH_FUNCTION,
-            batch.to_json(),
-            job_id=batch.batch_id,
-            job_timeout=BATCH_JOB_TIMEOUT_S,
-            result_ttl=BATCH_RESULT_TTL_S,
-            failure_ttl=BATCH_FAILURE_TTL_S,
-        )
-        log.info(
-            "dispatched batch_id=%s to agent %s: app version %s, job_ids=%s",
+        log.warning(
+            "batch_id=%s undone: job_ids=%s back to queued in group %s/%s; agent %s released",
             batch.batch_id,
-            batch.agent_id,
+            ",".join(restored),
+            batch.target,
             batch.app_version_id,
-            ",".join(job.job_id for job in batch.jobs),
+            batch.agent_id,
         )
+        left = [job.job_id for job in batch.jobs if job.job_id not in restored]
+        if left:
+            log.warning(
+                "batch_id=%s undone: job_ids=%s had left it meanwhile and were not touched",
+                batch.batch_id,
+                ",".join(left),
+            )
+
+
+def _job_ids(batch: Batch) -> str:
+    return ",".join(job.job_id for job in batch.jobs)
 
 
 def _agents(raws: Iterable[dict[str, str]]) -> list[Agent]:

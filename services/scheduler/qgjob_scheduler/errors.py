@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import redis
+
+# Redis errors after which the same call may succeed later (server unreachable or slow).
+REDIS_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+
 
 class SchedulerError(Exception):
     """Base of every error the scheduler raises on purpose."""

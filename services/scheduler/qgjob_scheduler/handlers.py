@@ -1,5 +1,9 @@
 """What the scheduler does with each event. Every effect is stored in Redis before return.
 
+Handlers do not dispatch: they mark the targets whose situation changed (jobs joined a group,
+an agent reported or was freed), and the consumer runs one dispatch pass over those targets
+once every delivery it pulled in together has been applied (`take_dirty`).
+
 Handlers are idempotent: a redelivered event finds its effect already there and changes
 nothing. Events that do not apply (unknown job, stale batch, duplicate) are logged and
 dropped; a payload that cannot be applied at all raises InvalidEvent.
@@ -11,7 +15,6 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
-import redis
 from redis import Redis
 from redis.client import Pipeline
 
@@ -22,28 +25,52 @@ from qgjob_contract.events import (
     Envelope,
     EventType,
     JobFinished,
+    JobsSubmitted,
     JobStarted,
-    JobSubmitted,
+    timestamp_ms,
+    utc_now,
 )
 from qgjob_contract.names import Keys
-from qgjob_contract.records import Agent, Job
-from qgjob_contract.statuses import JobStatus
+from qgjob_contract.records import Agent, Batch, Job
+from qgjob_contract.statuses import ErrorReason, JobStatus
 from qgjob_scheduler import transitions
 from qgjob_scheduler.atomic import fields, transaction
-from qgjob_scheduler.dispatch import Dispatcher
-from qgjob_scheduler.grouping import arrival_ms, group_score
+from qgjob_scheduler.grouping import group_score
 from qgjob_scheduler.payloads import parse, timestamp
 from qgjob_scheduler.transitions import Verdict
 
 log = logging.getLogger(__name__)
 
+# KEYS: per job, in the event's order: job, group, groups
+# ARGV: queued status, then per job: job_id, app_version_id, score in its group, arrival ms
+# Returns each job's status as found (false: no record). A queued job joins its group (NX: a
+# redelivered event changes nothing) and its group joins the target's groups, keeping the
+# earlier of its score there and this arrival (LT). One script: the whole event, atomically.
+_JOIN_GROUPS = """
+local queued = ARGV[1]
+local statuses = {}
+for i = 1, #KEYS / 3 do
+  local job_key, group_key, groups_key = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local job_id, version = ARGV[4 * i - 2], ARGV[4 * i - 1]
+  local score, arrival = ARGV[4 * i], ARGV[4 * i + 1]
+  local status = redis.call('HGET', job_key, 'status')
+  if status == queued then
+    redis.call('ZADD', group_key, 'NX', score, job_id)
+    redis.call('ZADD', groups_key, 'LT', arrival, version)
+  end
+  statuses[i] = status
+end
+return statuses
+"""
+
 
 class EventHandler:
-    def __init__(self, store: Redis, dispatcher: Dispatcher) -> None:
+    def __init__(self, store: Redis) -> None:
         self._store = store
-        self._dispatcher = dispatcher
+        self._join_groups = store.register_script(_JOIN_GROUPS)
+        self._dirty: set[str] = set()
         self._handlers: dict[EventType, Callable[[Envelope], None]] = {
-            EventType.JOB_SUBMITTED: self.on_job_submitted,
+            EventType.JOBS_SUBMITTED: self.on_jobs_submitted,
             EventType.JOB_STARTED: self.on_job_started,
             EventType.JOB_FINISHED: self.on_job_finished,
             EventType.BATCH_FINISHED: self.on_batch_finished,
@@ -53,51 +80,48 @@ class EventHandler:
     def handle(self, event: Envelope) -> None:
         self._handlers[event.type](event)
 
-    def on_job_submitted(self, event: Envelope) -> None:
-        """A queued job joins its group; then its target gets a dispatch pass."""
-        payload = parse(JobSubmitted, event.payload)
-        key = Keys.job(payload["job_id"])
+    def take_dirty(self) -> list[str]:
+        """The targets marked since the last call, which a dispatch pass should now visit."""
+        dirty, self._dirty = sorted(self._dirty), set()
+        return dirty
 
-        def join_group(pipe: Pipeline) -> Job | None:
-            raw = pipe.hgetall(key)
-            pipe.multi()
-            job = Job.from_redis(raw) if raw else None
-            if job is None or job.status != JobStatus.QUEUED:
-                return job
-            arrival = arrival_ms(job.created_at)
-            pipe.zadd(
-                Keys.group(job.target, job.app_version_id),
-                {job.job_id: group_score(job.priority, arrival)},
-                nx=True,
-            )
-            # LT: a new group is added; an existing one keeps its oldest arrival.
-            pipe.zadd(Keys.groups(job.target), {job.app_version_id: arrival}, lt=True)
-            return job
-
-        job = transaction(self._store, key, join_group)
-        if job is None:
-            log.info(
-                "job.submitted for unknown job_id=%s (event_id=%s): ignored",
-                payload["job_id"],
-                event.event_id,
-            )
-            return
-        if job.status != JobStatus.QUEUED:
-            log.info(
-                "job.submitted for job_id=%s already %s (event_id=%s): ignored",
-                job.job_id,
-                job.status,
-                event.event_id,
-            )
-            return
-        log.info(
-            "job_id=%s joined group %s/%s (event_id=%s)",
-            job.job_id,
-            job.target,
-            job.app_version_id,
-            event.event_id,
-        )
-        self._dispatch(job.target, event)
+    def on_jobs_submitted(self, event: Envelope) -> None:
+        """Every queued job of the request joins its group, in one atomic step."""
+        jobs = parse(JobsSubmitted, event.payload)["jobs"]
+        keys: list[str] = []
+        args: list[str | int] = [JobStatus.QUEUED.value]
+        for job in jobs:
+            target, version = job["target"].value, job["app_version_id"]
+            arrival = timestamp_ms(job["created_at"])
+            keys += [Keys.job(job["job_id"]), Keys.group(target, version), Keys.groups(target)]
+            args += [job["job_id"], version, group_score(job["priority"], arrival), arrival]
+        statuses = self._join_groups(keys=keys, args=args)
+        for job, status in zip(jobs, statuses, strict=True):
+            target, job_id = job["target"].value, job["job_id"]
+            if status == JobStatus.QUEUED:
+                self._dirty.add(target)
+                log.info(
+                    "job_id=%s joined group %s/%s (event_id=%s)",
+                    job_id,
+                    target,
+                    job["app_version_id"],
+                    event.event_id,
+                )
+            elif status is None:
+                log.info(
+                    "%s for unknown job_id=%s (event_id=%s): skipped",
+                    event.type.value,
+                    job_id,
+                    event.event_id,
+                )
+            else:
+                log.info(
+                    "%s for job_id=%s already %s (event_id=%s): skipped",
+                    event.type.value,
+                    job_id,
+                    status,
+                    event.event_id,
+                )
 
     def on_job_started(self, event: Envelope) -> None:
         payload = parse(JobStarted, event.payload)
@@ -111,7 +135,11 @@ class EventHandler:
         _log_verdict(verdict, event, payload["job_id"], payload["batch_id"], outcome)
 
     def on_agent_heartbeat(self, event: Envelope) -> None:
-        """Upsert the agent from its report; `current_batch_id` stays the scheduler's."""
+        """Upsert the agent from its report; `current_batch_id` stays the scheduler's.
+
+        A heartbeat whose `last_batch_id` is the agent's outstanding batch ends that batch
+        (its batch.finished was lost, or the agent aborted the batch): see `_end_batch`.
+        """
         payload = parse(AgentHeartbeat, event.payload)
 
         def update(agent: Agent) -> Agent:
@@ -119,60 +147,108 @@ class EventHandler:
                 _with_counters(agent, payload), last_heartbeat=timestamp(payload["sent_at"])
             )
 
-        self._update_agent(payload, update)
-        self._dispatch(payload["target"].value, event)
+        self._update_agent(event, payload, update, ended_batch=payload["last_batch_id"])
+        self._dirty.add(payload["target"].value)
 
     def on_batch_finished(self, event: Envelope) -> None:
-        """The agent's counters, and it is free again if this was its outstanding batch."""
+        """The agent's counters; if this was its outstanding batch, the batch ends."""
         payload = parse(BatchFinished, event.payload)
-
-        def update(agent: Agent) -> Agent:
-            agent = _with_counters(agent, payload)
-            if agent.current_batch_id == payload["batch_id"]:
-                agent = dataclasses.replace(agent, current_batch_id=None)
-            return agent
-
-        before = self._update_agent(payload, update)
+        before = self._update_agent(
+            event,
+            payload,
+            lambda agent: _with_counters(agent, payload),
+            ended_batch=payload["batch_id"],
+        )
         outstanding = before.current_batch_id if before is not None else None
         if outstanding != payload["batch_id"]:
             log.info(
-                "batch.finished batch_id=%s is not agent %s's outstanding batch %s "
-                "(event_id=%s): agent left as it was",
+                "%s batch_id=%s is not agent %s's outstanding batch %s (event_id=%s): "
+                "agent left as it was",
+                event.type.value,
                 payload["batch_id"],
                 payload["agent_id"],
                 outstanding,
                 event.event_id,
             )
-        self._dispatch(payload["target"].value, event)
+        self._dirty.add(payload["target"].value)
 
     def _update_agent(
-        self, payload: AgentCounters, update: Callable[[Agent], Agent]
+        self,
+        event: Envelope,
+        payload: AgentCounters,
+        update: Callable[[Agent], Agent],
+        *,
+        ended_batch: str | None,
     ) -> Agent | None:
-        """Upsert an agent record atomically; returns the record as it was (None: new)."""
-        key = Keys.agent(payload["agent_id"])
+        """Upsert an agent record atomically; returns the record as it was (None: new).
 
-        def read_modify_write(pipe: Pipeline) -> Agent | None:
+        When `ended_batch` is the agent's outstanding batch, the same transaction ends it:
+        the agent's `current_batch_id` is cleared and every job of the batch that is not
+        final moves to `error` (reason `not_reported`). Events of one agent arrive in order,
+        so the reports it did send are applied by then.
+        """
+        agent_id = payload["agent_id"]
+        key = Keys.agent(agent_id)
+
+        def read_modify_write(pipe: Pipeline) -> tuple[Agent | None, list[Job] | None]:
             raw = pipe.hgetall(key)
             before = Agent.from_redis(raw) if raw else None
-            fresh = Agent(payload["agent_id"], payload["target"].value, payload["state"].value)
+            fresh = Agent(agent_id, payload["target"].value, payload["state"].value)
+            after = update(before or fresh)
+            unreported = None  # stays None unless the batch ends
+            if before is not None and ended_batch and before.current_batch_id == ended_batch:
+                after = dataclasses.replace(after, current_batch_id=None)
+                unreported = _unreported_jobs(pipe, ended_batch, agent_id)
             pipe.multi()
-            pipe.hset(key, mapping=fields(update(before or fresh).to_redis()))
-            pipe.sadd(Keys.AGENTS, payload["agent_id"])
+            pipe.hset(key, mapping=fields(after.to_redis()))
+            pipe.sadd(Keys.AGENTS, agent_id)
+            for job in unreported or []:
+                pipe.hset(Keys.job(job.job_id), mapping=fields(job.to_redis()))
+            return before, unreported
+
+        before, unreported = transaction(self._store, key, read_modify_write)
+        if unreported is None:
             return before
+        log.info(
+            "batch_id=%s of agent %s ended by %s (event_id=%s): agent freed, %d job(s) "
+            "not reported",
+            ended_batch,
+            agent_id,
+            event.type.value,
+            event.event_id,
+            len(unreported),
+        )
+        for job in unreported:
+            log.warning(
+                "job_id=%s -> %s (%s): batch_id=%s ended on agent %s without reporting it "
+                "(event_id=%s)",
+                job.job_id,
+                job.status,
+                ErrorReason.NOT_REPORTED.value,
+                ended_batch,
+                agent_id,
+                event.event_id,
+            )
+        return before
 
-        return transaction(self._store, key, read_modify_write)
 
-    def _dispatch(self, target: str, event: Envelope) -> None:
-        """A dispatch pass after an event whose effect is stored.
-
-        A failure here does not undo the event (it is acked): the next tick dispatches again.
-        """
-        try:
-            self._dispatcher.dispatch(target)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.warning("dispatch for %s after event_id=%s failed: %r", target, event.event_id, exc)
-        except Exception:
-            log.exception("dispatch for %s after event_id=%s failed", target, event.event_id)
+def _unreported_jobs(pipe: Pipeline, batch_id: str, agent_id: str) -> list[Job]:
+    """Jobs of `batch_id` that its end moves to error, read inside a watching transaction."""
+    batch_key = Keys.batch(batch_id)
+    pipe.watch(batch_key)  # type: ignore[no-untyped-call]
+    raw = pipe.hgetall(batch_key)
+    if not raw:
+        return []
+    job_keys = [Keys.job(job.job_id) for job in Batch.from_redis(raw).jobs]
+    pipe.watch(*job_keys)  # type: ignore[no-untyped-call]
+    now = utc_now()
+    ended = []
+    for job_key in job_keys:
+        raw_job = pipe.hgetall(job_key)
+        job = Job.from_redis(raw_job) if raw_job else None
+        if (moved := transitions.end_unreported(job, batch_id, agent_id, now)) is not None:
+            ended.append(moved)
+    return ended
 
 
 def _with_counters(agent: Agent, payload: AgentCounters) -> Agent:

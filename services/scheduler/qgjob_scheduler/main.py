@@ -39,13 +39,18 @@ def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Red
         batch_max=config.batch_max_jobs,
         agent_timeout_s=config.agent_timeout_s,
     )
-    handler = EventHandler(store, dispatcher)
+    handler = EventHandler(store)
+
+    def dispatch_changed_targets() -> None:
+        dispatcher.dispatch_targets(handler.take_dirty())
+
     return Consumer(
         config.rabbitmq_url,
         prefetch=config.prefetch,
         tick_s=config.tick_s,
         health_file=config.health_file,
         on_event=handler.handle,
+        after_events=dispatch_changed_targets,
         on_tick=dispatcher.dispatch_all,
     )
 

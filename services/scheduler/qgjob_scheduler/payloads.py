@@ -4,16 +4,17 @@ The shapes and their field rules (non-empty ids, enums, counters >= 0, final out
 timestamps with a time zone) are the TypedDicts of `qgjob_contract.events`; `parse` checks a
 payload against one with pydantic before anything is written to Redis. A payload that fails
 is an `InvalidEvent` (dead-lettered). Unknown extra fields are dropped, so producers may add
-fields. Timestamps are stored in `qgjob_contract.events.utc_now`'s format (`timestamp`).
+fields. Timestamps are stored in `qgjob_contract.events.format_timestamp`'s format
+(`timestamp`).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from qgjob_contract.events import format_timestamp, parse_timestamp
 from qgjob_scheduler.errors import InvalidEvent
 
 _T = TypeVar("_T")
@@ -21,14 +22,9 @@ _T = TypeVar("_T")
 _adapters: dict[type[Any], TypeAdapter[Any]] = {}  # built once per shape: building is slow
 
 
-def iso(moment: datetime) -> str:
-    """A timestamp in the format every qgjob record uses (UTC, milliseconds)."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
 def timestamp(text: str) -> str:
     """A payload's timestamp (valid after `parse`) in the format every qgjob record uses."""
-    return iso(datetime.fromisoformat(text))
+    return format_timestamp(parse_timestamp(text))
 
 
 def parse(shape: type[_T], payload: dict[str, Any]) -> _T:

@@ -6,8 +6,9 @@ replace `assign`.
 
 Rules of `assign`:
 - warm first: a free agent whose installed app version has pending jobs takes that group;
-- otherwise a free agent takes the group that has waited longest (oldest arrival; ties by
-  app version id);
+- otherwise a free agent takes the group that has waited longest (lowest `waiting_since_ms`;
+  ties by app version id). A group waits since it arrived, or since a batch last took part
+  of it (see `qgjob_scheduler.dispatch`), so versions take turns;
 - a batch holds at most `batch_max` jobs, so several free agents split a large group, one
   batch each; a group that fits in one batch goes to one agent, and once a group is fully
   assigned the next free agents move on to other groups;
@@ -31,7 +32,8 @@ class FreeAgent:
 class PendingGroup:
     app_version_id: str
     size: int  # pending jobs in the group
-    oldest_arrival_ms: float  # when the group's first pending job arrived
+    # When the group arrived, or re-arrived (a batch took part of it): its score in groups.
+    waiting_since_ms: float
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def assign(
     remaining = {g.app_version_id: g.size for g in groups if g.size > 0}
     oldest_first = [
         g.app_version_id
-        for g in sorted(groups, key=lambda g: (g.oldest_arrival_ms, g.app_version_id))
+        for g in sorted(groups, key=lambda g: (g.waiting_since_ms, g.app_version_id))
         if g.size > 0
     ]
     # version -> agents that took it, in the order they did; and how many jobs in total.

@@ -1,4 +1,8 @@
-"""Agents' reports applied to job records: a pure decision, then an atomic write."""
+"""Agents' reports applied to job records: a pure decision, then an atomic write.
+
+Also the end of a job its agent never reported: when its batch ends, a job of that batch that
+is not final moves to `error` with reason `not_reported` (`end_unreported`).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,10 @@ from enum import StrEnum
 from redis import Redis
 from redis.client import Pipeline
 
-from qgjob_contract.events import JobFinished, JobStarted
+from qgjob_contract.events import JobFinished, JobResult, JobStarted
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Job
-from qgjob_contract.statuses import JobStatus, can_transition
+from qgjob_contract.statuses import ErrorReason, JobStatus, can_transition
 from qgjob_scheduler.atomic import fields, transaction
 from qgjob_scheduler.payloads import timestamp
 
@@ -33,6 +37,34 @@ def decide(job: Job | None, batch_id: str, new_status: str) -> Verdict:
     if not can_transition(job.status, new_status):
         return Verdict.NOT_ALLOWED
     return Verdict.APPLY
+
+
+def not_reported_result(batch_id: str, agent_id: str) -> JobResult:
+    """The result of a job whose batch ended on `agent_id` without a report for it."""
+    return JobResult(
+        outcome=JobStatus.ERROR,
+        duration_s=0.0,
+        install_paid=False,
+        install_s=0.0,
+        log_tail=f"batch {batch_id} ended on agent {agent_id} without a report for this job",
+        driver="",  # no driver reported anything
+        simulated=False,
+        reason=ErrorReason.NOT_REPORTED.value,
+    )
+
+
+def end_unreported(job: Job | None, batch_id: str, agent_id: str, now: str) -> Job | None:
+    """`job` moved to error/not_reported because its batch `batch_id` ended, or None when
+    that does not apply: the job is gone, belongs to another batch now, or may not move to
+    error from its status (it is final already)."""
+    if job is None or decide(job, batch_id, JobStatus.ERROR) is not Verdict.APPLY:
+        return None
+    return dataclasses.replace(
+        job,
+        status=JobStatus.ERROR.value,
+        finished_at=now,
+        result=not_reported_result(batch_id, agent_id),
+    )
 
 
 def apply_started(store: Redis, payload: JobStarted) -> Verdict:

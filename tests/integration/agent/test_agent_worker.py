@@ -24,10 +24,12 @@ if TYPE_CHECKING:
     from conftest import AgentProcess, EventLog
 
 
-def _enqueue(redis_url: str, queue_name: str, batch: Batch) -> Job:
+def _enqueue(redis_url: str, queue_name: str, batch: Batch | dict[str, Any]) -> Job:
+    """Enqueue a batch as the scheduler does; a dict is sent as it is (say, a malformed one)."""
     connection = redis.Redis.from_url(redis_url)
     queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
-    return queue.enqueue(names.RUN_BATCH_FUNCTION, batch.to_json())
+    payload = batch.to_json() if isinstance(batch, Batch) else batch
+    return queue.enqueue(names.RUN_BATCH_FUNCTION, payload)
 
 
 def _wait_rq_finished(rq_job: Job, timeout_s: float = 20.0) -> None:
@@ -67,6 +69,7 @@ def test_agent_heartbeats_and_reports_healthy(
     assert first.payload["target"] == "emulator"
     assert first.payload["state"] == AgentState.IDLE
     assert first.payload["installed_app_version"] is None
+    assert first.payload["last_batch_id"] is None
     event_log.wait_for(lambda _: len(event_log.of(EventType.AGENT_HEARTBEAT)) >= 3)
 
     env = {**os.environ, "AGENT_HEALTH_FILE": str(agent.health_file)}
@@ -132,18 +135,29 @@ def test_batches_run_in_order_and_a_warm_agent_skips_the_install(
     assert finished.payload["jobs_run"] == 5
 
     heartbeat = event_log.wait_for(
-        _is(EventType.AGENT_HEARTBEAT, jobs_run=5, installed_app_version="v1")
+        _is(EventType.AGENT_HEARTBEAT, jobs_run=5, installed_app_version="v1", last_batch_id="b2")
     )
     assert heartbeat.payload["installs"] == 1
+    assert heartbeat.payload["current_batch_id"] is None
 
 
-def test_agent_takes_batches_from_its_target_queue_too(
+def test_an_aborted_batch_is_named_in_a_heartbeat_at_once_and_the_agent_goes_on(
     start_agent: Callable[..., AgentProcess], event_log: EventLog, redis_url: str
 ) -> None:
-    agent = start_agent()
-    _enqueue(redis_url, names.target_queue("emulator"), _batch("t1", "any", "v1", "a.spec.js"))
-    finished = event_log.wait_for(_is(EventType.BATCH_FINISHED, batch_id="t1"))
-    assert finished.payload["agent_id"] == agent.agent_id
+    # Heartbeats every 20 s: only the prompt one after the abort arrives within 10 s.
+    agent = start_agent(AGENT_HEARTBEAT_S="20")
+    queue = names.agent_queue(agent.agent_id)
+    event_log.wait_for(_is(EventType.AGENT_HEARTBEAT, agent_id=agent.agent_id))
+    _enqueue(redis_url, queue, {"batch_id": "m1", "agent_id": agent.agent_id})
+
+    heartbeat = event_log.wait_for(_is(EventType.AGENT_HEARTBEAT, last_batch_id="m1"), timeout_s=10)
+    assert heartbeat.payload["state"] == AgentState.IDLE
+    assert heartbeat.payload["current_batch_id"] is None
+    assert "batch m1: malformed, not run" in agent.log()
+    assert not event_log.of(EventType.JOB_STARTED, EventType.BATCH_FINISHED)
+
+    _enqueue(redis_url, queue, _batch("b2", agent.agent_id, "v1", "a.spec.js"))
+    event_log.wait_for(_is(EventType.BATCH_FINISHED, batch_id="b2"))
 
 
 def test_sigterm_sends_an_offline_heartbeat_and_exits_cleanly(
@@ -183,7 +197,8 @@ def test_events_after_a_test_longer_than_the_amqp_heartbeat_still_arrive(
     start_agent: Callable[..., AgentProcess], event_log: EventLog, redis_url: str, rabbitmq_url: str
 ) -> None:
     # With a 1 s AMQP heartbeat the broker drops the batch publisher's idle connection
-    # during a 4 s test; the job.finished after it must still be published.
+    # during a 4 s test; the agent must open a new one and still publish the job.finished.
+    # (The heartbeat thread publishes every 0.5 s, so its own connection is never idle.)
     agent = start_agent(
         RABBITMQ_URL=rabbitmq_url.replace("heartbeat=30", "heartbeat=1"),
         SIM_TEST_SECONDS="4",
@@ -195,3 +210,18 @@ def test_events_after_a_test_longer_than_the_amqp_heartbeat_still_arrive(
     event_log.wait_for(_is(EventType.BATCH_FINISHED, batch_id="long"), timeout_s=40)
     finished = [e for e in _batch_events(event_log, "long") if e.type == EventType.JOB_FINISHED]
     assert [e.payload["result"]["outcome"] for e in finished] == [JobStatus.PASSED] * 2
+
+    # The agent's log (pika's records included) shows the drop and the new connection, both
+    # during the first test: after the batch began and before its first job was reported.
+    log = agent.log()
+    began = _position(log, "batch long: 2 job(s)")
+    lost = _position(log, "connection_lost: StreamLostError", began)
+    reconnected = _position(log, "Connection workflow succeeded", lost)
+    assert reconnected < _position(log, "job long-j0 (batch long): passed", began)
+
+
+def _position(log: str, text: str, start: int = 0) -> int:
+    """Where `text` first appears in `log` from `start` on; fails the test when it does not."""
+    position = log.find(text, start)
+    assert position >= 0, f"{text!r} is not in the agent's log after character {start}"
+    return position

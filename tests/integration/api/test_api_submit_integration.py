@@ -59,7 +59,12 @@ def _job(i: int, **overrides: Any) -> dict[str, Any]:
     return {**SEED_JOB, "test_path": f"tests/t{i}.spec.js", **overrides}
 
 
-def test_submit_stores_the_record_and_publishes_one_job_submitted(
+def _submitted_ids(event: Envelope) -> list[str]:
+    assert event.type is EventType.JOBS_SUBMITTED
+    return [job["job_id"] for job in event.payload["jobs"]]
+
+
+def test_submit_stores_the_record_and_publishes_one_jobs_submitted(
     client: FlaskClient, redis_client: redis.Redis, scheduler_events: Events
 ) -> None:
     response = client.post("/submit", json=SEED_JOB)
@@ -76,8 +81,8 @@ def test_submit_stores_the_record_and_publishes_one_job_submitted(
     assert _stored_job_ids(redis_client) == [job_id]
 
     (event,) = scheduler_events()
-    assert event.type is EventType.JOB_SUBMITTED
-    assert event.payload == stored.submitted_payload()
+    assert event.type is EventType.JOBS_SUBMITTED
+    assert event.payload == {"jobs": [stored.submitted_payload()]}
 
 
 def test_seed_contract_field_by_field(client: FlaskClient) -> None:
@@ -138,27 +143,42 @@ def test_v1_single_job_returns_its_record(client: FlaskClient, scheduler_events:
     record = response.get_json()["job"]
     assert set(record) == RECORD_FIELDS
     assert client.get(f"/v1/jobs/{record['job_id']}").get_json() == record
-    assert [event.payload["job_id"] for event in scheduler_events()] == [record["job_id"]]
+    assert [_submitted_ids(event) for event in scheduler_events()] == [[record["job_id"]]]
 
 
 @pytest.mark.parametrize("wrap", [False, True])
-def test_v1_batch_stores_every_job_and_publishes_one_event_each(
+def test_v1_batch_stores_every_job_and_publishes_one_event_carrying_them_all(
     client: FlaskClient, redis_client: redis.Redis, scheduler_events: Events, wrap: bool
 ) -> None:
-    jobs = [_job(i) for i in range(5)]
+    jobs = [_job(i, app_version_id=f"v{i % 2}") for i in range(50)]
     response = client.post("/v1/jobs", json={"jobs": jobs} if wrap else jobs)
     assert response.status_code == 201
     records = response.get_json()["jobs"]
     assert [record["test_path"] for record in records] == [job["test_path"] for job in jobs]
     ids = [record["job_id"] for record in records]
-    assert len(set(ids)) == 5
+    assert len(set(ids)) == 50
     assert sorted(_stored_job_ids(redis_client)) == sorted(ids)
 
-    events = scheduler_events()
-    assert [event.type for event in events] == [EventType.JOB_SUBMITTED] * 5
-    assert [event.payload["job_id"] for event in events] == ids
+    # one event on the scheduler's queue, carrying every job of the request, in order
+    (event,) = scheduler_events()
+    assert _submitted_ids(event) == ids
+    stored = [Job.from_redis(redis_client.hgetall(Keys.job(job_id))) for job_id in ids]
+    assert event.payload == {"jobs": [job.submitted_payload() for job in stored]}
     for record in records:
         assert client.get(f"/v1/jobs/{record['job_id']}").get_json() == record
+
+
+def test_each_request_publishes_its_own_event(
+    client: FlaskClient, scheduler_events: Events
+) -> None:
+    first = [
+        record["job_id"]
+        for record in client.post("/v1/jobs", json=[_job(0), _job(1)]).get_json()["jobs"]
+    ]
+    second = client.post("/submit", json=_job(2)).get_json()["job_id"]
+    events = scheduler_events()
+    assert [_submitted_ids(event) for event in events] == [first, [second]]
+    assert len({event.event_id for event in events}) == 2
 
 
 @pytest.mark.parametrize(

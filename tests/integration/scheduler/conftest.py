@@ -23,7 +23,15 @@ from rq.serializers import JSONSerializer
 
 from qgjob_contract import names
 from qgjob_contract.amqp import ConfirmingPublisher
-from qgjob_contract.events import EventType, make_event, utc_now
+from qgjob_contract.events import (
+    AgentHeartbeat,
+    Envelope,
+    EventType,
+    JobsSubmitted,
+    make_event,
+    timestamp_ms,
+    utc_now,
+)
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Agent, Job
 from qgjob_contract.statuses import AgentState
@@ -66,6 +74,36 @@ def running_scheduler(config: Config) -> Iterator[threading.Thread]:
         assert not thread.is_alive(), "scheduler did not stop"
 
 
+def submitted_event(jobs: list[Job]) -> Envelope:
+    """The jobs.submitted the API publishes for one request holding `jobs`."""
+    payload = JobsSubmitted(jobs=[job.submitted_payload() for job in jobs])
+    return make_event(EventType.JOBS_SUBMITTED, payload)
+
+
+def heartbeat_event(
+    agent_id: str,
+    *,
+    target: Target = Target.EMULATOR,
+    state: AgentState = AgentState.IDLE,
+    installed: str | None = None,
+    current_batch_id: str | None = None,
+    last_batch_id: str | None = None,
+) -> Envelope:
+    """An agent's heartbeat, sent now."""
+    payload = AgentHeartbeat(
+        agent_id=agent_id,
+        target=target,
+        state=state,
+        installed_app_version=installed,
+        installs=0,
+        jobs_run=0,
+        current_batch_id=current_batch_id,
+        last_batch_id=last_batch_id,
+        sent_at=utc_now(),
+    )
+    return make_event(EventType.AGENT_HEARTBEAT, payload)
+
+
 class World:
     """Acts as the API and the agents: stores jobs, publishes events, reads the outcome."""
 
@@ -73,7 +111,8 @@ class World:
         self.redis = redis_client
         self.rq_redis = rq_redis
         self.publisher = ConfirmingPublisher(rabbitmq_url)
-        self._clock = datetime.now(UTC)
+        # Jobs were created a little while ago: later than any arrival is "now".
+        self._clock = datetime.now(UTC) - timedelta(minutes=1)
 
     def close(self) -> None:
         self.publisher.close()
@@ -82,7 +121,7 @@ class World:
         self._clock += timedelta(milliseconds=5)
         return self._clock.isoformat(timespec="milliseconds")
 
-    def submit(
+    def store_job(
         self,
         app_version_id: str,
         *,
@@ -90,8 +129,8 @@ class World:
         priority: int = 1,
         job_id: str | None = None,
         store: bool = True,
-    ) -> str:
-        """Store a queued job as the API does, then publish its job.submitted."""
+    ) -> Job:
+        """A queued job record as the API writes it (`store=False`: as if rolled back)."""
         job = Job(
             job_id=job_id or str(uuid.uuid4()),
             org_id="qualgent",
@@ -103,10 +142,35 @@ class World:
         )
         if store:
             self.redis.hset(Keys.job(job.job_id), mapping=job.to_redis())
-            created_ms = datetime.fromisoformat(job.created_at).timestamp() * 1000
-            self.redis.zadd(Keys.JOBS_BY_TIME, {job.job_id: created_ms})
-        self.publisher.publish(make_event(EventType.JOB_SUBMITTED, job.submitted_payload()))
+            self.redis.zadd(Keys.JOBS_BY_TIME, {job.job_id: timestamp_ms(job.created_at)})
+        return job
+
+    def submit(
+        self,
+        app_version_id: str,
+        *,
+        target: Target = Target.EMULATOR,
+        priority: int = 1,
+        job_id: str | None = None,
+        store: bool = True,
+    ) -> str:
+        """Store a queued job as the API does, then publish a jobs.submitted carrying it."""
+        job = self.store_job(
+            app_version_id, target=target, priority=priority, job_id=job_id, store=store
+        )
+        self.publish_submitted([job])
         return job.job_id
+
+    def submit_suite(
+        self, app_version_id: str, count: int, *, target: Target = Target.EMULATOR
+    ) -> list[str]:
+        """Store `count` queued jobs, then publish ONE jobs.submitted (one API request)."""
+        jobs = [self.store_job(app_version_id, target=target) for _ in range(count)]
+        self.publish_submitted(jobs)
+        return [job.job_id for job in jobs]
+
+    def publish_submitted(self, jobs: list[Job]) -> None:
+        self.publisher.publish(submitted_event(jobs))
 
     def heartbeat(
         self,
@@ -116,22 +180,18 @@ class World:
         state: AgentState = AgentState.IDLE,
         installed: str | None = None,
         current_batch_id: str | None = None,
+        last_batch_id: str | None = None,
     ) -> str:
-        sent_at = utc_now()
-        self.publish(
-            EventType.AGENT_HEARTBEAT,
-            {
-                "agent_id": agent_id,
-                "target": target.value,
-                "state": state.value,
-                "installed_app_version": installed,
-                "installs": 0,
-                "jobs_run": 0,
-                "current_batch_id": current_batch_id,
-                "sent_at": sent_at,
-            },
+        event = heartbeat_event(
+            agent_id,
+            target=target,
+            state=state,
+            installed=installed,
+            current_batch_id=current_batch_id,
+            last_batch_id=last_batch_id,
         )
-        return sent_at
+        self.publisher.publish(event)
+        return str(event.payload["sent_at"])
 
     def batch_finished(
         self, agent_id: str, batch_id: str, installed: str, *, installs: int, jobs_run: int
@@ -183,11 +243,14 @@ class World:
         )
         return list(queue.jobs)
 
-    def wait_batches(self, agent_id: str, count: int) -> list[RqJob]:
+    def wait_batches(
+        self, agent_id: str, count: int, *, timeout: float = DEADLINE_S
+    ) -> list[RqJob]:
         return list(
             wait_until(
                 lambda: (jobs := self.batches(agent_id)) and len(jobs) >= count and jobs,
                 f"{count} batch(es) on {agent_id}'s queue",
+                timeout,
             )
         )
 

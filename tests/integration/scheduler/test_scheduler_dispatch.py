@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
+from pathlib import Path
 
 from rq import Queue
 
@@ -13,21 +15,57 @@ from qgjob_contract.records import Batch
 from qgjob_contract.statuses import AgentState, JobStatus
 from qgjob_contract.targets import Target
 
-from .conftest import BATCH_MAX, World
+from .conftest import BATCH_MAX, World, running_scheduler, scheduler_config, wait_until
 
 
-def test_submitted_job_waits_in_its_group_while_no_agent_is_free(
+def test_submitted_jobs_wait_in_their_groups_while_no_agent_is_free(
     world: World, scheduler: threading.Thread
 ) -> None:
-    job_id = world.submit("v1")
-    rolled_back = world.submit("v1", store=False)  # the API removed it after a failure
+    first = world.store_job("v1")
+    rolled_back = world.store_job("v1", store=False)  # the API removed it after a failure
+    other = world.store_job("v2", target=Target.DEVICE)
+    last = world.store_job("v1")
+    world.publish_submitted([first, rolled_back, other, last])  # one request, mixed
     world.sync()
 
-    assert world.group("v1") == [job_id]
+    assert world.group("v1") == [first.job_id, last.job_id]
     assert world.groups() == ["v1"]
-    assert world.job(job_id).status == JobStatus.QUEUED
-    assert world.redis.exists(Keys.job(rolled_back)) == 0
+    assert world.group("v2", Target.DEVICE) == [other.job_id]
+    assert world.groups(Target.DEVICE) == ["v2"]
+    assert all(world.job(job.job_id).status == JobStatus.QUEUED for job in [first, other, last])
+    assert world.redis.exists(Keys.job(rolled_back.job_id)) == 0
     assert Queue.all(connection=world.rq_redis) == []
+
+
+def test_a_suite_submitted_while_agents_are_free_goes_to_one_agent_as_one_batch(
+    world: World, scheduler: threading.Thread
+) -> None:
+    world.heartbeat("emu-1")
+    world.heartbeat("emu-2")
+    world.sync()
+
+    suite = world.submit_suite("v1", BATCH_MAX)
+    batches = wait_until(
+        lambda: world.batches("emu-1") + world.batches("emu-2"), "the suite's batch"
+    )
+    world.sync()
+    [rq_job] = world.batches("emu-1") + world.batches("emu-2")
+    assert batches == [rq_job]
+    assert [job.job_id for job in Batch.from_json(rq_job.args[0]).jobs] == suite
+    assert world.groups() == []
+
+
+def test_dispatch_follows_events_without_waiting_for_the_tick(
+    world: World, redis_url: str, rabbitmq_url: str, health_file: Path
+) -> None:
+    config = replace(scheduler_config(redis_url, rabbitmq_url, health_file), tick_s=60.0)
+    with running_scheduler(config):
+        wait_until(health_file.exists, "the first tick")
+        job_id = world.submit("v1")
+        world.sync()
+        world.heartbeat("emu-1")
+        [rq_job] = world.wait_batches("emu-1", 1, timeout=5.0)
+        assert [job.job_id for job in Batch.from_json(rq_job.args[0]).jobs] == [job_id]
 
 
 def test_idle_agent_heartbeat_produces_one_batch_of_one_version(
@@ -72,8 +110,10 @@ def test_busy_agent_gets_nothing_more_until_its_batch_finishes(
     first_batch = rq_job.id
 
     second = world.submit("v1")
-    # its worker has not picked the batch up yet: it still reports idle, without a batch
-    world.heartbeat("emu-1", state=AgentState.IDLE, current_batch_id=None)
+    # its worker has not picked the batch up yet: it still reports idle, its last batch older
+    world.heartbeat(
+        "emu-1", state=AgentState.IDLE, current_batch_id=None, last_batch_id="some-older-batch"
+    )
     world.batch_finished("emu-1", "some-older-batch", "v1", installs=1, jobs_run=0)
     world.sync()
     assert len(world.batches("emu-1")) == 1
@@ -140,7 +180,7 @@ def test_duplicate_submitted_event_does_not_requeue_an_assigned_job(
     world.heartbeat("emu-1")
     world.wait_batches("emu-1", 1)
 
-    world.submit("v1", job_id=job_id, store=False)  # redelivered job.submitted
+    world.submit("v1", job_id=job_id, store=False)  # redelivered jobs.submitted
     world.sync()
     assert world.job(job_id).status == JobStatus.ASSIGNED
     assert world.group("v1") == []

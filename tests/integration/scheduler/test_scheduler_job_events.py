@@ -80,11 +80,13 @@ def test_undecodable_and_invalid_messages_are_dead_lettered_and_consuming_goes_o
 ) -> None:
     amqp_channel.basic_publish(
         exchange=names.EXCHANGE,
-        routing_key=EventType.JOB_SUBMITTED.value,
+        routing_key=EventType.JOBS_SUBMITTED.value,
         body=b"definitely not an event",
     )
     invalid = make_event(EventType.JOB_FINISHED, {"job_id": "j1"})  # no batch_id, no result
     world.publisher.publish(invalid)
+    no_jobs = make_event(EventType.JOBS_SUBMITTED, {"jobs": []})
+    world.publisher.publish(no_jobs)
     job_id = world.submit("v1")
 
     wait_until(lambda: world.group("v1") == [job_id], "the valid event after the poison ones")
@@ -93,10 +95,10 @@ def test_undecodable_and_invalid_messages_are_dead_lettered_and_consuming_goes_o
         declared = amqp_channel.queue_declare(names.DEAD_LETTER_QUEUE, passive=True)
         return int(declared.method.message_count)
 
-    wait_until(lambda: dead_letters() == 2, "two dead letters")
+    wait_until(lambda: dead_letters() == 3, "three dead letters")
     bodies = set()
-    for _ in range(2):
+    for _ in range(3):
         method, _properties, body = amqp_channel.basic_get(names.DEAD_LETTER_QUEUE, auto_ack=True)
         assert method is not None
         bodies.add(body)
-    assert bodies == {b"definitely not an event", invalid.encode()}
+    assert bodies == {b"definitely not an event", invalid.encode(), no_jobs.encode()}

@@ -9,15 +9,16 @@ from qgjob_contract.events import Envelope, EventType
 
 
 class RecordingPublisher:
-    """Keeps what it is asked to publish; fails while `failing` is True."""
+    """Keeps what it is asked to publish; fails while `failing`, or once it has `fail_after`."""
 
     def __init__(self) -> None:
         self.events: list[Envelope] = []
         self.failing = False
+        self.fail_after: int | None = None
         self.closed = 0
 
     def publish(self, envelope: Envelope) -> None:
-        if self.failing:
+        if self.failing or (self.fail_after is not None and len(self.events) >= self.fail_after):
             raise PublishError("broker unreachable: test")
         self.events.append(envelope)
 
@@ -33,4 +34,10 @@ class RecordingPublisher:
 
 @pytest.fixture
 def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+@pytest.fixture
+def heartbeats() -> RecordingPublisher:
+    """The heartbeat thread's own publisher, apart from the batch runner's `publisher`."""
     return RecordingPublisher()

@@ -1,4 +1,4 @@
-"""The command driver: real processes, no shell, a timeout, exit code = outcome."""
+"""The command driver: real processes, no shell, a timeout, exit code = outcome; start checks."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from qgjob_agent import worker
+from qgjob_agent.config import Config
 from qgjob_agent.drivers.base import JobRun
 from qgjob_agent.drivers.command import CommandDriver
 from qgjob_agent.errors import ConfigError, InstallError
 from qgjob_agent.template import INSTALL_VARIABLES, TEST_VARIABLES, CommandTemplate
+from qgjob_agent_emulator.agent import PLUGIN as EMULATOR
 from qgjob_contract.statuses import ErrorReason, JobStatus
 
 PYTHON = shlex.quote(sys.executable)
@@ -188,3 +191,46 @@ def test_environment_reaches_the_test_process(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("QGJOB_TEST_MARKER", "seen")
     outcome = _driver("sh -c 'echo $QGJOB_TEST_MARKER'").run_test(_job())
     assert outcome.log_tail.strip() == "seen"
+
+
+def _config(**environ: str) -> Config:
+    return Config.from_env(EMULATOR, {"AGENT_DRIVER": "command", **environ})
+
+
+@pytest.mark.parametrize(
+    ("name", "template"),
+    [
+        ("AGENT_COMMAND", "/nonexistent/appwright test {test_path}"),
+        ("AGENT_COMMAND", "qgjob-no-such-program test {test_path}"),
+        ("AGENT_INSTALL_COMMAND", "/nonexistent/installer {app_version_id}"),
+    ],
+)
+def test_a_program_that_is_not_installed_stops_the_agent_at_startup(
+    name: str, template: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"^{name}: program .* not found"):
+        CommandDriver.from_config(_config(**{name: template}))
+
+
+def test_installed_programs_are_accepted_at_startup() -> None:
+    driver = CommandDriver.from_config(
+        _config(AGENT_COMMAND=f"{PYTHON} {{test_path}}", AGENT_INSTALL_COMMAND="true")
+    )
+    assert driver.name == "command"
+
+
+def test_a_program_named_by_a_placeholder_is_only_known_per_test() -> None:
+    CommandDriver.from_config(_config(AGENT_COMMAND="{test_path} --project {target}"))
+
+
+def test_the_agent_exits_with_one_line_naming_agent_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGENT_DRIVER", "command")
+    monkeypatch.setenv("AGENT_COMMAND", "qgjob-no-such-program test {test_path}")
+    with pytest.raises(SystemExit) as exited:
+        worker.main(EMULATOR)
+    message = str(exited.value.code)
+    assert message.startswith("qgjob agent (emulator): configuration error: AGENT_COMMAND: ")
+    assert "'qgjob-no-such-program'" in message
+    assert "\n" not in message

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,6 +51,7 @@ def test_beats_at_start_and_says_offline_at_stop(
         "installs": 1,
         "jobs_run": 0,
         "current_batch_id": None,
+        "last_batch_id": None,
         "sent_at": "T",
     }
     assert last["state"] == AgentState.OFFLINE
@@ -65,6 +67,27 @@ def test_beats_periodically(publisher: RecordingPublisher, tmp_path: Path) -> No
         time.sleep(0.01)
     heartbeat.stop()
     assert len(publisher.events) >= 5  # 4 periodic, then offline
+
+
+def test_beat_soon_sends_the_next_heartbeat_without_waiting_for_the_interval(
+    publisher: RecordingPublisher, tmp_path: Path
+) -> None:
+    heartbeat = _heartbeat(publisher, tmp_path / "alive", interval_s=60)
+    heartbeat.start()
+    try:
+        _wait_until(lambda: len(publisher.events) == 1)
+        heartbeat.beat_soon()
+        _wait_until(lambda: len(publisher.events) == 2)
+    finally:
+        heartbeat.stop()
+    assert [event.payload["state"] for event in publisher.events] == ["idle", "idle", "offline"]
+
+
+def _wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
 
 
 def test_a_failed_publish_is_retried_at_the_next_beat(

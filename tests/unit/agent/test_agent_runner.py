@@ -214,18 +214,41 @@ def test_state_is_busy_with_the_batch_during_it_and_idle_after(
     during = driver.seen_during_test[0]
     assert during["state"] == AgentState.BUSY
     assert during["current_batch_id"] == "b1"
+    assert during["last_batch_id"] is None
     after = status.heartbeat("now")
     assert after["state"] == AgentState.IDLE
     assert after["current_batch_id"] is None
+    assert after["last_batch_id"] == "b1"
 
 
-def test_unconfirmed_publish_aborts_the_batch_and_leaves_the_agent_idle(
-    runner: BatchRunner, publisher: RecordingPublisher, status: AgentStatus
+@pytest.mark.parametrize(
+    "lost",
+    [
+        (0, "b1-j0, b1-j1"),  # not even the first job.started
+        (2, "b1-j1"),  # the first job was reported, the second job.started was not confirmed
+        (3, "b1-j1"),  # the second job ran, its job.finished was not confirmed
+        (4, "none"),  # every job was reported, batch.finished was not confirmed
+    ],
+)
+def test_unconfirmed_publish_aborts_the_batch_leaves_the_agent_idle_and_logs_what_is_lost(
+    runner: BatchRunner,
+    publisher: RecordingPublisher,
+    status: AgentStatus,
+    caplog: pytest.LogCaptureFixture,
+    lost: tuple[int, str],
 ) -> None:
-    publisher.failing = True
-    with pytest.raises(PublishError):
-        runner.run(_batch("b1", "v1", "a.spec.js"))
-    assert status.heartbeat("now")["state"] == AgentState.IDLE
+    confirmed_events, unreported = lost
+    publisher.fail_after = confirmed_events
+    with caplog.at_level(logging.ERROR), pytest.raises(PublishError):
+        runner.run(_batch("b1", "v1", "a.spec.js", "b.spec.js"))
+
+    heartbeat = status.heartbeat("now")
+    assert heartbeat["state"] == AgentState.IDLE
+    assert heartbeat["current_batch_id"] is None
+    assert heartbeat["last_batch_id"] == "b1"
+    (aborted,) = [r.getMessage() for r in caplog.records if "aborted" in r.getMessage()]
+    assert aborted.startswith("batch b1: aborted (PublishError: broker unreachable: test)")
+    assert aborted.endswith(f"its unfinished jobs were not reported: {unreported}")
 
 
 def test_with_the_simulator_results_are_marked_simulated(

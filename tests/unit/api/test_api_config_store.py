@@ -1,14 +1,12 @@
-"""Configuration from the environment, and the store's pure parts (cursor, filter, liveness)."""
+"""Configuration from the environment, and the store's pure parts (cursor, filter)."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from qgjob_api.config import Config
 from qgjob_api.errors import ConfigError
-from qgjob_api.store import Cursor, JobFilter, created_score, is_alive
+from qgjob_api.store import Cursor, JobFilter
 from qgjob_contract.records import Job
 
 
@@ -102,19 +100,3 @@ def test_filter_matches_every_given_field() -> None:
     assert not JobFilter(app_version_id="v2").matches(job)
     assert not JobFilter(status="passed").matches(job)
     assert not JobFilter(target="device").matches(job)
-
-
-def test_created_score_is_ms_since_epoch() -> None:
-    assert created_score("2026-11-29T10:00:00.250+00:00") == int(
-        datetime(2026, 11, 29, 10, 0, 0, 250_000, tzinfo=UTC).timestamp() * 1000
-    )
-
-
-def test_agent_is_alive_only_with_a_recent_heartbeat() -> None:
-    now = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
-    recent = (now - timedelta(seconds=9.9)).isoformat()
-    stale = (now - timedelta(seconds=10.1)).isoformat()
-    assert is_alive(recent, now=now, timeout_s=10)
-    assert not is_alive(stale, now=now, timeout_s=10)
-    assert not is_alive(None, now=now, timeout_s=10)
-    assert not is_alive("yesterday", now=now, timeout_s=10)

@@ -5,7 +5,6 @@ tests/integration/api."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -29,11 +28,10 @@ class FakePublisher:
         self.published: list[Envelope] = []
         self.closed = False
 
-    def publish_all(self, envelopes: Iterable[Envelope]) -> None:
-        batch = list(envelopes)
+    def publish(self, envelope: Envelope) -> None:
         if not self.reachable:
             raise PublishError("broker unreachable: fake")
-        self.published += batch
+        self.published.append(envelope)
 
     def check(self) -> None:
         if not self.reachable:

@@ -78,6 +78,25 @@ def test_identifier_limits_accept(value: str) -> None:
     assert parse_job(_job(org_id=value)).org_id == value
 
 
+@pytest.mark.parametrize("value", ["1.4.0+42", "2.0.0-rc.1+build.7", "a", "x" * 128])
+def test_app_version_id_accepts_semver_build_metadata(value: str) -> None:
+    assert parse_job(_job(app_version_id=value)).app_version_id == value
+    assert parse_job_query({"app_version_id": value}).app_version_id == value
+
+
+def test_plus_is_refused_in_org_id_and_named_in_the_app_version_rule() -> None:
+    error = _failure(_job(org_id="acme+eu"))
+    assert error.message == (
+        "org_id: must be a string of 1 to 128 characters: letters, digits, '.', '_' or '-'"
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        parse_job_query({"app_version_id": "1.4.0 42"})  # '+' sent unencoded reads as ' '
+    assert caught.value.message == (
+        "app_version_id: must be a string of 1 to 128 characters: "
+        "letters, digits, '.', '_', '+' or '-'"
+    )
+
+
 @pytest.mark.parametrize(
     ("value", "problem"),
     [

@@ -41,7 +41,8 @@ class Answer:
 
 
 class FakeApi(BaseAdapter):
-    """An in-memory /v1 jobs API; `respond` or `fail` make every later request end so."""
+    """An in-memory /v1 jobs API; `respond` or `fail` make every later request end so,
+    `script` makes a few given requests end so."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,6 +52,7 @@ class FakeApi(BaseAdapter):
         self.answer: Answer | None = None
         self.error: BaseException | None = None
         self.error_from = 0  # index of the first request `error` applies to
+        self.scripted: dict[int, Answer | BaseException] = {}  # by request index
 
     def respond(self, status: int, body: Any) -> None:
         self.answer = Answer(status, body)
@@ -58,13 +60,24 @@ class FakeApi(BaseAdapter):
     def fail(self, error: BaseException, *, from_request: int = 0) -> None:
         self.error, self.error_from = error, from_request
 
+    def script(self, *outcomes: tuple[int, Any] | BaseException, from_request: int = 0) -> None:
+        """Request `from_request` ends with the first outcome (an exception raised, or a
+        `(status, body)` answer), the next with the second, ...; later ones as usual."""
+        for index, outcome in enumerate(outcomes, start=from_request):
+            self.scripted[index] = (
+                outcome if isinstance(outcome, BaseException) else Answer(*outcome)
+            )
+
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, **kwargs: Any
     ) -> requests.Response:
         self.requests.append(request)
+        scripted = self.scripted.pop(len(self.requests) - 1, None)
+        if isinstance(scripted, BaseException):
+            raise scripted
         if self.error is not None and len(self.requests) > self.error_from:
             raise self.error
-        answer = self.answer or self._route(request)
+        answer = scripted or self.answer or self._route(request)
         data = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
         raw = HTTPResponse(
             body=io.BytesIO(data),

@@ -114,16 +114,6 @@ def test_error_body_that_is_not_json_still_gives_the_http_status(api: FakeApi, q
     assert result.stderr.startswith("qgjob: error: server error (HTTP 502): HTTP 502")
 
 
-def test_error_during_wait_ends_the_wait_with_its_code(api: FakeApi, qgjob: Run) -> None:
-    api.fail(requests.ConnectionError("gone"), from_request=1)  # the submit goes through
-
-    result = qgjob(*SUBMIT, "--wait")
-
-    assert result.exit_code == 3
-    assert result.stdout.splitlines() == list(api.jobs)  # the ids were printed first
-    assert_one_error_line(result.stderr, "cannot reach")
-
-
 def test_missing_option_is_a_one_line_usage_error(qgjob: Run, api: FakeApi) -> None:
     result = qgjob("submit", "--org-id=o", "--test=t")
 

@@ -1,4 +1,5 @@
-"""`qgjob submit --wait` and the wait loop: exit codes, output, timeout, no real sleeping."""
+"""`qgjob submit --wait` and the wait loop: exit codes, output, timeout, retries, no real
+sleeping."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 
 from qgjob_cli.exit_codes import ExitCode
 from qgjob_cli.waiting import WaitResult, wait_for_jobs
@@ -107,6 +109,112 @@ def test_poll_interval_is_used_between_polls(qgjob: Run, clock: FakeClock) -> No
 
     assert result.exit_code == 0, result.output
     assert clock.sleeps == [0.25, 0.25]
+
+
+UNAVAILABLE = (503, {"error": "unavailable", "message": "redis is unreachable"})
+RESET = requests.ConnectionError(ConnectionResetError(104, "Connection reset by peer"))
+
+
+@pytest.mark.parametrize(
+    ("failures", "errors"),
+    [
+        ((UNAVAILABLE, UNAVAILABLE), ["server error (HTTP 503): redis is unreachable"] * 2),
+        (
+            (RESET, requests.ReadTimeout()),
+            [
+                "cannot reach the qgjob API at http://localhost:5000: Connection reset by peer",
+                "no answer from the qgjob API at http://localhost:5000 within 30 s",
+            ],
+        ),
+    ],
+    ids=["two-503s", "reset-then-timeout"],
+)
+def test_transient_errors_while_waiting_are_retried_with_growing_pauses(
+    qgjob: Run,
+    api: FakeApi,
+    clock: FakeClock,
+    failures: tuple[tuple[int, Any] | BaseException, ...],
+    errors: list[str],
+) -> None:
+    api.script(*failures, from_request=1)  # the first two polls fail; the submit goes through
+
+    result = submit_wait(qgjob, "tests/a.spec.js")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "1 job: 1 passed"
+    assert clock.sleeps == [1.0, 2.0, 1.0, 1.0]  # two retry pauses, then the polls
+    first, second = result.stderr.splitlines()
+    assert first.startswith(f"qgjob: warning: retrying in 1 s: {errors[0]}")
+    assert second.startswith(f"qgjob: warning: retrying in 2 s: {errors[1]}")
+
+
+def test_server_unreachable_for_good_exits_3_after_5_attempts(
+    qgjob: Run, api: FakeApi, clock: FakeClock
+) -> None:
+    api.fail(requests.ConnectionError("gone"), from_request=1)  # the submit goes through
+
+    result = submit_wait(qgjob, "tests/a.spec.js")
+
+    assert result.exit_code == ExitCode.UNREACHABLE == 3
+    assert result.stdout.splitlines() == list(api.jobs)  # the ids were printed first
+    assert len(api.requests) == 1 + 5
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0]
+    *warnings, error = result.stderr.splitlines()
+    assert len(warnings) == 4
+    assert all(line.startswith("qgjob: warning: retrying in ") for line in warnings)
+    assert error.startswith("qgjob: error: cannot reach the qgjob API")
+    assert "Traceback" not in result.stderr
+
+
+def test_only_consecutive_failures_count_towards_giving_up(
+    qgjob: Run, api: FakeApi, clock: FakeClock
+) -> None:
+    # 4 failures, a poll that answers (assigned), 4 failures again, then running, passed.
+    api.script(*[UNAVAILABLE] * 4, from_request=1)
+    api.script(*[UNAVAILABLE] * 4, from_request=6)
+
+    result = submit_wait(qgjob, "tests/a.spec.js")
+
+    assert result.exit_code == 0, result.output
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0, 1.0, 1.0, 2.0, 4.0, 8.0, 1.0]
+
+
+def test_retries_stop_when_the_timeout_passes_with_the_errors_code(
+    qgjob: Run, api: FakeApi, clock: FakeClock
+) -> None:
+    api.script(*[UNAVAILABLE] * 5, from_request=1)
+
+    result = submit_wait(qgjob, "tests/a.spec.js", extra=("--timeout=2.5",))
+
+    assert result.exit_code == ExitCode.SERVER_ERROR == 4
+    assert clock.sleeps == [1.0, 1.5]  # the second pause ends at the deadline
+    assert len(api.requests) == 1 + 3
+    assert result.stderr.splitlines()[-1] == (
+        "qgjob: error: server error (HTTP 503): redis is unreachable"
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        ((400, {"error": "validation_error", "message": "bad id"}), ExitCode.USAGE),
+        ((404, {"error": "not_found", "message": "no job x"}), ExitCode.NOT_FOUND),
+        ((200, {"unexpected": True}), ExitCode.SERVER_ERROR),
+    ],
+    ids=["400", "404", "unexpected-answer"],
+)
+def test_client_errors_while_waiting_are_not_retried(
+    qgjob: Run, api: FakeApi, clock: FakeClock, answer: tuple[int, Any], code: ExitCode
+) -> None:
+    api.script(answer, from_request=1)
+
+    result = submit_wait(qgjob, "tests/a.spec.js")
+
+    assert result.exit_code == code
+    assert len(api.requests) == 2
+    assert clock.sleeps == []
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("qgjob: error: ")
 
 
 class ScriptedJobs:

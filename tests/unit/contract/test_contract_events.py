@@ -10,11 +10,11 @@ from qgjob_contract.events import EventDecodeError, EventType, decode, make_even
 
 
 def test_envelope_round_trips_with_all_fields() -> None:
-    event = make_event(EventType.JOB_SUBMITTED, {"job_id": "j1", "priority": 3})
+    event = make_event(EventType.JOBS_SUBMITTED, {"jobs": [{"job_id": "j1", "priority": 3}]})
     raw = json.loads(event.encode())
     assert set(raw) == {"event_id", "type", "version", "occurred_at", "payload"}
-    assert raw["type"] == "job.submitted"
-    assert event.routing_key == "job.submitted"
+    assert raw["type"] == "jobs.submitted"
+    assert event.routing_key == "jobs.submitted"
     assert decode(event.encode()) == event
 
 

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from qgjob_scheduler.grouping import arrival_ms, group_score
+from qgjob_contract.events import timestamp_ms
+from qgjob_scheduler.grouping import group_score
 
 
 def test_higher_priority_pops_first_even_when_it_arrived_later() -> None:
-    early_low = group_score(1, arrival_ms("2026-01-01T00:00:00.000+00:00"))
-    late_high = group_score(5, arrival_ms("2036-01-01T00:00:00.000+00:00"))
+    early_low = group_score(1, timestamp_ms("2026-01-01T00:00:00.000+00:00"))
+    late_high = group_score(5, timestamp_ms("2036-01-01T00:00:00.000+00:00"))
     assert late_high < early_low
 
 
 def test_same_priority_pops_in_arrival_order() -> None:
-    first = group_score(3, arrival_ms("2026-11-29T10:00:00.000+00:00"))
-    second = group_score(3, arrival_ms("2026-11-29T10:00:00.001+00:00"))
+    first = group_score(3, timestamp_ms("2026-11-29T10:00:00.000+00:00"))
+    second = group_score(3, timestamp_ms("2026-11-29T10:00:00.001+00:00"))
     assert first < second
 
 
-def test_arrival_is_milliseconds_and_naive_means_utc() -> None:
-    assert arrival_ms("1970-01-01T00:00:01.500+00:00") == 1500
-    assert arrival_ms("1970-01-01T00:00:01.500") == 1500
-    assert arrival_ms("1970-01-01T01:00:00.000+01:00") == 0
-
-
 def test_scores_stay_exact_in_a_double_for_realistic_priorities() -> None:
-    score = group_score(100, arrival_ms("2100-01-01T00:00:00.001+00:00"))
+    score = group_score(100, timestamp_ms("2100-01-01T00:00:00.001+00:00"))
     assert float(score) == score

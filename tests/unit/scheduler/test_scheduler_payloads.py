@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from qgjob_contract.events import AgentHeartbeat, JobFinished, JobSubmitted, utc_now
+from qgjob_contract.events import AgentHeartbeat, JobFinished, JobsSubmitted, utc_now
 from qgjob_scheduler.errors import InvalidEvent
 from qgjob_scheduler.payloads import parse, timestamp
 
@@ -39,6 +39,7 @@ def heartbeat(**overrides: Any) -> dict[str, Any]:
         "installs": 0,
         "jobs_run": 0,
         "current_batch_id": None,
+        "last_batch_id": "b0",
         "sent_at": utc_now(),
         "extra_field_from_a_newer_agent": 1,
     }
@@ -82,20 +83,39 @@ def test_timestamps_without_a_time_zone_are_invalid() -> None:
         parse(AgentHeartbeat, heartbeat(sent_at="2026-11-29T10:00:00"))
 
 
-def test_submitted_with_empty_job_id_is_invalid() -> None:
-    with pytest.raises(InvalidEvent, match="job_id"):
-        parse(
-            JobSubmitted,
-            {
-                "job_id": "",
-                "org_id": "qualgent",
-                "app_version_id": "xyz123",
-                "test_path": "tests/a.spec.js",
-                "priority": 1,
-                "target": "emulator",
-                "created_at": utc_now(),
-            },
-        )
+def submitted(**overrides: Any) -> dict[str, Any]:
+    return {
+        "job_id": "j1",
+        "org_id": "qualgent",
+        "app_version_id": "xyz123",
+        "test_path": "tests/a.spec.js",
+        "priority": 1,
+        "target": "emulator",
+        "created_at": utc_now(),
+        **overrides,
+    }
+
+
+def test_submitted_keeps_every_job_in_order() -> None:
+    payload = parse(JobsSubmitted, {"jobs": [submitted(job_id="j1"), submitted(job_id="j2")]})
+    assert [job["job_id"] for job in payload["jobs"]] == ["j1", "j2"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        ({"jobs": []}, "jobs"),
+        ({}, "jobs"),
+        ({"jobs": [submitted(), submitted(job_id="")]}, "job_id"),
+        ({"jobs": [submitted(target="mainframe")]}, "target"),
+        ({"jobs": [submitted(created_at="2026-11-29T10:00:00")]}, "created_at"),
+    ],
+)
+def test_submitted_with_no_job_or_one_bad_job_is_invalid(
+    payload: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(InvalidEvent, match=problem):
+        parse(JobsSubmitted, payload)
 
 
 def test_timestamps_are_stored_in_utc_with_milliseconds() -> None:

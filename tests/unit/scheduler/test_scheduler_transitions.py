@@ -1,12 +1,13 @@
-"""Which agent reports may change a job record (the pure decision)."""
+"""Which agent reports may change a job record, and what a batch's end does to the jobs it
+never reported (the pure decisions)."""
 
 from __future__ import annotations
 
 import pytest
 
 from qgjob_contract.records import Job
-from qgjob_contract.statuses import JobStatus
-from qgjob_scheduler.transitions import Verdict, decide
+from qgjob_contract.statuses import ErrorReason, JobStatus
+from qgjob_scheduler.transitions import Verdict, decide, end_unreported
 
 
 def job(status: JobStatus, batch_id: str | None = "b1") -> Job:
@@ -63,3 +64,32 @@ def test_finished_without_started_is_applied_install_failure() -> None:
 )
 def test_a_final_status_is_never_left(final: JobStatus, new: JobStatus) -> None:
     assert decide(job(final), "b1", new) is Verdict.NOT_ALLOWED
+
+
+NOW = "2026-11-29T10:05:00.000+00:00"
+
+
+@pytest.mark.parametrize("status", [JobStatus.ASSIGNED, JobStatus.RUNNING])
+def test_a_batch_end_moves_its_unreported_jobs_to_error_not_reported(status: JobStatus) -> None:
+    ended = end_unreported(job(status), "b1", "agent-1", NOW)
+    assert ended is not None
+    assert (ended.status, ended.finished_at) == (JobStatus.ERROR, NOW)
+    assert ended.result is not None
+    assert ended.result["outcome"] == JobStatus.ERROR
+    assert ended.result["reason"] == ErrorReason.NOT_REPORTED
+    assert "b1" in ended.result["log_tail"]
+    assert ended.result["simulated"] is False
+    assert (ended.batch_id, ended.assigned_agent) == ("b1", "agent-1")
+
+
+@pytest.mark.parametrize(
+    "final", [JobStatus.PASSED, JobStatus.FAILED, JobStatus.ERROR, JobStatus.CANCELLED]
+)
+def test_a_batch_end_leaves_reported_jobs_alone(final: JobStatus) -> None:
+    assert end_unreported(job(final), "b1", "agent-1", NOW) is None
+
+
+def test_a_batch_end_leaves_jobs_that_moved_to_another_batch_or_are_gone() -> None:
+    assert end_unreported(job(JobStatus.ASSIGNED, "b2"), "b1", "agent-1", NOW) is None
+    assert end_unreported(job(JobStatus.QUEUED, None), "b1", "agent-1", NOW) is None
+    assert end_unreported(None, "b1", "agent-1", NOW) is None

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from qgjob_contract.statuses import ErrorReason, JobStatus
-
-
-class DriverName(StrEnum):
-    SIMULATOR = "simulator"  # sleeps and decides the outcome from the test path: no real test
-    COMMAND = "command"  # runs a real process per test from a command template
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 
 Exit code 0 = passed, anything else = failed; a test still running after the timeout is
 killed (with every process it started) and ends `error`, reason `timeout`. The combined
-stdout and stderr, cut to its tail, is the job's log tail.
+stdout and stderr, cut to its tail, is the job's log tail. The agent refuses to start when a
+template's program is not installed, rather than failing every job it is given.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -16,10 +18,10 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 from qgjob_agent.config import Config
-from qgjob_agent.drivers.base import DriverName, JobRun, RunOutcome, tail
-from qgjob_agent.errors import InstallError
+from qgjob_agent.drivers.base import JobRun, RunOutcome, tail
+from qgjob_agent.errors import ConfigError, InstallError
 from qgjob_agent.template import CommandTemplate
-from qgjob_contract.statuses import ErrorReason, JobStatus
+from qgjob_contract.statuses import DriverName, ErrorReason, JobStatus
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class CommandDriver:
 
     @classmethod
     def from_config(cls, config: Config) -> CommandDriver:
+        """The driver for the agent's settings; ConfigError when a program is not installed."""
+        _require_program(config.command, "AGENT_COMMAND")
+        if config.install_command is not None:
+            _require_program(config.install_command, "AGENT_INSTALL_COMMAND")
         return cls(
             command=config.command,
             install_command=config.install_command,
@@ -109,6 +115,16 @@ class CommandDriver:
                 f"\n[qgjob] killed after the {self._timeout_s:g} s timeout (AGENT_TEST_TIMEOUT_S)"
             )
         return _Finished(returncode, tail(text, self._log_tail_chars), self._monotonic() - started)
+
+
+def _require_program(template: CommandTemplate, source: str) -> None:
+    """Raise ConfigError, naming `source`, when the template's program cannot be found."""
+    program = template.program
+    if program is not None and shutil.which(program) is None:
+        raise ConfigError(
+            f"{source}: program {program!r} not found or not executable (the agent images "
+            "ship no node or npx: see services/agent-runtime/README.md)"
+        )
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from fnmatch import fnmatchcase
 
 from qgjob_agent.config import Config
-from qgjob_agent.drivers.base import DriverName, JobRun, RunOutcome
-from qgjob_contract.statuses import ErrorReason, JobStatus
+from qgjob_agent.drivers.base import JobRun, RunOutcome
+from qgjob_contract.statuses import DriverName, ErrorReason, JobStatus
 
 
 class SimulatorDriver:

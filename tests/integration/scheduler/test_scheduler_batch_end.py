@@ -1,0 +1,89 @@
+"""A batch ends (batch.finished, or a heartbeat naming it as the agent's last batch): the
+agent is freed and the jobs it never reported end `error` with reason `not_reported`."""
+
+from __future__ import annotations
+
+import threading
+
+from qgjob_contract.events import EventType
+from qgjob_contract.records import Batch, Job
+from qgjob_contract.statuses import ErrorReason, JobStatus
+
+from .conftest import World, wait_until
+from .test_scheduler_job_events import finished, started
+
+
+def _dispatch_suite(world: World, count: int) -> tuple[list[str], str]:
+    """A suite of `count` jobs dispatched to emu-1 as one batch: (job ids, batch id)."""
+    suite = world.submit_suite("v1", count)
+    world.sync()
+    world.heartbeat("emu-1")
+    [rq_job] = world.wait_batches("emu-1", 1)
+    batch = Batch.from_json(rq_job.args[0])
+    assert [job.job_id for job in batch.jobs] == suite
+    return suite, batch.batch_id
+
+
+def _assert_not_reported(job: Job, batch_id: str) -> None:
+    assert job.status == JobStatus.ERROR
+    assert job.batch_id == batch_id
+    assert job.finished_at is not None
+    assert job.result is not None
+    assert job.result["outcome"] == JobStatus.ERROR
+    assert job.result["reason"] == ErrorReason.NOT_REPORTED
+    assert batch_id in job.result["log_tail"]
+
+
+def test_batch_finished_ends_a_job_never_reported_as_error_and_the_agent_gets_the_next(
+    world: World, scheduler: threading.Thread
+) -> None:
+    (passed, never_reported), batch_id = _dispatch_suite(world, 2)
+    later = world.submit("v1")  # the agent is busy: it waits in its group
+
+    world.publish(EventType.JOB_STARTED, started(passed, batch_id))
+    world.publish(EventType.JOB_FINISHED, finished(passed, batch_id))
+    world.batch_finished("emu-1", batch_id, "v1", installs=1, jobs_run=1)
+
+    batches = world.wait_batches("emu-1", 2)
+    assert [job.job_id for job in Batch.from_json(batches[1].args[0]).jobs] == [later]
+    assert world.job(passed).status == JobStatus.PASSED
+    _assert_not_reported(world.job(never_reported), batch_id)
+    assert world.job(never_reported).attempts == 1
+
+
+def test_agent_that_aborted_its_batch_is_freed_by_a_heartbeat_naming_it(
+    world: World, scheduler: threading.Thread
+) -> None:
+    (reported, running, waiting), batch_id = _dispatch_suite(world, 3)
+    world.publish(EventType.JOB_STARTED, started(reported, batch_id))
+    world.publish(EventType.JOB_FINISHED, finished(reported, batch_id, outcome="failed"))
+    world.publish(EventType.JOB_STARTED, started(running, batch_id))
+    # the agent gave up on the batch (broker unreachable too long): no batch.finished, but
+    # its heartbeats now name the batch as the last one it ended
+    world.heartbeat("emu-1", last_batch_id=batch_id)
+
+    wait_until(lambda: world.agent("emu-1").current_batch_id is None, "emu-1 freed")
+    assert world.job(reported).status == JobStatus.FAILED
+    _assert_not_reported(world.job(running), batch_id)
+    _assert_not_reported(world.job(waiting), batch_id)
+
+    # freed: it takes the next job; a late batch.finished of the old batch changes nothing
+    later = world.submit("v1")
+    [_, rq_job] = world.wait_batches("emu-1", 2)
+    world.batch_finished("emu-1", batch_id, "v1", installs=1, jobs_run=2)
+    world.heartbeat("emu-1", last_batch_id=batch_id)
+    world.sync()
+    assert world.agent("emu-1").current_batch_id == rq_job.id
+    assert world.job(later).status == JobStatus.ASSIGNED
+    assert world.job(running).status == JobStatus.ERROR
+
+
+def test_heartbeat_naming_an_older_batch_leaves_the_outstanding_one_alone(
+    world: World, scheduler: threading.Thread
+) -> None:
+    suite, batch_id = _dispatch_suite(world, 2)
+    world.heartbeat("emu-1", last_batch_id="an-older-batch")
+    world.heartbeat("emu-1", last_batch_id=None)
+    world.sync()
+    assert world.agent("emu-1").current_batch_id == batch_id
+    assert all(world.job(job_id).status == JobStatus.ASSIGNED for job_id in suite)

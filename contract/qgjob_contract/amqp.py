@@ -6,7 +6,6 @@ pika's BlockingConnection is not thread-safe: give each thread its own publisher
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 import pika
 import pika.exceptions
@@ -82,36 +81,31 @@ class ConfirmingPublisher:
         self._channel = channel
         return channel
 
-    def _publish_once(self, envelopes: list[Envelope]) -> None:
+    def _publish_once(self, envelope: Envelope) -> None:
         channel = self._channel_or_connect()
         try:
-            for envelope in envelopes:
-                channel.basic_publish(
-                    exchange=names.EXCHANGE,
-                    routing_key=envelope.routing_key,
-                    body=envelope.encode(),
-                    properties=pika.BasicProperties(
-                        content_type="application/json",
-                        delivery_mode=pika.DeliveryMode.Persistent,
-                        message_id=envelope.event_id,
-                        type=envelope.type.value,
-                    ),
-                    mandatory=True,
-                )
+            channel.basic_publish(
+                exchange=names.EXCHANGE,
+                routing_key=envelope.routing_key,
+                body=envelope.encode(),
+                properties=pika.BasicProperties(
+                    content_type="application/json",
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    message_id=envelope.event_id,
+                    type=envelope.type.value,
+                ),
+                mandatory=True,
+            )
         except CONNECTION_ERRORS:
             self.close()
             raise
 
     def publish(self, envelope: Envelope) -> None:
-        self.publish_all([envelope])
+        """Publish and wait for the broker's confirm, reconnecting with backoff.
 
-    def publish_all(self, envelopes: Iterable[Envelope]) -> None:
-        """Publish in order; each is confirmed before the next is sent.
-
-        A retry after a lost connection re-sends every envelope of the call: consumers
-        must tolerate a duplicate (events carry ids).
+        A retry after a lost connection re-sends the envelope: the broker may have received
+        the first copy, so consumers must tolerate a duplicate (events carry ids).
         """
-        batch = list(envelopes)
         publish = retry(
             retry=retry_if_exception_type(CONNECTION_ERRORS),
             stop=stop_after_attempt(self._attempts),
@@ -120,7 +114,7 @@ class ConfirmingPublisher:
             reraise=True,
         )(self._publish_once)
         try:
-            publish(batch)
+            publish(envelope)
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
             raise PublishError(f"broker refused event: {exc}") from exc
         except CONNECTION_ERRORS as exc:

@@ -47,14 +47,20 @@ class Keys:
     JOBS_BY_TIME: Final = f"{PREFIX}jobs"
 
     # zset: pending job ids of one (target, app_version_id) group, scored by dispatch order
+    # (higher priority first, then arrival: the scheduler's `grouping.group_score`)
     @staticmethod
     def group(target: str, app_version_id: str) -> str:
         return f"{PREFIX}group:{target}:{app_version_id}"
 
-    # zset: app_version_ids with pending jobs for a target, scored by oldest arrival (ms)
+    # zset: app_version_ids with pending jobs for a target, scored (ms) by when the group
+    # arrived, or re-arrived because a batch took only part of it (round-robin)
     @staticmethod
     def groups(target: str) -> str:
         return f"{PREFIX}groups:{target}"
+
+    # string: counter, incremented once for each job joining a group, in submission order;
+    # the job's arrival number in its group's score
+    ARRIVAL_SEQ: Final = f"{PREFIX}arrival-seq"
 
     # hash: one agent record (see records.Agent)
     @staticmethod

@@ -193,7 +193,11 @@ class Batch:
 
     @classmethod
     def from_redis(cls, raw: dict[Any, Any]) -> Batch:
-        """A batch record as the scheduler stores it: a hash whose `jobs` field is JSON."""
+        """A batch record as the scheduler stores it: a hash whose `jobs` field is JSON.
+
+        The scheduler keeps fields of its own in that hash too (to take the batch back);
+        they are not part of the record and are ignored here.
+        """
         f = _fields(raw)
         return cls.from_json({**f, "jobs": json.loads(f["jobs"])})
 

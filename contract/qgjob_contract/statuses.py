@@ -20,7 +20,9 @@ FINAL_STATUSES: frozenset[JobStatus] = frozenset(
 )
 
 # Which status may follow which. A final status is never left. `assigned -> queued` is the
-# road back to a group when an agent is lost (room for leases; nothing takes it yet).
+# road back to a group for the jobs of a batch no agent will run: it could not be enqueued,
+# or its agent went offline before starting it (the scheduler's undo). `running -> queued`
+# is room for leases (nothing takes it yet).
 _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.ASSIGNED, JobStatus.CANCELLED}),
     # assigned -> final without running: the batch's install failed before the test began.

@@ -5,7 +5,12 @@ Each test gets a clean Redis database and a freshly declared, purged topology.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pika
 import pytest
@@ -54,3 +59,83 @@ def amqp_channel(rabbitmq_url: str) -> Iterator[pika.adapters.blocking_connectio
     channel.queue_purge(names.DEAD_LETTER_QUEUE)
     yield channel
     connection.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:`port` to an upstream; `drop()` cuts every open connection.
+
+    `accepted` counts the connections it has accepted: it grows when a client reconnects.
+    """
+
+    def __init__(self, port: int, upstream: tuple[str, int]) -> None:
+        self.port = port
+        self._upstream = upstream
+        self._server = socket.create_server(("127.0.0.1", port), reuse_port=False)
+        self._server.settimeout(0.2)
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            server = socket.create_connection(self._upstream)
+            with self._lock:
+                self._sockets += [client, server]
+                self.accepted += 1
+            threading.Thread(target=_pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=_pump, args=(server, client), daemon=True).start()
+
+    def drop(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._server.close()
+        self.drop()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass(frozen=True)
+class ProxiedBroker:
+    url: str  # RABBITMQ_URL that reaches the broker through `proxy`, same options
+    proxy: TcpProxy
+
+
+@pytest.fixture
+def rabbitmq_proxy(rabbitmq_url: str) -> Iterator[ProxiedBroker]:
+    """The session's RabbitMQ behind a TcpProxy the test controls (closed at the end)."""
+    parts = urlsplit(rabbitmq_url)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    proxy = TcpProxy(free_port(), (parts.hostname, parts.port))
+    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"
+    try:
+        yield ProxiedBroker(parts._replace(netloc=netloc).geturl(), proxy)
+    finally:
+        proxy.close()

@@ -7,25 +7,16 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from pathlib import Path
 
 from qgjob_agent.config import DEFAULT_HEALTH_FILE, HEALTH_FILE_ENV, HEALTH_MAX_AGE_S
 from qgjob_agent.errors import ConfigError
 from qgjob_contract.env import Env
-
-
-def is_fresh(path: Path, *, max_age_s: float = HEALTH_MAX_AGE_S, now: float | None = None) -> bool:
-    try:
-        modified = path.stat().st_mtime
-    except OSError:
-        return False
-    return (time.time() if now is None else now) - modified < max_age_s
+from qgjob_contract.health import is_fresh
 
 
 def main() -> None:
-    path = Path(Env(os.environ, error=ConfigError).text(HEALTH_FILE_ENV, DEFAULT_HEALTH_FILE))
-    sys.exit(0 if is_fresh(path) else 1)
+    path = Env(os.environ, error=ConfigError).text(HEALTH_FILE_ENV, DEFAULT_HEALTH_FILE)
+    sys.exit(0 if is_fresh(path, HEALTH_MAX_AGE_S) else 1)
 
 
 if __name__ == "__main__":

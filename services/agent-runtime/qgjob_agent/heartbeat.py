@@ -1,5 +1,6 @@
-"""The heartbeat thread: `agent.heartbeat` at start, every interval, and `offline` at stop.
+"""The heartbeat thread: `agent.heartbeat` at start, every interval, and `offline` at exit.
 
+Once a warm stop is requested every heartbeat says `offline` (see AgentStatus.stop).
 It has its own publisher (pika connections are not thread-safe). A publish that fails is
 logged and tried again at the next beat: the broker may be restarting. After each confirmed
 heartbeat it touches the health file the container's healthcheck reads. `beat_soon` cuts the
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from qgjob_agent.publisher import EventPublisher
 from qgjob_agent.status import AgentStatus
+from qgjob_contract import health
 from qgjob_contract.amqp import PublishError
 from qgjob_contract.events import EventType, make_event, utc_now
 from qgjob_contract.statuses import AgentState
@@ -56,25 +58,31 @@ class Heartbeat:
         self._wake.set()
 
     def beat(self, state: AgentState | None = None) -> bool:
-        """Publish one heartbeat; True when the broker confirmed it."""
-        with self._status.lock:  # see AgentStatus: heartbeats stay in order with batch events
+        """Publish one heartbeat; True when the broker confirmed it.
+
+        `state` overrides the agent's state: the final heartbeat at exit says `offline`, and
+        removes the health file instead of touching it.
+        """
+        # Held until the broker confirmed: see AgentStatus, heartbeats stay in order with
+        # batch.finished. One connection attempt (heartbeat_publisher) bounds the wait.
+        with self._status.reporting:
             payload = self._status.heartbeat(self._now(), state)
             try:
                 self._publisher.publish(make_event(EventType.AGENT_HEARTBEAT, payload))
             except PublishError as exc:
-                log.warning("agent %s: heartbeat not sent: %s", self._status.agent_id, exc)
+                log.warning("agent_id=%s: heartbeat not sent: %s", self._status.agent_id, exc)
                 return False
             except Exception:
-                log.exception("agent %s: heartbeat failed", self._status.agent_id)
+                log.exception("agent_id=%s: heartbeat failed", self._status.agent_id)
                 return False
         try:
             if state == AgentState.OFFLINE:
                 self._health_file.unlink(missing_ok=True)
             else:
-                self._health_file.touch()
+                health.touch(self._health_file)
         except OSError as exc:
             log.warning(
-                "agent %s: health file %s: %s", self._status.agent_id, self._health_file, exc
+                "agent_id=%s: health file %s: %s", self._status.agent_id, self._health_file, exc
             )
         return True
 

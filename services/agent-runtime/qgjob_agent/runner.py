@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from qgjob_agent.drivers.base import Driver, JobRun, RunOutcome
@@ -60,35 +60,40 @@ class BatchRunner:
 
     def run(self, batch: Batch) -> BatchFinished:
         log.info(
-            "batch %s: %d job(s) of app version %s",
+            "batch_id=%s agent_id=%s: starting, app version %s, job_ids=%s",
             batch.batch_id,
-            len(batch.jobs),
+            self._status.agent_id,
             batch.app_version_id,
+            _job_ids(job.job_id for job in batch.jobs),
         )
         self._status.begin_batch(batch.batch_id)
         reported: set[str] = set()  # jobs whose job.finished the broker confirmed
         try:
             self._run_jobs(batch, reported)
-            with self._status.lock:
+            with self._status.reporting:  # see AgentStatus: no heartbeat overtakes this event
                 finished = self._status.end_batch(batch.batch_id)
                 self._publisher.publish(make_event(EventType.BATCH_FINISHED, finished))
         except BaseException as exc:
             self._status.end_batch(batch.batch_id)
-            unreported = [job.job_id for job in batch.jobs if job.job_id not in reported]
             log.error(
-                "batch %s: aborted (%s: %s); its unfinished jobs were not reported: %s",
+                "batch_id=%s: aborted (%s: %s); job_ids not reported: %s",
                 batch.batch_id,
                 type(exc).__name__,
                 exc,
-                ", ".join(unreported) or "none",
+                _job_ids(job.job_id for job in batch.jobs if job.job_id not in reported),
             )
             raise
-        log.info("batch %s: finished (%d jobs run so far)", batch.batch_id, finished["jobs_run"])
+        log.info(
+            "batch_id=%s: finished, agent %s (%d jobs run so far)",
+            batch.batch_id,
+            finished["state"].value,
+            finished["jobs_run"],
+        )
         return finished
 
     def refuse(self, batch_id: str | None, error: Exception) -> None:
         """A batch too malformed to run: none of its jobs runs, but it still ends here."""
-        log.error("batch %s: malformed, not run: %r", batch_id, error)
+        log.error("batch_id=%s: malformed, not run: %r", batch_id, error)
         if batch_id is not None:
             self._status.end_batch(batch_id)
 
@@ -124,7 +129,7 @@ class BatchRunner:
     def _install(self, batch: Batch) -> _Install:
         version = batch.app_version_id
         if self._status.installed_app_version == version:
-            log.info("batch %s: app version %s already installed", batch.batch_id, version)
+            log.info("batch_id=%s: app version %s already installed", batch.batch_id, version)
             return _Install(paid=False, seconds=0.0)
         started = self._monotonic()
         try:
@@ -132,16 +137,16 @@ class BatchRunner:
         except InstallError as exc:
             error = str(exc)
             log.error(
-                "batch %s: installing app version %s failed: %s", batch.batch_id, version, exc
+                "batch_id=%s: installing app version %s failed: %s", batch.batch_id, version, exc
             )
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            log.exception("batch %s: installing app version %s crashed", batch.batch_id, version)
+            log.exception("batch_id=%s: installing app version %s crashed", batch.batch_id, version)
         else:
             seconds = self._monotonic() - started
             self._status.record_install(version)
             log.info(
-                "batch %s: installed app version %s in %.2f s", batch.batch_id, version, seconds
+                "batch_id=%s: installed app version %s in %.2f s", batch.batch_id, version, seconds
             )
             return _Install(paid=True, seconds=seconds)
         self._status.record_install(None)
@@ -160,7 +165,7 @@ class BatchRunner:
             return self._driver.run_test(run)
         except Exception as exc:
             log.exception(
-                "job %s (batch %s): driver %s crashed",
+                "job_id=%s batch_id=%s: driver %s crashed",
                 job.job_id,
                 batch.batch_id,
                 self._driver.name,
@@ -208,10 +213,15 @@ class BatchRunner:
         )
         reported.add(job.job_id)
         log.info(
-            "job %s (batch %s): %s in %.2f s%s",
+            "job_id=%s batch_id=%s: %s in %.2f s%s",
             job.job_id,
             batch.batch_id,
             outcome.status.value,
             outcome.duration_s,
             f" ({outcome.reason.value})" if outcome.reason else "",
         )
+
+
+def _job_ids(job_ids: Iterable[str]) -> str:
+    """Job ids as the scheduler logs them: comma-separated; `none` for none."""
+    return ",".join(job_ids) or "none"

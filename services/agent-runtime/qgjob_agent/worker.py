@@ -2,14 +2,16 @@
 
 One process = one device slot = one RQ SimpleWorker (no fork per job) listening on its own
 queue only: the scheduler hands a batch to an agent it knows is free, so no other queue may
-feed it. SIGTERM stops it warmly: a running batch finishes, then a final `offline` heartbeat
-is sent.
+feed it. SIGTERM (or SIGINT) stops it warmly: from that moment the agent reports itself
+`offline`, so the scheduler binds no new batch to it; a running batch finishes (its
+batch.finished says `offline`), no other is started, then a final `offline` heartbeat is sent.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import redis
 from rq import SimpleWorker
@@ -59,7 +61,8 @@ def run(config: Config, driver: Driver) -> None:
     connection = redis.Redis.from_url(config.redis_url)  # RQ needs bytes: no decode_responses
     try:
         _wait_for_redis(connection)
-        worker = SimpleWorker(
+        worker = AgentWorker(
+            status,
             [names.agent_queue(config.agent_id)],
             name=config.agent_id,
             connection=connection,
@@ -67,7 +70,10 @@ def run(config: Config, driver: Driver) -> None:
         )
         _clear_stale_registration(worker)
         log.info(
-            "agent %s (%s, driver %s) starting", config.agent_id, config.target.value, driver.name
+            "agent_id=%s starting: target %s, driver %s",
+            config.agent_id,
+            config.target.value,
+            driver.name,
         )
         heartbeat.start()
         try:
@@ -78,7 +84,23 @@ def run(config: Config, driver: Driver) -> None:
         events.close()
         connection.close()
         runtime.set_context(None)
-    log.info("agent %s stopped", config.agent_id)
+    log.info("agent_id=%s stopped", config.agent_id)
+
+
+class AgentWorker(SimpleWorker):
+    """RQ's SimpleWorker that tells the agent's status when a warm stop is requested.
+
+    RQ calls `handle_warm_shutdown_request` from its SIGTERM/SIGINT handler (its `shutdown`
+    command sends SIGINT), before it decides to finish the running job and then leave.
+    """
+
+    def __init__(self, status: AgentStatus, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._agent_status = status
+
+    def handle_warm_shutdown_request(self) -> None:
+        self._agent_status.stop()  # runs in a signal handler: stop() takes no lock
+        log.info("agent_id=%s: stopping; reporting offline from now on", self.name)
 
 
 @retry(
@@ -100,7 +122,7 @@ def _clear_stale_registration(worker: SimpleWorker) -> None:
     connection = worker.connection
     if connection.exists(worker.key) and not connection.hexists(worker.key, "death"):
         log.warning(
-            "agent %s: replacing an RQ worker of the same name left by an unclean stop",
+            "agent_id=%s: replacing an RQ worker of the same name left by an unclean stop",
             worker.name,
         )
         worker.register_death()  # type: ignore[no-untyped-call]

@@ -6,8 +6,13 @@ over the targets those events changed), with no delay: a suite that arrives as a
 events is dispatched whole. Once on connecting and then every `tick_s`, it also runs
 `on_tick` (a dispatch pass that does not wait for events) and touches the health file.
 Deliveries are acked only after `on_event` has stored their effect; what can never be applied
-is dead-lettered, what failed because Redis was unreachable is requeued. The connection is
-re-established with backoff whenever the broker is unreachable or drops it.
+is dead-lettered. The connection is re-established with backoff whenever the broker is
+unreachable or drops it.
+
+A Redis error while applying an event stops consuming at once: the connection is closed, so
+RabbitMQ requeues that delivery and every later one it had pushed ahead, in their original
+order; the loop backs off and reconnects. Events are applied in order or not at all: a
+`batch.finished` is never applied before a `job.finished` of its batch that failed.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pika
+import redis
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -27,7 +33,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from qgjob_contract import names
+from qgjob_contract import health, names
 from qgjob_contract.amqp import CONNECTION_ERRORS, connection_parameters, declare_topology
 from qgjob_contract.events import Envelope, EventDecodeError, decode
 from qgjob_scheduler.errors import REDIS_ERRORS, InvalidEvent
@@ -62,25 +68,58 @@ class Consumer:
         self._after_events = after_events
         self._on_tick = on_tick
         self._stopping = threading.Event()
-        self._redis_failures = 0
+        self._applied = 0  # events applied on the current connection
+        self._passes = 0
+
+    @property
+    def passes(self) -> int:
+        """How many times the loop has run `after_events`.
+
+        Once it grows past its value at some moment, a dispatch pass has run over every
+        event applied before that moment (tests wait on it).
+        """
+        return self._passes
 
     def stop(self) -> None:
         """Ask `run` to return (from a signal handler or another thread)."""
         self._stopping.set()
 
     def run(self) -> None:
-        """Consume until `stop()`; reconnects whenever the broker is unreachable."""
+        """Consume until `stop()`, one connection after another.
+
+        A connection that fails on Redis before it applied any event backs off before the
+        next (exponentially, up to MAX_REDIS_BACKOFF_S); any other end starts a fresh backoff.
+        """
         while not self._stopping.is_set():
-            connection = self._connect()
-            if connection is None:
-                return
-            try:
-                self._consume(connection)
-            except CONNECTION_ERRORS as exc:
-                log.warning("AMQP connection lost: %r; reconnecting", exc)
-                self._stopping.wait(DROPPED_CONNECTION_PAUSE_S)
-            finally:
-                _close(connection)
+            Retrying(
+                retry=retry_if_exception_type(redis.RedisError),
+                wait=wait_exponential(multiplier=0.2, max=MAX_REDIS_BACKOFF_S),
+                stop=self._stop_requested,
+                sleep=self._sleep,
+                before_sleep=_log_redis_retry,
+                retry_error_callback=_stopped,
+            )(self._session)
+
+    def _session(self) -> None:
+        """Consume on one connection until `stop()`, a dropped connection or a Redis error.
+
+        The connection is closed on the way out, so RabbitMQ requeues what was not acked. A
+        Redis error is raised again (to back off) unless events were applied before it.
+        """
+        connection = self._connect()
+        if connection is None:
+            return
+        self._applied = 0
+        try:
+            self._consume(connection)
+        except CONNECTION_ERRORS as exc:
+            log.warning("AMQP connection lost: %r; reconnecting", exc)
+            self._stopping.wait(DROPPED_CONNECTION_PAUSE_S)
+        except redis.RedisError:
+            if not self._applied:
+                raise
+        finally:
+            _close(connection)
 
     def _connect(self) -> Any:
         """A connection consuming the scheduler queue, or None when stopped meanwhile."""
@@ -129,15 +168,20 @@ class Consumer:
             wait = min(MAX_WAIT_S, max(0.0, next_tick - time.monotonic()))
             connection.process_data_events(time_limit=wait)
             _run_guarded(self._after_events, "dispatch after events")
+            self._passes += 1
 
     def _tick(self) -> None:
         _run_guarded(self._on_tick, "periodic dispatch")
         try:
-            self._health_file.touch()
+            health.touch(self._health_file)
         except OSError as exc:
             log.warning("cannot touch health file %s: %r", self._health_file, exc)
 
     def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        """Apply one delivery, then ack it or dead-letter it.
+
+        A Redis error is raised out of pika's I/O loop, unacked: see the module docstring.
+        """
         tag = method.delivery_tag
         try:
             event = decode(body)
@@ -159,17 +203,17 @@ class Consumer:
                 exc,
             )
             channel.basic_nack(tag, requeue=False)
-        except REDIS_ERRORS as exc:
-            self._redis_failures += 1
+        except redis.RedisError as exc:
             log.error(
-                "Redis unreachable handling %s event_id=%s %s, requeued: %r",
+                "Redis failed handling %s event_id=%s %s: %s: %s; consuming stops, this event "
+                "and the ones after it go back to the queue in order",
                 event.type.value,
                 event.event_id,
                 about,
+                type(exc).__name__,
                 exc,
             )
-            channel.basic_nack(tag, requeue=True)
-            self._stopping.wait(min(0.1 * 2 ** min(self._redis_failures, 6), MAX_REDIS_BACKOFF_S))
+            raise
         except Exception:
             log.exception(
                 "unexpected error handling %s event_id=%s %s, dead-lettered",
@@ -179,7 +223,7 @@ class Consumer:
             )
             channel.basic_nack(tag, requeue=False)
         else:
-            self._redis_failures = 0
+            self._applied += 1
             channel.basic_ack(tag)
 
 
@@ -209,6 +253,15 @@ def _log_retry(state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome is not None else None
     delay = state.next_action.sleep if state.next_action is not None else 0.0
     log.warning("RabbitMQ unreachable (%r); retrying in %.1f s", error, delay)
+
+
+def _log_redis_retry(state: RetryCallState) -> None:
+    delay = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning("consuming again in %.1f s, after the Redis error", delay)
+
+
+def _stopped(_state: RetryCallState) -> None:
+    """`stop()` was called while backing off after a Redis error: `run` returns."""
 
 
 def _close(connection: Any) -> None:

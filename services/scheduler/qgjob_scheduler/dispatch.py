@@ -1,17 +1,19 @@
 """Dispatch: hand batches of pending jobs to the free agents of a target.
 
 A pass reads the free agents and pending groups of a target, asks the policy for
-assignments, and carries each out with ONE Lua script (agent still free? pop the jobs, mark
-them assigned, write the batch, bind it to the agent), then enqueues the batch as one RQ job
-on the agent's own queue. Enqueueing is a second step, so it is not atomic with the first:
-when it fails, a compensating script hands the batch's jobs back to their group (`_undo`).
+assignments, and carries each out with ONE Lua script (agent still unbound? pop the jobs,
+mark them assigned, write the batch, bind it to the agent), then enqueues the batch as one
+RQ job on the agent's own queue. Enqueueing is a second step, so it is not atomic with the
+first: when it fails, a compensating script hands the batch's jobs back to their group
+(`_undo`). The same undo takes back a batch whose agent went offline before starting it
+(`take_back`).
 
 Groups of a target take turns. A group's score in `Keys.groups(target)` is the moment it
 (re-)arrived: a new group arrives with its first job, and a group that a batch takes only
 part of is re-scored as if it arrived at that moment. Cold agents take the group with the
 lowest score, so they go round the waiting app versions instead of serving, again and again,
-a version that keeps receiving jobs. A job joining a group lowers the group's score to its
-own arrival when that is earlier (`ZADD LT`).
+a version that keeps receiving jobs. A job joining a group that is already waiting leaves
+the group's score alone (`ZADD NX`), so a late job cannot pull a group forward.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from redis import Redis
 from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job as RqJob
 from rq.serializers import JSONSerializer
 
 from qgjob_contract import names
 from qgjob_contract.events import format_timestamp, timestamp_ms
 from qgjob_contract.names import Keys
-from qgjob_contract.records import Agent, Batch, BatchJob
+from qgjob_contract.records import Agent, Batch
 from qgjob_contract.statuses import AgentState, JobStatus
 from qgjob_contract.targets import Target
 from qgjob_scheduler.errors import REDIS_ERRORS
@@ -47,19 +51,23 @@ BATCH_FAILURE_TTL_S = 7 * 24 * 3600
 
 # KEYS: agent, group, groups, batch
 # ARGV: agent_id, app_version_id, count, batch_id, now, now in ms, job key prefix,
-#       queued status, assigned status, offline state, target
-# Returns {the batch's jobs as JSON, {job_id: its score in the group} as JSON, the group's
-# score in groups before the pop}, or false when nothing was dispatched.
+#       queued status, assigned status, target
+# Returns the batch record as written (HGETALL), or false when nothing was dispatched. Next
+# to the fields of records.Batch, the record keeps what `_undo` needs to take the batch back:
+# `job_scores` ({job_id: its score in the group} as JSON) and `group_score` (the group's score
+# in groups before the pop; empty if it had none).
 # The job keys are built from a prefix, not declared in KEYS: the job ids are only known once
 # ZPOPMIN has run. Fine on a single Redis instance; Redis Cluster would refuse the script.
 _FORM_BATCH = """
 local agent_key, group_key, groups_key, batch_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local agent_id, version, count, batch_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, now_ms, job_prefix = ARGV[5], ARGV[6], ARGV[7]
-local queued, assigned, offline, target = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local queued, assigned, target = ARGV[8], ARGV[9], ARGV[10]
 
-local agent = redis.call('HMGET', agent_key, 'agent_id', 'current_batch_id', 'state')
-if not agent[1] or (agent[2] and agent[2] ~= '') or agent[3] == offline then
+-- `is_free` chose this agent moments before, in this pass: re-check only that it is still
+-- known and that no batch was bound to it meanwhile.
+local agent = redis.call('HMGET', agent_key, 'agent_id', 'current_batch_id')
+if not agent[1] or (agent[2] and agent[2] ~= '') then
   return false
 end
 
@@ -88,14 +96,14 @@ if #jobs == 0 then
   return false
 end
 
-local jobs_json = cjson.encode(jobs)
 redis.call('HSET', batch_key, 'batch_id', batch_id, 'agent_id', agent_id, 'target', target,
-  'app_version_id', version, 'created_at', now, 'jobs', jobs_json)
+  'app_version_id', version, 'created_at', now, 'jobs', cjson.encode(jobs),
+  'job_scores', cjson.encode(scores), 'group_score', group_score or '')
 redis.call('HSET', agent_key, 'current_batch_id', batch_id)
-return {jobs_json, cjson.encode(scores), group_score}
+return redis.call('HGETALL', batch_key)
 """
 
-# The compensation of _FORM_BATCH when the batch could not be enqueued.
+# The compensation of _FORM_BATCH, for a batch no agent will run (see `_undo`).
 # KEYS: agent, group, groups, batch
 # ARGV: batch_id, job key prefix, assigned status, queued status, app_version_id,
 #       the group's score in groups, then per job: job_id, its score in the group
@@ -136,7 +144,8 @@ def is_free(agent: Agent, target: str, now: datetime, timeout_s: float) -> bool:
     """May `agent` take a batch of `target` now? (pure)
 
     Free = of that target, alive (a heartbeat within `timeout_s`), not offline, no batch
-    outstanding.
+    outstanding. The hand-over script (`_FORM_BATCH`) trusts this choice and re-checks only,
+    atomically, that no batch was bound to the agent meanwhile.
     """
     return (
         agent.target == target
@@ -146,12 +155,14 @@ def is_free(agent: Agent, target: str, now: datetime, timeout_s: float) -> bool:
     )
 
 
+def agent_queue(connection: Redis, agent_id: str) -> Queue:
+    """The agent's own RQ queue (JSON serializer)."""
+    return Queue(names.agent_queue(agent_id), connection=connection, serializer=JSONSerializer)
+
+
 def enqueue_batch(connection: Redis, batch: Batch) -> None:
     """Put `batch` on its agent's own RQ queue as one RQ job, enqueued by function name."""
-    queue = Queue(
-        names.agent_queue(batch.agent_id), connection=connection, serializer=JSONSerializer
-    )
-    queue.enqueue(
+    agent_queue(connection, batch.agent_id).enqueue(
         names.RUN_BATCH_FUNCTION,
         batch.to_json(),
         job_id=batch.batch_id,
@@ -172,6 +183,11 @@ class _Formed:
     batch: Batch
     job_scores: dict[str, str]  # job_id -> its score in the group before the pop
     group_score: str | None  # the group's score in groups before the pop
+
+    @classmethod
+    def from_redis(cls, raw: dict[Any, Any]) -> _Formed:
+        """From a batch record as `_FORM_BATCH` writes it (read with decoded responses)."""
+        return cls(Batch.from_redis(raw), json.loads(raw["job_scores"]), raw["group_score"] or None)
 
 
 class Dispatcher:
@@ -240,7 +256,7 @@ class Dispatcher:
                     batch.agent_id,
                     _job_ids(batch),
                 )
-                self._undo(formed)
+                self._undo(formed, "not enqueued")
                 continue
             log.info(
                 "dispatched batch_id=%s to agent %s: app version %s, job_ids=%s",
@@ -279,6 +295,71 @@ class Dispatcher:
             for (version, arrival), size in zip(versions, sizes, strict=True)
         ]
 
+    def take_back(self, batch_id: str, why: str) -> bool:
+        """Undo a batch bound to an agent that went offline (`why`), unless it has started.
+
+        The batch is left to its agent (False) when one of its jobs is no longer `assigned`
+        to it (the agent is running it and will report its end), or when its RQ job is no
+        longer waiting on the agent's queue (a worker took it). Otherwise the RQ job is
+        deleted, then the batch is undone (`_undo`): its jobs wait in their group again.
+        """
+        raw = self._store.hgetall(Keys.batch(batch_id))
+        if not raw:
+            log.warning("batch_id=%s to take back (%s) has no record: left alone", batch_id, why)
+            return False
+        formed = _Formed.from_redis(raw)
+        batch = formed.batch
+        if started := self._not_assigned(batch):
+            log.info(
+                "batch_id=%s not taken back (%s): job_ids=%s started, agent %s finishes it",
+                batch_id,
+                why,
+                ",".join(started),
+                batch.agent_id,
+            )
+            return False
+        if not self._withdraw(batch):
+            log.info(
+                "batch_id=%s not taken back (%s): agent %s's worker has taken it (job_ids=%s)",
+                batch_id,
+                why,
+                batch.agent_id,
+                _job_ids(batch),
+            )
+            return False
+        self._undo(formed, why)
+        return True
+
+    def _not_assigned(self, batch: Batch) -> list[str]:
+        """Ids of the batch's jobs that are no longer `assigned` to it."""
+        pipe = self._store.pipeline(transaction=False)
+        for job in batch.jobs:
+            pipe.hmget(Keys.job(job.job_id), ["status", "batch_id"])
+        return [
+            job.job_id
+            for job, (status, job_batch) in zip(batch.jobs, pipe.execute(), strict=True)
+            if status != JobStatus.ASSIGNED or job_batch != batch.batch_id
+        ]
+
+    def _withdraw(self, batch: Batch) -> bool:
+        """Take the batch's RQ job off its agent's queue and delete it; False if a worker has it.
+
+        LREM is atomic: once the job is off the queue, no worker can take it. A job that was
+        not on the queue but still exists was taken by a worker; one that no longer exists
+        cannot run.
+        """
+        removed = agent_queue(self._rq_connection, batch.agent_id).remove(batch.batch_id)
+        try:
+            rq_job = RqJob.fetch(
+                batch.batch_id, connection=self._rq_connection, serializer=JSONSerializer
+            )
+        except NoSuchJobError:
+            return True
+        if not removed:
+            return False
+        rq_job.delete()
+        return True
+
     def _form(self, target: str, assignment: Assignment) -> _Formed | None:
         batch_id = str(uuid.uuid4())
         now = format_timestamp(self._clock())
@@ -299,29 +380,19 @@ class Dispatcher:
                 Keys.job(""),  # the prefix of every job key
                 JobStatus.QUEUED.value,
                 JobStatus.ASSIGNED.value,
-                AgentState.OFFLINE.value,
                 target,
             ],
         )
         if not formed:
             return None
-        jobs_json, scores_json, group_score = formed
-        batch = Batch(
-            batch_id=batch_id,
-            agent_id=assignment.agent_id,
-            target=target,
-            app_version_id=assignment.app_version_id,
-            created_at=now,
-            jobs=[BatchJob(**job) for job in json.loads(jobs_json)],
-        )
-        return _Formed(batch, json.loads(scores_json), group_score)
+        return _Formed.from_redis(dict(zip(formed[::2], formed[1::2], strict=True)))
 
-    def _undo(self, formed: _Formed) -> None:
-        """Take back a batch that was handed over in Redis but never reached its agent.
+    def _undo(self, formed: _Formed, why: str) -> None:
+        """Take back a batch that was handed over in Redis but that no agent will run (`why`).
 
         Atomically: its jobs still `assigned` to it go back to `queued` in their group with
         their original scores (so their original order) and their attempt count restored
-        (the hand-over never happened); the group gets its place among the groups back; the
+        (the batch never ran); the group gets its place among the groups back; the
         agent is freed if the batch is still its outstanding one; the batch record goes.
         """
         batch = formed.batch
@@ -347,8 +418,9 @@ class Dispatcher:
             ],
         )
         log.warning(
-            "batch_id=%s undone: job_ids=%s back to queued in group %s/%s; agent %s released",
+            "batch_id=%s undone (%s): job_ids=%s back to queued in group %s/%s; agent %s released",
             batch.batch_id,
+            why,
             ",".join(restored),
             batch.target,
             batch.app_version_id,

@@ -7,6 +7,10 @@ once every delivery it pulled in together has been applied (`take_dirty`).
 Handlers are idempotent: a redelivered event finds its effect already there and changes
 nothing. Events that do not apply (unknown job, stale batch, duplicate) are logged and
 dropped; a payload that cannot be applied at all raises InvalidEvent.
+
+An agent that reports `offline` (it is stopping) while the scheduler still holds a batch bound
+to it will not start that batch: the handler asks `take_back` (the dispatcher's) to return the
+batch's jobs to their group, unless the agent has started it.
 """
 
 from __future__ import annotations
@@ -32,31 +36,35 @@ from qgjob_contract.events import (
 )
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Agent, Batch, Job
-from qgjob_contract.statuses import ErrorReason, JobStatus
+from qgjob_contract.statuses import AgentState, ErrorReason, JobStatus
 from qgjob_scheduler import transitions
 from qgjob_scheduler.atomic import fields, transaction
-from qgjob_scheduler.grouping import group_score
+from qgjob_scheduler.grouping import PRIORITY_WEIGHT
 from qgjob_scheduler.payloads import parse, timestamp
 from qgjob_scheduler.transitions import Verdict
 
 log = logging.getLogger(__name__)
 
-# KEYS: per job, in the event's order: job, group, groups
-# ARGV: queued status, then per job: job_id, app_version_id, score in its group, arrival ms
-# Returns each job's status as found (false: no record). A queued job joins its group (NX: a
-# redelivered event changes nothing) and its group joins the target's groups, keeping the
-# earlier of its score there and this arrival (LT). One script: the whole event, atomically.
+# KEYS: the arrival counter, then per job, in the event's order: job, group, groups
+# ARGV: queued status, grouping.PRIORITY_WEIGHT, then per job: job_id, app_version_id,
+#       priority, created_at in ms
+# Returns each job's status as found (false: no record). A queued job that is not in its
+# group yet takes the next arrival number and joins its group with the score
+# `grouping.group_score(priority, arrival)`; a redelivered event changes nothing. Its group
+# joins the target's groups scored by this creation time, unless it is there already (NX: a
+# waiting group keeps its place). One script: the whole event, atomically.
 _JOIN_GROUPS = """
-local queued = ARGV[1]
+local seq_key, queued, weight = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local statuses = {}
-for i = 1, #KEYS / 3 do
-  local job_key, group_key, groups_key = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local job_id, version = ARGV[4 * i - 2], ARGV[4 * i - 1]
-  local score, arrival = ARGV[4 * i], ARGV[4 * i + 1]
+for i = 1, (#KEYS - 1) / 3 do
+  local job_key, group_key, groups_key = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
+  local job_id, version = ARGV[4 * i - 1], ARGV[4 * i]
+  local priority, created_ms = tonumber(ARGV[4 * i + 1]), ARGV[4 * i + 2]
   local status = redis.call('HGET', job_key, 'status')
-  if status == queued then
-    redis.call('ZADD', group_key, 'NX', score, job_id)
-    redis.call('ZADD', groups_key, 'LT', arrival, version)
+  if status == queued and not redis.call('ZSCORE', group_key, job_id) then
+    local arrival = redis.call('INCR', seq_key)
+    redis.call('ZADD', group_key, arrival - priority * weight, job_id)
+    redis.call('ZADD', groups_key, 'NX', created_ms, version)
   end
   statuses[i] = status
 end
@@ -64,9 +72,13 @@ return statuses
 """
 
 
+TakeBack = Callable[[str, str], object]  # (batch_id, why): `Dispatcher.take_back`
+
+
 class EventHandler:
-    def __init__(self, store: Redis) -> None:
+    def __init__(self, store: Redis, *, take_back: TakeBack) -> None:
         self._store = store
+        self._take_back = take_back
         self._join_groups = store.register_script(_JOIN_GROUPS)
         self._dirty: set[str] = set()
         self._handlers: dict[EventType, Callable[[Envelope], None]] = {
@@ -86,15 +98,15 @@ class EventHandler:
         return dirty
 
     def on_jobs_submitted(self, event: Envelope) -> None:
-        """Every queued job of the request joins its group, in one atomic step."""
+        """Every queued job of the request joins its group, in the request's order, in one
+        atomic step."""
         jobs = parse(JobsSubmitted, event.payload)["jobs"]
-        keys: list[str] = []
-        args: list[str | int] = [JobStatus.QUEUED.value]
+        keys: list[str] = [Keys.ARRIVAL_SEQ]
+        args: list[str | int] = [JobStatus.QUEUED.value, PRIORITY_WEIGHT]
         for job in jobs:
             target, version = job["target"].value, job["app_version_id"]
-            arrival = timestamp_ms(job["created_at"])
             keys += [Keys.job(job["job_id"]), Keys.group(target, version), Keys.groups(target)]
-            args += [job["job_id"], version, group_score(job["priority"], arrival), arrival]
+            args += [job["job_id"], version, job["priority"], timestamp_ms(job["created_at"])]
         statuses = self._join_groups(keys=keys, args=args)
         for job, status in zip(jobs, statuses, strict=True):
             target, job_id = job["target"].value, job["job_id"]
@@ -138,7 +150,7 @@ class EventHandler:
         """Upsert the agent from its report; `current_batch_id` stays the scheduler's.
 
         A heartbeat whose `last_batch_id` is the agent's outstanding batch ends that batch
-        (its batch.finished was lost, or the agent aborted the batch): see `_end_batch`.
+        (its batch.finished was lost, or the agent aborted the batch): see `_update_agent`.
         """
         payload = parse(AgentHeartbeat, event.payload)
 
@@ -147,13 +159,14 @@ class EventHandler:
                 _with_counters(agent, payload), last_heartbeat=timestamp(payload["sent_at"])
             )
 
-        self._update_agent(event, payload, update, ended_batch=payload["last_batch_id"])
+        _, after = self._update_agent(event, payload, update, ended_batch=payload["last_batch_id"])
+        self._take_back_if_stopped(event, after, running=payload["current_batch_id"])
         self._dirty.add(payload["target"].value)
 
     def on_batch_finished(self, event: Envelope) -> None:
         """The agent's counters; if this was its outstanding batch, the batch ends."""
         payload = parse(BatchFinished, event.payload)
-        before = self._update_agent(
+        before, after = self._update_agent(
             event,
             payload,
             lambda agent: _with_counters(agent, payload),
@@ -163,14 +176,26 @@ class EventHandler:
         if outstanding != payload["batch_id"]:
             log.info(
                 "%s batch_id=%s is not agent %s's outstanding batch %s (event_id=%s): "
-                "agent left as it was",
+                "counters and state updated, the outstanding batch does not end",
                 event.type.value,
                 payload["batch_id"],
                 payload["agent_id"],
                 outstanding,
                 event.event_id,
             )
+        self._take_back_if_stopped(event, after, running=None)
         self._dirty.add(payload["target"].value)
+
+    def _take_back_if_stopped(self, event: Envelope, agent: Agent, *, running: str | None) -> None:
+        """An agent that is offline but still bound to a batch will not start it: take it back.
+
+        Not when the agent reports `running` that batch; `take_back` also leaves it alone when
+        the agent has started it without saying so yet.
+        """
+        batch_id = agent.current_batch_id
+        if agent.state == AgentState.OFFLINE and batch_id is not None and batch_id != running:
+            why = f"agent {agent.agent_id} offline: {event.type.value} event_id={event.event_id}"
+            self._take_back(batch_id, why)
 
     def _update_agent(
         self,
@@ -179,8 +204,8 @@ class EventHandler:
         update: Callable[[Agent], Agent],
         *,
         ended_batch: str | None,
-    ) -> Agent | None:
-        """Upsert an agent record atomically; returns the record as it was (None: new).
+    ) -> tuple[Agent | None, Agent]:
+        """Upsert an agent record atomically; returns it as it was (None: new) and as written.
 
         When `ended_batch` is the agent's outstanding batch, the same transaction ends it:
         the agent's `current_batch_id` is cleared and every job of the batch that is not
@@ -190,7 +215,9 @@ class EventHandler:
         agent_id = payload["agent_id"]
         key = Keys.agent(agent_id)
 
-        def read_modify_write(pipe: Pipeline) -> tuple[Agent | None, list[Job] | None]:
+        def read_modify_write(
+            pipe: Pipeline,
+        ) -> tuple[Agent | None, Agent, list[Job] | None]:
             raw = pipe.hgetall(key)
             before = Agent.from_redis(raw) if raw else None
             fresh = Agent(agent_id, payload["target"].value, payload["state"].value)
@@ -204,11 +231,11 @@ class EventHandler:
             pipe.sadd(Keys.AGENTS, agent_id)
             for job in unreported or []:
                 pipe.hset(Keys.job(job.job_id), mapping=fields(job.to_redis()))
-            return before, unreported
+            return before, after, unreported
 
-        before, unreported = transaction(self._store, key, read_modify_write)
+        before, after, unreported = transaction(self._store, key, read_modify_write)
         if unreported is None:
-            return before
+            return before, after
         log.info(
             "batch_id=%s of agent %s ended by %s (event_id=%s): agent freed, %d job(s) "
             "not reported",
@@ -229,7 +256,7 @@ class EventHandler:
                 agent_id,
                 event.event_id,
             )
-        return before
+        return before, after
 
 
 def _unreported_jobs(pipe: Pipeline, batch_id: str, agent_id: str) -> list[Job]:

@@ -6,21 +6,12 @@
 from __future__ import annotations
 
 import sys
-import time
-from pathlib import Path
 
+from qgjob_contract.health import is_fresh
 from qgjob_scheduler.config import Config
 from qgjob_scheduler.errors import ConfigError
 
 MAX_AGE_S = 30.0
-
-
-def is_alive(health_file: str, now: float, max_age_s: float = MAX_AGE_S) -> bool:
-    try:
-        touched = Path(health_file).stat().st_mtime
-    except OSError:
-        return False
-    return now - touched <= max_age_s
 
 
 def main() -> int:
@@ -29,7 +20,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1
-    if is_alive(config.health_file, time.time()):
+    if is_fresh(config.health_file, MAX_AGE_S):
         return 0
     print(f"unhealthy: {config.health_file} not touched in {MAX_AGE_S:.0f} s", file=sys.stderr)
     return 1

@@ -39,7 +39,7 @@ def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Red
         batch_max=config.batch_max_jobs,
         agent_timeout_s=config.agent_timeout_s,
     )
-    handler = EventHandler(store)
+    handler = EventHandler(store, take_back=dispatcher.take_back)
 
     def dispatch_changed_targets() -> None:
         dispatcher.dispatch_targets(handler.take_dirty())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -126,3 +127,31 @@ class EventLog:
 @pytest.fixture
 def event_log(amqp_channel: BlockingChannel) -> EventLog:
     return EventLog(amqp_channel)
+
+
+# A test program that runs until its gate file exists (the command driver runs it per test).
+_HELD_TEST = """\
+import pathlib, sys, time
+while not pathlib.Path(sys.argv[1]).exists():
+    time.sleep(0.02)
+"""
+
+
+@dataclass(frozen=True)
+class HeldTests:
+    """AGENT_COMMAND for tests that run until `release()`: the test decides when they end."""
+
+    command: str
+    gate: Path
+
+    def release(self) -> None:
+        self.gate.touch()
+
+
+@pytest.fixture
+def held_tests(tmp_path: Path) -> HeldTests:
+    program = tmp_path / "held_test.py"
+    program.write_text(_HELD_TEST)
+    gate = tmp_path / "gate"
+    command = shlex.join([sys.executable, str(program), str(gate)])
+    return HeldTests(command, gate)

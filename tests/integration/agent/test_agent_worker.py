@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from qgjob_contract.records import Batch, BatchJob
 from qgjob_contract.statuses import AgentState, JobStatus
 
 if TYPE_CHECKING:
-    from conftest import AgentProcess, EventLog
+    from conftest import AgentProcess, EventLog, HeldTests, ProxiedBroker
 
 
 def _enqueue(redis_url: str, queue_name: str, batch: Batch | dict[str, Any]) -> Job:
@@ -153,7 +154,7 @@ def test_an_aborted_batch_is_named_in_a_heartbeat_at_once_and_the_agent_goes_on(
     heartbeat = event_log.wait_for(_is(EventType.AGENT_HEARTBEAT, last_batch_id="m1"), timeout_s=10)
     assert heartbeat.payload["state"] == AgentState.IDLE
     assert heartbeat.payload["current_batch_id"] is None
-    assert "batch m1: malformed, not run" in agent.log()
+    assert "batch_id=m1: malformed, not run" in agent.log()
     assert not event_log.of(EventType.JOB_STARTED, EventType.BATCH_FINISHED)
 
     _enqueue(redis_url, queue, _batch("b2", agent.agent_id, "v1", "a.spec.js"))
@@ -193,35 +194,84 @@ def test_agent_restarted_after_a_crash_replaces_its_stale_worker_registration(
     assert restarted.process.poll() is None, restarted.log()
 
 
-def test_events_after_a_test_longer_than_the_amqp_heartbeat_still_arrive(
-    start_agent: Callable[..., AgentProcess], event_log: EventLog, redis_url: str, rabbitmq_url: str
+def test_events_still_arrive_when_the_broker_connection_drops_during_a_test(
+    start_agent: Callable[..., AgentProcess],
+    event_log: EventLog,
+    redis_url: str,
+    rabbitmq_proxy: ProxiedBroker,
+    held_tests: HeldTests,
 ) -> None:
-    # With a 1 s AMQP heartbeat the broker drops the batch publisher's idle connection
-    # during a 4 s test; the agent must open a new one and still publish the job.finished.
-    # (The heartbeat thread publishes every 0.5 s, so its own connection is never idle.)
+    # The broker drops a connection left idle during a long test (pika answers AMQP
+    # heartbeats only while it publishes); here the test cuts it, at a moment it chooses.
     agent = start_agent(
-        RABBITMQ_URL=rabbitmq_url.replace("heartbeat=30", "heartbeat=1"),
-        SIM_TEST_SECONDS="4",
-        SIM_INSTALL_SECONDS="0",
+        RABBITMQ_URL=rabbitmq_proxy.url, AGENT_DRIVER="command", AGENT_COMMAND=held_tests.command
     )
-    batch = _batch("long", agent.agent_id, "v1", "slow.spec.js", "slow2.spec.js")
+    batch = _batch("cut", agent.agent_id, "v1", "slow.spec.js", "slow2.spec.js")
     _enqueue(redis_url, names.agent_queue(agent.agent_id), batch)
+    event_log.wait_for(_is(EventType.JOB_STARTED, job_id="cut-j0"))
+    connections = rabbitmq_proxy.proxy.accepted
 
-    event_log.wait_for(_is(EventType.BATCH_FINISHED, batch_id="long"), timeout_s=40)
-    finished = [e for e in _batch_events(event_log, "long") if e.type == EventType.JOB_FINISHED]
-    assert [e.payload["result"]["outcome"] for e in finished] == [JobStatus.PASSED] * 2
+    rabbitmq_proxy.proxy.drop()  # every connection the agent has is gone
+    held_tests.release()
 
-    # The agent's log (pika's records included) shows the drop and the new connection, both
-    # during the first test: after the batch began and before its first job was reported.
-    log = agent.log()
-    began = _position(log, "batch long: 2 job(s)")
-    lost = _position(log, "connection_lost: StreamLostError", began)
-    reconnected = _position(log, "Connection workflow succeeded", lost)
-    assert reconnected < _position(log, "job long-j0 (batch long): passed", began)
+    event_log.wait_for(_is(EventType.BATCH_FINISHED, batch_id="cut"))
+    events = _batch_events(event_log, "cut")
+    assert [(e.type, e.payload.get("job_id")) for e in events] == [
+        (EventType.JOB_STARTED, "cut-j0"),
+        (EventType.JOB_FINISHED, "cut-j0"),
+        (EventType.JOB_STARTED, "cut-j1"),
+        (EventType.JOB_FINISHED, "cut-j1"),
+        (EventType.BATCH_FINISHED, None),
+    ]
+    assert _outcomes(events) == [JobStatus.PASSED] * 2
+    assert rabbitmq_proxy.proxy.accepted > connections  # reported over a new connection
+    assert agent.process.poll() is None, agent.log()
 
 
-def _position(log: str, text: str, start: int = 0) -> int:
-    """Where `text` first appears in `log` from `start` on; fails the test when it does not."""
-    position = log.find(text, start)
-    assert position >= 0, f"{text!r} is not in the agent's log after character {start}"
-    return position
+def test_sigterm_during_a_batch_finishes_it_reports_offline_and_starts_no_other(
+    start_agent: Callable[..., AgentProcess],
+    event_log: EventLog,
+    redis_url: str,
+    held_tests: HeldTests,
+) -> None:
+    agent = start_agent(AGENT_DRIVER="command", AGENT_COMMAND=held_tests.command)
+    queue = names.agent_queue(agent.agent_id)
+    _enqueue(redis_url, queue, _batch("b1", agent.agent_id, "v1", "a.spec.js", "b.spec.js"))
+    event_log.wait_for(_is(EventType.JOB_STARTED, job_id="b1-j0"))
+    # A batch the scheduler bound to the agent before it learnt that the agent is stopping.
+    waiting = _enqueue(redis_url, queue, _batch("b2", agent.agent_id, "v1", "c.spec.js"))
+
+    agent.process.send_signal(signal.SIGTERM)  # docker compose stop / --scale down
+    # While the batch still runs, every heartbeat says offline: the scheduler binds no
+    # other batch to the agent.
+    event_log.wait_for(
+        _is(EventType.AGENT_HEARTBEAT, state=AgentState.OFFLINE, current_batch_id="b1")
+    )
+    held_tests.release()
+
+    assert agent.process.wait(20) == 0, agent.log()
+    event_log.drain()
+    events = _batch_events(event_log, "b1")
+    assert [e.type for e in events] == [
+        EventType.JOB_STARTED,
+        EventType.JOB_FINISHED,
+        EventType.JOB_STARTED,
+        EventType.JOB_FINISHED,
+        EventType.BATCH_FINISHED,
+    ]
+    finished = events[-1]
+    assert finished.payload["state"] == AgentState.OFFLINE
+    assert _outcomes(events) == [JobStatus.PASSED] * 2
+    after = event_log.events[event_log.events.index(finished) + 1 :]
+    heartbeats = [e.payload for e in after if e.type == EventType.AGENT_HEARTBEAT]
+    assert heartbeats, "no heartbeat after batch.finished"
+    assert all(h["state"] == AgentState.OFFLINE for h in heartbeats)
+    assert heartbeats[-1]["last_batch_id"] == "b1"
+    assert heartbeats[-1]["current_batch_id"] is None
+    assert not _batch_events(event_log, "b2")
+    assert waiting.get_status(refresh=True) == RQJobStatus.QUEUED
+    assert not agent.health_file.exists()
+
+
+def _outcomes(events: list[Envelope]) -> list[str]:
+    return [e.payload["result"]["outcome"] for e in events if e.type == EventType.JOB_FINISHED]

@@ -1,11 +1,10 @@
 """Fixtures for the scheduler's integration tests: the real consumer in a thread, helpers to
-store jobs the way the API does, publish events, inspect RQ queues, and a TCP proxy that can
-cut the scheduler's connection to RabbitMQ."""
+store jobs the way the API does, publish events, inspect RQ queues, and the URL of RabbitMQ
+through the shared TcpProxy (tests/integration/conftest.py), which can cut the connection."""
 
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 import uuid
@@ -37,6 +36,7 @@ from qgjob_contract.records import Agent, Job
 from qgjob_contract.statuses import AgentState
 from qgjob_contract.targets import Target
 from qgjob_scheduler.config import Config
+from qgjob_scheduler.consumer import Consumer
 from qgjob_scheduler.main import create_consumer, redis_clients
 
 BATCH_MAX = 3
@@ -58,15 +58,20 @@ def wait_until(predicate: Callable[[], Any], what: str, timeout: float = DEADLIN
 
 
 @contextlib.contextmanager
-def running_scheduler(config: Config) -> Iterator[threading.Thread]:
-    """The real consumer (own connections) in a thread, stopped and joined on exit."""
+def running_scheduler(world: World, config: Config) -> Iterator[Consumer]:
+    """The real consumer (own connections) in a thread, stopped and joined on exit.
+
+    `world.sync()` waits on it meanwhile.
+    """
     store, rq_connection = redis_clients(config)
     consumer = create_consumer(config, store, rq_connection)
     thread = threading.Thread(target=consumer.run, name="scheduler", daemon=True)
     thread.start()
+    world.scheduler = consumer
     try:
-        yield thread
+        yield consumer
     finally:
+        world.scheduler = None
         consumer.stop()
         thread.join(timeout=15)
         store.close()
@@ -111,13 +116,15 @@ class World:
         self.redis = redis_client
         self.rq_redis = rq_redis
         self.publisher = ConfirmingPublisher(rabbitmq_url)
+        self.scheduler: Consumer | None = None  # set by `running_scheduler`
         # Jobs were created a little while ago: later than any arrival is "now".
         self._clock = datetime.now(UTC) - timedelta(minutes=1)
 
     def close(self) -> None:
         self.publisher.close()
 
-    def _next_time(self) -> str:
+    def next_time(self) -> str:
+        """The creation time of the next request: each request is a little later."""
         self._clock += timedelta(milliseconds=5)
         return self._clock.isoformat(timespec="milliseconds")
 
@@ -129,8 +136,12 @@ class World:
         priority: int = 1,
         job_id: str | None = None,
         store: bool = True,
+        created_at: str | None = None,
     ) -> Job:
-        """A queued job record as the API writes it (`store=False`: as if rolled back)."""
+        """A queued job record as the API writes it (`store=False`: as if rolled back).
+
+        `created_at` defaults to a time of its own, as if the job came in its own request.
+        """
         job = Job(
             job_id=job_id or str(uuid.uuid4()),
             org_id="qualgent",
@@ -138,7 +149,7 @@ class World:
             test_path=f"tests/{uuid.uuid4().hex[:8]}.spec.js",
             priority=priority,
             target=target.value,
-            created_at=self._next_time(),
+            created_at=created_at or self.next_time(),
         )
         if store:
             self.redis.hset(Keys.job(job.job_id), mapping=job.to_redis())
@@ -162,10 +173,27 @@ class World:
         return job.job_id
 
     def submit_suite(
-        self, app_version_id: str, count: int, *, target: Target = Target.EMULATOR
+        self,
+        app_version_id: str,
+        count: int,
+        *,
+        target: Target = Target.EMULATOR,
+        job_ids: list[str] | None = None,
     ) -> list[str]:
-        """Store `count` queued jobs, then publish ONE jobs.submitted (one API request)."""
-        jobs = [self.store_job(app_version_id, target=target) for _ in range(count)]
+        """Store `count` queued jobs, then publish ONE jobs.submitted (one API request).
+
+        Like the API, every job of the request has the same `created_at`.
+        """
+        created_at = self.next_time()
+        jobs = [
+            self.store_job(
+                app_version_id,
+                target=target,
+                job_id=job_ids[i] if job_ids else None,
+                created_at=created_at,
+            )
+            for i in range(count)
+        ]
         self.publish_submitted(jobs)
         return [job.job_id for job in jobs]
 
@@ -194,14 +222,21 @@ class World:
         return str(event.payload["sent_at"])
 
     def batch_finished(
-        self, agent_id: str, batch_id: str, installed: str, *, installs: int, jobs_run: int
+        self,
+        agent_id: str,
+        batch_id: str,
+        installed: str,
+        *,
+        installs: int,
+        jobs_run: int,
+        state: AgentState = AgentState.IDLE,
     ) -> None:
         self.publish(
             EventType.BATCH_FINISHED,
             {
                 "agent_id": agent_id,
                 "target": Target.EMULATOR.value,
-                "state": AgentState.IDLE.value,
+                "state": state.value,
                 "installed_app_version": installed,
                 "installs": installs,
                 "jobs_run": jobs_run,
@@ -213,16 +248,23 @@ class World:
         self.publisher.publish(make_event(event_type, payload))
 
     def sync(self) -> None:
-        """Return once the scheduler has handled everything published before this call.
+        """Return once the scheduler has handled everything published before this call AND
+        run the dispatch pass that follows it, so "no batch was sent" can be asserted.
 
         The scheduler handles its queue in order, so once this marker heartbeat (of a
-        target no test dispatches to) is stored, every earlier event has been handled.
+        target no test dispatches to) is stored, every earlier event has been handled. The
+        dispatch pass over what they changed runs after them (`after_events`): once the
+        consumer's pass count grows past its value at that moment, that pass is done.
         """
+        scheduler = self.scheduler
+        assert scheduler is not None, "sync() needs a running scheduler"
         sent_at = self.heartbeat(SYNC_AGENT, target=Target.BROWSERSTACK)
         wait_until(
             lambda: self.redis.hget(Keys.agent(SYNC_AGENT), "last_heartbeat") == sent_at,
             "the scheduler to catch up",
         )
+        passes = scheduler.passes
+        wait_until(lambda: scheduler.passes > passes, "a dispatch pass after the events")
 
     def job(self, job_id: str) -> Job:
         return Job.from_redis(self.redis.hgetall(Keys.job(job_id)))
@@ -236,12 +278,14 @@ class World:
     def groups(self, target: Target = Target.EMULATOR) -> list[str]:
         return list(self.redis.zrange(Keys.groups(target.value), 0, -1))
 
-    def batches(self, agent_id: str) -> list[RqJob]:
-        """RQ jobs waiting on the agent's own queue (no worker runs in these tests)."""
-        queue = Queue(
+    def queue(self, agent_id: str) -> Queue:
+        return Queue(
             names.agent_queue(agent_id), connection=self.rq_redis, serializer=JSONSerializer
         )
-        return list(queue.jobs)
+
+    def batches(self, agent_id: str) -> list[RqJob]:
+        """RQ jobs waiting on the agent's own queue (no worker runs in these tests)."""
+        return list(self.queue(agent_id).jobs)
 
     def wait_batches(
         self, agent_id: str, count: int, *, timeout: float = DEADLINE_S
@@ -289,68 +333,15 @@ def health_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def scheduler(
-    world: World, redis_url: str, rabbitmq_url: str, health_file: Path
-) -> Iterator[threading.Thread]:
-    with running_scheduler(scheduler_config(redis_url, rabbitmq_url, health_file)) as thread:
-        yield thread
+def config(redis_url: str, rabbitmq_url: str, health_file: Path) -> Config:
+    """The configuration of the scheduler the tests run (see `scheduler_config`)."""
+    return scheduler_config(redis_url, rabbitmq_url, health_file)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:`port` to an upstream; `drop()` cuts every open connection."""
-
-    def __init__(self, port: int, upstream: tuple[str, int]) -> None:
-        self.port = port
-        self._upstream = upstream
-        self._server = socket.create_server(("127.0.0.1", port), reuse_port=False)
-        self._server.settimeout(0.2)
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._closed = threading.Event()
-        self.accepted = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            server = socket.create_connection(self._upstream)
-            with self._lock:
-                self._sockets += [client, server]
-                self.accepted += 1
-            threading.Thread(target=_pump, args=(client, server), daemon=True).start()
-            threading.Thread(target=_pump, args=(server, client), daemon=True).start()
-
-    def drop(self) -> None:
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def close(self) -> None:
-        self._closed.set()
-        self._server.close()
-        self.drop()
-
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            sink.sendall(data)
-    with contextlib.suppress(OSError):
-        sink.shutdown(socket.SHUT_RDWR)
+@pytest.fixture
+def scheduler(world: World, config: Config) -> Iterator[Consumer]:
+    with running_scheduler(world, config) as consumer:
+        yield consumer
 
 
 def via_proxy(rabbitmq_url: str, port: int) -> tuple[str, tuple[str, int]]:

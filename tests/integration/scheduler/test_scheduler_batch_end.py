@@ -3,11 +3,10 @@ agent is freed and the jobs it never reported end `error` with reason `not_repor
 
 from __future__ import annotations
 
-import threading
-
 from qgjob_contract.events import EventType
 from qgjob_contract.records import Batch, Job
 from qgjob_contract.statuses import ErrorReason, JobStatus
+from qgjob_scheduler.consumer import Consumer
 
 from .conftest import World, wait_until
 from .test_scheduler_job_events import finished, started
@@ -35,7 +34,7 @@ def _assert_not_reported(job: Job, batch_id: str) -> None:
 
 
 def test_batch_finished_ends_a_job_never_reported_as_error_and_the_agent_gets_the_next(
-    world: World, scheduler: threading.Thread
+    world: World, scheduler: Consumer
 ) -> None:
     (passed, never_reported), batch_id = _dispatch_suite(world, 2)
     later = world.submit("v1")  # the agent is busy: it waits in its group
@@ -52,7 +51,7 @@ def test_batch_finished_ends_a_job_never_reported_as_error_and_the_agent_gets_th
 
 
 def test_agent_that_aborted_its_batch_is_freed_by_a_heartbeat_naming_it(
-    world: World, scheduler: threading.Thread
+    world: World, scheduler: Consumer
 ) -> None:
     (reported, running, waiting), batch_id = _dispatch_suite(world, 3)
     world.publish(EventType.JOB_STARTED, started(reported, batch_id))
@@ -79,7 +78,7 @@ def test_agent_that_aborted_its_batch_is_freed_by_a_heartbeat_naming_it(
 
 
 def test_heartbeat_naming_an_older_batch_leaves_the_outstanding_one_alone(
-    world: World, scheduler: threading.Thread
+    world: World, scheduler: Consumer
 ) -> None:
     suite, batch_id = _dispatch_suite(world, 2)
     world.heartbeat("emu-1", last_batch_id="an-older-batch")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,12 +13,13 @@ from qgjob_contract.names import Keys
 from qgjob_contract.records import Batch
 from qgjob_contract.statuses import AgentState, JobStatus
 from qgjob_contract.targets import Target
+from qgjob_scheduler.consumer import Consumer
 
 from .conftest import BATCH_MAX, World, running_scheduler, scheduler_config, wait_until
 
 
 def test_submitted_jobs_wait_in_their_groups_while_no_agent_is_free(
-    world: World, scheduler: threading.Thread
+    world: World, scheduler: Consumer
 ) -> None:
     first = world.store_job("v1")
     rolled_back = world.store_job("v1", store=False)  # the API removed it after a failure
@@ -38,7 +38,7 @@ def test_submitted_jobs_wait_in_their_groups_while_no_agent_is_free(
 
 
 def test_a_suite_submitted_while_agents_are_free_goes_to_one_agent_as_one_batch(
-    world: World, scheduler: threading.Thread
+    world: World, scheduler: Consumer
 ) -> None:
     world.heartbeat("emu-1")
     world.heartbeat("emu-2")
@@ -55,11 +55,21 @@ def test_a_suite_submitted_while_agents_are_free_goes_to_one_agent_as_one_batch(
     assert world.groups() == []
 
 
+def test_a_suite_is_dispatched_in_submission_order_whatever_its_job_ids(
+    world: World, scheduler: Consumer
+) -> None:
+    suite = world.submit_suite("v1", BATCH_MAX, job_ids=["job-c", "job-b", "job-a"])
+    world.sync()
+    world.heartbeat("emu-1")
+    [rq_job] = world.wait_batches("emu-1", 1)
+    assert [job.job_id for job in Batch.from_json(rq_job.args[0]).jobs] == suite
+
+
 def test_dispatch_follows_events_without_waiting_for_the_tick(
     world: World, redis_url: str, rabbitmq_url: str, health_file: Path
 ) -> None:
     config = replace(scheduler_config(redis_url, rabbitmq_url, health_file), tick_s=60.0)
-    with running_scheduler(config):
+    with running_scheduler(world, config):
         wait_until(health_file.exists, "the first tick")
         job_id = world.submit("v1")
         world.sync()
@@ -69,7 +79,7 @@ def test_dispatch_follows_events_without_waiting_for_the_tick(
 
 
 def test_idle_agent_heartbeat_produces_one_batch_of_one_version(
-    world: World, scheduler: threading.Thread
+    world: World, scheduler: Consumer
 ) -> None:
     v1 = [world.submit("v1") for _ in range(BATCH_MAX + 1)]
     urgent = world.submit("v1", priority=5)  # arrives last, runs first
@@ -101,7 +111,7 @@ def test_idle_agent_heartbeat_produces_one_batch_of_one_version(
 
 
 def test_busy_agent_gets_nothing_more_until_its_batch_finishes(
-    world: World, scheduler: threading.Thread
+    world: World, scheduler: Consumer
 ) -> None:
     first = world.submit("v1")
     world.sync()
@@ -133,7 +143,7 @@ def test_busy_agent_gets_nothing_more_until_its_batch_finishes(
 
 
 def test_free_agent_takes_the_version_it_has_installed_first(
-    world: World, scheduler: threading.Thread
+    world: World, scheduler: Consumer
 ) -> None:
     old = world.submit("v-old")
     warm = world.submit("v-warm")
@@ -151,9 +161,7 @@ def test_free_agent_takes_the_version_it_has_installed_first(
     assert world.job(old).assigned_agent == "emu-cold"
 
 
-def test_agents_only_take_work_of_their_own_target(
-    world: World, scheduler: threading.Thread
-) -> None:
+def test_agents_only_take_work_of_their_own_target(world: World, scheduler: Consumer) -> None:
     device_job = world.submit("v1", target=Target.DEVICE)
     world.sync()
     world.heartbeat("emu-1")
@@ -165,7 +173,7 @@ def test_agents_only_take_work_of_their_own_target(
     assert [j.job_id for j in Batch.from_json(rq_job.args[0]).jobs] == [device_job]
 
 
-def test_offline_agent_gets_no_batch(world: World, scheduler: threading.Thread) -> None:
+def test_offline_agent_gets_no_batch(world: World, scheduler: Consumer) -> None:
     world.submit("v1")
     world.heartbeat("emu-1", state=AgentState.OFFLINE)
     world.sync()
@@ -174,7 +182,7 @@ def test_offline_agent_gets_no_batch(world: World, scheduler: threading.Thread) 
 
 
 def test_duplicate_submitted_event_does_not_requeue_an_assigned_job(
-    world: World, scheduler: threading.Thread
+    world: World, scheduler: Consumer
 ) -> None:
     job_id = world.submit("v1")
     world.heartbeat("emu-1")

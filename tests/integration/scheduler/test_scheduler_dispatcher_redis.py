@@ -1,6 +1,6 @@
 """The handler and the dispatcher driven directly on the real Redis (no broker, no thread):
-what a dispatch pass leaves behind when enqueueing fails, how groups take turns, and which
-targets the handlers mark for a pass."""
+the order of jobs in a group, what a dispatch pass leaves behind when enqueueing fails, how
+groups take turns, and which targets the handlers mark for a pass."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from qgjob_contract.records import Batch
 from qgjob_contract.statuses import JobStatus
 from qgjob_contract.targets import Target
 from qgjob_scheduler.dispatch import Dispatcher, Enqueue, enqueue_batch
+from qgjob_scheduler.grouping import group_score
 from qgjob_scheduler.handlers import EventHandler
 
 from .conftest import BATCH_MAX, World, heartbeat_event, submitted_event
@@ -30,14 +31,45 @@ def dispatcher(world: World, enqueue: Enqueue = enqueue_batch) -> Dispatcher:
     )
 
 
+def make_handler(world: World) -> EventHandler:
+    return EventHandler(world.redis, take_back=dispatcher(world).take_back)
+
+
 def scores(world: World, key: str) -> list[tuple[str, float]]:
     return cast(list[tuple[str, float]], world.redis.zrange(key, 0, -1, withscores=True))
+
+
+def test_jobs_join_their_group_in_submission_order_then_by_priority(world: World) -> None:
+    handler = make_handler(world)
+    handler.handle(
+        submitted_event(
+            [
+                world.store_job("v1", job_id="c"),
+                world.store_job("v1", job_id="b", priority=10),
+                world.store_job("v1", job_id="a"),
+            ]
+        )
+    )
+    created_at = world.next_time()  # one request: every job has the same created_at
+    later = [world.store_job("v1", job_id=job_id, created_at=created_at) for job_id in "zyx"]
+    handler.handle(submitted_event(later))
+    handler.handle(submitted_event(later))  # redelivered: takes no new arrival number
+
+    assert scores(world, Keys.group(EMULATOR, "v1")) == [
+        ("b", group_score(10, 2)),
+        ("c", group_score(1, 1)),
+        ("a", group_score(1, 3)),
+        ("z", group_score(1, 4)),
+        ("y", group_score(1, 5)),
+        ("x", group_score(1, 6)),
+    ]
+    assert world.redis.get(Keys.ARRIVAL_SEQ) == "6"
 
 
 def test_a_batch_that_cannot_be_enqueued_is_handed_back_to_its_group(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    handler = EventHandler(world.redis)
+    handler = make_handler(world)
     jobs = [world.store_job("v1") for _ in range(BATCH_MAX + 1)]
     handler.handle(submitted_event(jobs))
     handler.handle(heartbeat_event("emu-1"))
@@ -83,7 +115,7 @@ def test_a_batch_that_cannot_be_enqueued_is_handed_back_to_its_group(
 
 
 def test_a_group_partly_taken_goes_behind_the_groups_that_were_waiting(world: World) -> None:
-    handler = EventHandler(world.redis)
+    handler = make_handler(world)
     handler.handle(submitted_event([world.store_job("busy") for _ in range(BATCH_MAX + 2)]))
     handler.handle(submitted_event([world.store_job("quiet")]))  # arrived after all of busy
     passes = dispatcher(world)
@@ -95,6 +127,11 @@ def test_a_group_partly_taken_goes_behind_the_groups_that_were_waiting(world: Wo
     # busy re-arrived at the pop: now behind quiet, which waits since its own arrival
     groups = dict(scores(world, Keys.groups(EMULATOR)))
     assert groups["busy"] >= before > groups["quiet"]
+    # a job created before the pop, whose event comes late, does not pull busy forward
+    lagging = world.store_job("busy")
+    handler.handle(submitted_event([lagging]))
+    assert timestamp_ms(lagging.created_at) < groups["busy"]
+    assert dict(scores(world, Keys.groups(EMULATOR))) == groups
 
     handler.handle(heartbeat_event("emu-2"))
     [second] = passes.dispatch(EMULATOR)
@@ -102,12 +139,13 @@ def test_a_group_partly_taken_goes_behind_the_groups_that_were_waiting(world: Wo
 
     handler.handle(heartbeat_event("emu-3"))
     [third] = passes.dispatch(EMULATOR)
-    assert (third.app_version_id, len(third.jobs)) == ("busy", 2)
+    assert (third.app_version_id, len(third.jobs)) == ("busy", 3)
+    assert third.jobs[-1].job_id == lagging.job_id
     assert scores(world, Keys.groups(EMULATOR)) == []
 
 
 def test_handlers_mark_the_targets_whose_situation_changed(world: World) -> None:
-    handler = EventHandler(world.redis)
+    handler = make_handler(world)
     device_job = world.store_job("v1", target=Target.DEVICE)
     gone = world.store_job("v1", target=Target.BROWSERSTACK, store=False)
     handler.handle(submitted_event([world.store_job("v1"), device_job, gone]))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-
 import pika
 
 from qgjob_contract import names
 from qgjob_contract.events import EventType, make_event
 from qgjob_contract.statuses import JobStatus
+from qgjob_scheduler.consumer import Consumer
 
 from .conftest import World, wait_until
 
@@ -43,7 +42,7 @@ def finished(job_id: str, batch_id: str, **result: object) -> dict[str, object]:
 
 
 def test_started_then_finished_moves_a_job_to_running_then_passed_once(
-    world: World, scheduler: threading.Thread
+    world: World, scheduler: Consumer
 ) -> None:
     job_id = world.submit("v1")
     world.heartbeat("emu-1")
@@ -75,7 +74,7 @@ def test_started_then_finished_moves_a_job_to_running_then_passed_once(
 
 def test_undecodable_and_invalid_messages_are_dead_lettered_and_consuming_goes_on(
     world: World,
-    scheduler: threading.Thread,
+    scheduler: Consumer,
     amqp_channel: pika.adapters.blocking_connection.BlockingChannel,
 ) -> None:
     amqp_channel.basic_publish(

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import TcpProxy, free_port
+
 from .conftest import (
-    TcpProxy,
     World,
-    free_port,
     running_scheduler,
     scheduler_config,
     via_proxy,
@@ -34,7 +34,7 @@ def test_consumer_waits_for_the_broker_and_reconnects_when_it_drops(
     proxy_url, broker = via_proxy(rabbitmq_url, port)
     config = scheduler_config(redis_url, proxy_url, health_file)
 
-    with running_scheduler(config):
+    with running_scheduler(world, config):
         wait_until(
             lambda: any("RabbitMQ unreachable" in r.getMessage() for r in caplog.records),
             "a failed connection attempt",

@@ -1,8 +1,10 @@
-"""Heartbeats (start, periodic, offline at stop; failures retried) and the healthcheck."""
+"""Heartbeats (start, periodic, offline when stopping and at exit; failures retried), the
+heartbeat publisher's single connection attempt, and the healthcheck."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -10,10 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qgjob_agent.healthcheck import is_fresh
+import pytest
+
 from qgjob_agent.heartbeat import Heartbeat
+from qgjob_agent.publisher import heartbeat_publisher
 from qgjob_agent.status import AgentStatus
-from qgjob_contract.events import EventType
+from qgjob_contract.amqp import PublishError
+from qgjob_contract.events import EventType, make_event
 from qgjob_contract.statuses import AgentState
 
 if TYPE_CHECKING:
@@ -105,16 +110,6 @@ def test_a_failed_publish_is_retried_at_the_next_beat(
     assert len(publisher.events) == 1
 
 
-def test_health_is_fresh_only_after_a_recent_heartbeat(tmp_path: Path) -> None:
-    health_file = tmp_path / "alive"
-    assert not is_fresh(health_file)
-    health_file.touch()
-    assert is_fresh(health_file)
-    old = time.time() - 31
-    os.utime(health_file, (old, old))
-    assert not is_fresh(health_file)
-
-
 def test_healthcheck_command_exit_code(tmp_path: Path) -> None:
     health_file = tmp_path / "alive"
 
@@ -126,3 +121,47 @@ def test_healthcheck_command_exit_code(tmp_path: Path) -> None:
     assert healthcheck() == 1
     health_file.touch()
     assert healthcheck() == 0
+    old = time.time() - 31
+    os.utime(health_file, (old, old))
+    assert healthcheck() == 1
+
+
+def test_once_stopping_every_heartbeat_says_offline_and_the_agent_stays_healthy(
+    publisher: RecordingPublisher, tmp_path: Path
+) -> None:
+    health_file = tmp_path / "alive"
+    status = AgentStatus("emulator-a1", "emulator")
+    heartbeat = Heartbeat(publisher, status, interval_s=60, health_file=health_file)
+    status.begin_batch("b1")
+    assert heartbeat.beat() is True
+    health_file.unlink()
+
+    status.stop()  # a warm stop while the batch runs
+    assert heartbeat.beat() is True
+
+    busy, stopping = (event.payload for event in publisher.events)
+    assert busy["state"] == AgentState.BUSY
+    assert stopping["state"] == AgentState.OFFLINE
+    assert stopping["current_batch_id"] == "b1"  # the batch still runs; the scheduler keeps it
+    assert health_file.exists()  # the process still works; only the final beat removes it
+
+
+def test_the_heartbeat_publisher_tries_to_connect_once_whatever_the_url_says() -> None:
+    # Nothing listens on `port`: each connection attempt is refused at once, so the time a
+    # publish takes is the URL's retry_delay times its connection_attempts, minus one.
+    port = _closed_port()
+    url = f"amqp://guest:guest@127.0.0.1:{port}/%2F?connection_attempts=10&retry_delay=2"
+    publisher = heartbeat_publisher(url)
+    status = AgentStatus("emulator-a1", "emulator")
+    started = time.monotonic()
+
+    with pytest.raises(PublishError):
+        publisher.publish(make_event(EventType.AGENT_HEARTBEAT, status.heartbeat("T")))
+
+    assert time.monotonic() - started < 1.5
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

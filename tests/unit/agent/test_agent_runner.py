@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -46,6 +47,7 @@ class FakeDriver:
         self.installs: list[str] = []
         self.bad_versions: set[str] = set()
         self.seen_during_test: list[AgentHeartbeat] = []
+        self.during_test: Callable[[], None] = lambda: None  # runs inside each test
 
     def install(self, app_version_id: str, target: str) -> None:
         self.clock.sleep(INSTALL_S)
@@ -55,6 +57,7 @@ class FakeDriver:
 
     def run_test(self, job: JobRun) -> RunOutcome:
         self.seen_during_test.append(self.status.heartbeat("now"))
+        self.during_test()
         if "crash" in job.test_path:
             raise RuntimeError("device vanished")
         self.clock.sleep(1.0)
@@ -224,7 +227,7 @@ def test_state_is_busy_with_the_batch_during_it_and_idle_after(
 @pytest.mark.parametrize(
     "lost",
     [
-        (0, "b1-j0, b1-j1"),  # not even the first job.started
+        (0, "b1-j0,b1-j1"),  # not even the first job.started
         (2, "b1-j1"),  # the first job was reported, the second job.started was not confirmed
         (3, "b1-j1"),  # the second job ran, its job.finished was not confirmed
         (4, "none"),  # every job was reported, batch.finished was not confirmed
@@ -247,8 +250,8 @@ def test_unconfirmed_publish_aborts_the_batch_leaves_the_agent_idle_and_logs_wha
     assert heartbeat["current_batch_id"] is None
     assert heartbeat["last_batch_id"] == "b1"
     (aborted,) = [r.getMessage() for r in caplog.records if "aborted" in r.getMessage()]
-    assert aborted.startswith("batch b1: aborted (PublishError: broker unreachable: test)")
-    assert aborted.endswith(f"its unfinished jobs were not reported: {unreported}")
+    assert aborted.startswith("batch_id=b1: aborted (PublishError: broker unreachable: test)")
+    assert aborted.endswith(f"job_ids not reported: {unreported}")
 
 
 def test_with_the_simulator_results_are_marked_simulated(
@@ -262,3 +265,35 @@ def test_with_the_simulator_results_are_marked_simulated(
     assert result["outcome"] == JobStatus.FAILED
     assert result["driver"] == "simulator"
     assert result["simulated"] is True
+
+
+def test_a_stop_requested_during_a_batch_lets_it_finish_and_reports_the_agent_offline(
+    runner: BatchRunner, driver: FakeDriver, publisher: RecordingPublisher, status: AgentStatus
+) -> None:
+    driver.during_test = status.stop  # SIGTERM arrives while the first test runs
+
+    finished = runner.run(_batch("b1", "v1", "a.spec.js", "b.spec.js"))
+
+    assert [r["outcome"] for r in _results(publisher)] == [JobStatus.PASSED] * 2
+    assert publisher.events[-1].payload == finished
+    assert finished["state"] == AgentState.OFFLINE
+    before, after = driver.seen_during_test
+    assert before["state"] == AgentState.BUSY
+    assert after["state"] == AgentState.OFFLINE
+    assert after["current_batch_id"] == "b1"
+    assert status.heartbeat("now")["state"] == AgentState.OFFLINE
+
+
+def test_log_lines_name_the_batch_and_its_jobs_as_the_scheduler_does(
+    runner: BatchRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="qgjob_agent"):
+        runner.run(_batch("b1", "v1", "a.spec.js", "b_fail.spec.js"))
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages[0] == (
+        "batch_id=b1 agent_id=emulator-a1: starting, app version v1, job_ids=b1-j0,b1-j1"
+    )
+    assert "job_id=b1-j0 batch_id=b1: passed in 1.00 s" in messages
+    assert "job_id=b1-j1 batch_id=b1: failed in 1.00 s" in messages
+    assert messages[-1] == "batch_id=b1: finished, agent idle (2 jobs run so far)"

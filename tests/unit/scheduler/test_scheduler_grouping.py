@@ -1,23 +1,23 @@
-"""Order of jobs inside a group: higher priority first, then arrival."""
+"""Order of jobs inside a group: higher priority first, then arrival number."""
 
 from __future__ import annotations
 
-from qgjob_contract.events import timestamp_ms
-from qgjob_scheduler.grouping import group_score
+from qgjob_scheduler.grouping import PRIORITY_WEIGHT, group_score
+
+LAST_ARRIVAL = PRIORITY_WEIGHT - 1  # the largest arrival number the weight allows for
 
 
-def test_higher_priority_pops_first_even_when_it_arrived_later() -> None:
-    early_low = group_score(1, timestamp_ms("2026-01-01T00:00:00.000+00:00"))
-    late_high = group_score(5, timestamp_ms("2036-01-01T00:00:00.000+00:00"))
-    assert late_high < early_low
+def test_higher_priority_pops_first_even_when_it_arrived_last() -> None:
+    assert group_score(2, LAST_ARRIVAL) < group_score(1, 1)
 
 
 def test_same_priority_pops_in_arrival_order() -> None:
-    first = group_score(3, timestamp_ms("2026-11-29T10:00:00.000+00:00"))
-    second = group_score(3, timestamp_ms("2026-11-29T10:00:00.001+00:00"))
-    assert first < second
+    assert group_score(3, 41) < group_score(3, 42)
 
 
-def test_scores_stay_exact_in_a_double_for_realistic_priorities() -> None:
-    score = group_score(100, timestamp_ms("2100-01-01T00:00:00.001+00:00"))
-    assert float(score) == score
+def test_scores_stay_exact_in_a_double_up_to_priority_9000() -> None:
+    for priority in (1, 10, 9000):
+        for arrival in (1, LAST_ARRIVAL):
+            score = group_score(priority, arrival)
+            assert int(float(score)) == score
+            assert float(score) != float(score + 1)

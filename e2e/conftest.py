@@ -22,7 +22,8 @@ import requests
 from testcontainers.compose import DockerCompose
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "qgjob-e2e"
+# Overridable so that several checkouts on one machine can run their e2e suites at once.
+PROJECT = os.environ.get("QGJOB_E2E_PROJECT", "qgjob-e2e")
 # Shortened simulator timings (the defaults are 3 s and 1 s) keep the suite quick.
 STACK_ENV = {
     "COMPOSE_PROJECT_NAME": PROJECT,

@@ -52,6 +52,11 @@ class Job:
     started_at: str | None = None
     finished_at: str | None = None
     result: JobResult | None = None
+    # The run (a suite submitted as one) this job belongs to, if any.
+    run_id: str | None = None
+    # Earlier attempts that ended without a final status (newest last, capped): each
+    # {agent_id, batch_id, instance_id, assigned_at, ended_at, reason}.
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_redis(self) -> dict[str, str]:
         return {
@@ -70,6 +75,8 @@ class Job:
             "started_at": _s(self.started_at),
             "finished_at": _s(self.finished_at),
             "result": "" if self.result is None else json.dumps(self.result),
+            "run_id": _s(self.run_id),
+            "history": json.dumps(self.history) if self.history else "",
         }
 
     @classmethod
@@ -91,6 +98,8 @@ class Job:
             started_at=_opt(f.get("started_at")),
             finished_at=_opt(f.get("finished_at")),
             result=json.loads(f["result"]) if f.get("result") else None,
+            run_id=_opt(f.get("run_id")),
+            history=json.loads(f["history"]) if f.get("history") else [],
         )
 
     def to_api(self) -> dict[str, Any]:

@@ -1,0 +1,147 @@
+"""The reaper: batches whose agent is gone go back to their groups, within one tick.
+
+Every tick (`SCHEDULER_TICK_S`) it looks at each agent that has a batch bound to it and
+asks `verdict` (pure) whether that batch can still end by the agent's own reports:
+- the agent's lease expired on Redis TIME (killed, OOM, host gone): `agent_lost`;
+- a new instance of the agent holds the lease (a restart under the same agent id):
+  `agent_restarted`, at once;
+- the batch was formed but never marked enqueued, and after `ENQUEUE_GRACE_S` no RQ job
+  exists for it (the scheduler died between the two steps): `not_enqueued`.
+Then the dead agent's RQ job is withdrawn (off its queue, or out of the registry its dead
+worker left it in) and the batch is requeued by THE requeue script (`Requeuer`): unfinished
+jobs go back to their group in their order, the attempt recorded in their history. A report
+that arrives late from the dead batch changes nothing: its jobs no longer name that batch.
+
+Every step is conditional in Redis (the requeue acts only on jobs still of that batch, and
+frees the agent only if still bound to it), so several scheduler replicas may run it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Final
+
+from redis import Redis, WatchError
+
+from qgjob_contract import leases
+from qgjob_contract.names import Keys
+from qgjob_contract.records import Agent, Lease, is_alive
+from qgjob_contract.statuses import RequeueReason
+from qgjob_scheduler.dispatch import ENQUEUED, Formed, Requeuer
+
+log = logging.getLogger(__name__)
+
+# How long a formed batch may wait for its RQ job before the reaper looks for it.
+ENQUEUE_GRACE_S: Final = 5.0
+
+
+def verdict(
+    batch: Formed,
+    lease: Lease | None,
+    now_ms: int,
+    timeout_s: float,
+    *,
+    enqueue_grace_s: float = ENQUEUE_GRACE_S,
+) -> RequeueReason | None:
+    """Why the batch must be requeued now, or None while its agent may still end it (pure).
+
+    An agent never seen to renew a lease counts as lost once the batch is older than the
+    timeout (a batch is only bound to an agent with a fresh lease).
+    """
+    if (
+        lease is not None
+        and batch.batch.instance_id
+        and (lease.instance_id != batch.batch.instance_id)
+    ):
+        return RequeueReason.AGENT_RESTARTED
+    if not is_alive(lease, now_ms, timeout_s) and now_ms - batch.formed_ms > timeout_s * 1000:
+        return RequeueReason.AGENT_LOST
+    if not batch.enqueued and now_ms - batch.formed_ms > enqueue_grace_s * 1000:
+        return RequeueReason.NOT_ENQUEUED
+    return None
+
+
+class Reaper:
+    def __init__(
+        self,
+        store: Redis,
+        requeuer: Requeuer,
+        *,
+        agent_timeout_s: float,
+        enqueue_grace_s: float = ENQUEUE_GRACE_S,
+    ) -> None:
+        self._store = store
+        self._requeuer = requeuer
+        self._timeout_s = agent_timeout_s
+        self._grace_s = enqueue_grace_s
+
+    def reap(self) -> list[str]:
+        """One look at every bound agent; returns the ids of the batches requeued."""
+        agents = self._bound_agents()
+        if not agents:
+            return []
+        lease_of = leases.read(self._store, (agent.agent_id for agent in agents))
+        now_ms = leases.redis_now_ms(self._store)
+        reaped = []
+        for agent in agents:
+            batch_id = agent.current_batch_id
+            assert batch_id is not None  # _bound_agents
+            raw = self._store.hgetall(Keys.batch(batch_id))
+            if not raw:
+                self._unbind_missing(agent.agent_id, batch_id)
+                continue
+            formed = Formed.from_redis(raw)
+            reason = verdict(
+                formed,
+                lease_of.get(agent.agent_id),
+                now_ms,
+                self._timeout_s,
+                enqueue_grace_s=self._grace_s,
+            )
+            if reason is None:
+                continue
+            if reason is RequeueReason.NOT_ENQUEUED:
+                if self._requeuer.rq_job_exists(batch_id):
+                    # enqueued, but the scheduler that did it died before saying so
+                    self._store.hset(Keys.batch(batch_id), ENQUEUED, "1")
+                    continue
+            else:
+                self._requeuer.withdraw(formed.batch, started_too=True)
+            log.warning(
+                "batch_id=%s of agent %s: %s, requeuing its unfinished jobs",
+                batch_id,
+                agent.agent_id,
+                reason.value,
+            )
+            self._requeuer.requeue(formed, reason)
+            reaped.append(batch_id)
+        return reaped
+
+    def _bound_agents(self) -> list[Agent]:
+        agent_ids = sorted(str(agent_id) for agent_id in self._store.smembers(Keys.AGENTS))
+        pipe = self._store.pipeline(transaction=False)
+        for agent_id in agent_ids:
+            pipe.hgetall(Keys.agent(agent_id))
+        return [agent for agent in _agents(pipe.execute()) if agent.current_batch_id]
+
+    def _unbind_missing(self, agent_id: str, batch_id: str) -> None:
+        """An agent bound to a batch that has no record (not expected): free it."""
+        key = Keys.agent(agent_id)
+        with self._store.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                if pipe.hget(key, "current_batch_id") != batch_id:
+                    return
+                pipe.multi()
+                pipe.hset(key, "current_batch_id", "")
+                pipe.execute()
+            except WatchError:
+                return  # the agent changed meanwhile: the next tick looks again
+        log.warning(
+            "agent %s was bound to batch_id=%s, which has no record: freed", agent_id, batch_id
+        )
+
+
+def _agents(raws: Iterable[dict[str, str]]) -> list[Agent]:
+    return [Agent.from_redis(raw) for raw in raws if raw]

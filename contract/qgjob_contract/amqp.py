@@ -46,9 +46,9 @@ SCHEDULER_QUEUE_ARGUMENTS: dict[str, object] = {
     "x-dead-letter-exchange": names.DEAD_LETTER_EXCHANGE,
 }
 # The dead-letter queue: durable, quorum, bounded (the oldest messages go first).
+# Every scheduler replica may move dead letters to Redis (storing one is idempotent).
 DEAD_LETTER_QUEUE_ARGUMENTS: dict[str, object] = {
     "x-queue-type": "quorum",
-    "x-single-active-consumer": True,
     "x-max-length": names.DEAD_LETTER_MAX,
     "x-overflow": "drop-head",
 }

@@ -87,6 +87,10 @@ class Keys:
     def batch(batch_id: str) -> str:
         return f"{PREFIX}batch:{batch_id}"
 
+    # zset: batches that ended (their agent is free) and whose unreported jobs are not
+    # settled yet, scored by Redis TIME (ms) of the end
+    ENDED_BATCHES: Final = f"{PREFIX}batches:ended"
+
     # hash: an agent's lease (see records.Lease), renewed by the agent straight in Redis,
     # stamped with Redis TIME: liveness is judged on Redis's clock, never on an agent's
     @staticmethod

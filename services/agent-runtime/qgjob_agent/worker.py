@@ -71,11 +71,13 @@ def run(config: Config, driver: Driver) -> None:
     )
 
     def still_bound(batch_id: str) -> bool:
-        """Is `batch_id` still the batch the scheduler holds bound to this agent?"""
+        """Does the scheduler still hold `batch_id` bound to this agent? False only when its
+        record names no batch or another one: the batch was requeued (its jobs run elsewhere)."""
         try:
-            return bool(store.hget(Keys.agent(config.agent_id), "current_batch_id") == batch_id)
+            bound = store.hget(Keys.agent(config.agent_id), "current_batch_id")
         except redis.RedisError:
             return True  # cannot tell: keep running (the scheduler fences the reports)
+        return bound is None or bound == batch_id
 
     runner = BatchRunner(driver, outbox, status, still_bound=still_bound)
     runtime.set_context(runtime.AgentContext(runner, heartbeat.beat_soon))

@@ -178,6 +178,13 @@ class Requeuer:
             build,
             f"; job_ids={','.join(ended)} out of attempts, ended error" if ended else "",
         )
+        touched = {*requeued, *ended}
+        if left := [job.job_id for job in batch.jobs if job.job_id not in touched]:
+            log.info(
+                "batch_id=%s: job_ids=%s had left it meanwhile and were not touched",
+                batch.batch_id,
+                ",".join(left),
+            )
         return list(requeued), list(ended)
 
     def withdraw(self, batch: Batch, *, started_too: bool) -> bool:

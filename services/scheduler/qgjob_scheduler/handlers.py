@@ -22,7 +22,7 @@ from collections.abc import Callable
 from redis import Redis
 from redis.client import Pipeline
 
-from qgjob_contract import names
+from qgjob_contract import leases, names
 from qgjob_contract.events import (
     AgentCounters,
     AgentHeartbeat,
@@ -37,8 +37,8 @@ from qgjob_contract.events import (
 )
 from qgjob_contract.lua import script
 from qgjob_contract.names import Keys
-from qgjob_contract.records import Agent, Batch, Job, Lease
-from qgjob_contract.statuses import AgentState, ErrorReason, JobStatus
+from qgjob_contract.records import Agent, Lease
+from qgjob_contract.statuses import AgentState, JobStatus
 from qgjob_scheduler import transitions
 from qgjob_scheduler.atomic import fields, transaction
 from qgjob_scheduler.grouping import PRIORITY_WEIGHT
@@ -193,17 +193,17 @@ class EventHandler:
         """Upsert an agent record atomically; returns it as it was (None: new) and as written.
 
         When `ended_batch` is the agent's outstanding batch, the same transaction ends it:
-        the agent's `current_batch_id` is cleared and every job of the batch that is not
-        final moves to `error` (reason `not_reported`). Events of one agent arrive in order
-        (one outbox per agent, one active consumer on the scheduler queue), so the reports
-        it did send are applied by then.
+        the agent's `current_batch_id` is cleared (it is free) and the batch joins the ended
+        batches (`Keys.ENDED_BATCHES`, scored by Redis TIME). Its jobs that have no final
+        status yet are settled by the reaper once `report grace` has passed: a job.finished
+        that the broker redelivers after this event (a return after a lost connection does
+        not keep its place) is still applied first, so a pass is never overwritten.
         """
         agent_id = payload["agent_id"]
         key = Keys.agent(agent_id)
+        ended_ms = leases.redis_now_ms(self._store) if ended_batch else 0
 
-        def read_modify_write(
-            pipe: Pipeline,
-        ) -> tuple[Agent | None, Agent, list[Job] | None]:
+        def read_modify_write(pipe: Pipeline) -> tuple[Agent | None, Agent, bool]:
             raw = pipe.hgetall(key)
             before = Agent.from_redis(raw) if raw else None
             lease = Lease.from_redis(agent_id, pipe.hgetall(Keys.lease(agent_id)))
@@ -216,38 +216,27 @@ class EventHandler:
                 )
             else:
                 after = before or fresh  # a stale report: the record does not move back
-            unreported = None  # stays None unless the batch ends
-            if before is not None and ended_batch and before.current_batch_id == ended_batch:
+            ends = (
+                before is not None
+                and ended_batch is not None
+                and before.current_batch_id == ended_batch
+            )
+            if ends:
                 after = dataclasses.replace(after, current_batch_id=None)
-                unreported = _unreported_jobs(pipe, ended_batch, agent_id)
             pipe.multi()
             pipe.hset(key, mapping=fields(after.to_redis()))
             pipe.sadd(Keys.AGENTS, agent_id)
-            for job in unreported or []:
-                pipe.hset(Keys.job(job.job_id), mapping=fields(job.to_redis()))
-            return before, after, unreported
+            if ends:
+                pipe.zadd(Keys.ENDED_BATCHES, {str(ended_batch): ended_ms})
+            return before, after, ends
 
-        before, after, unreported = transaction(self._store, key, read_modify_write)
-        if unreported is None:
-            return before, after
-        log.info(
-            "batch_id=%s of agent %s ended by %s (event_id=%s): agent freed, %d job(s) "
-            "not reported",
-            ended_batch,
-            agent_id,
-            event.type.value,
-            event.event_id,
-            len(unreported),
-        )
-        for job in unreported:
-            log.warning(
-                "job_id=%s -> %s (%s): batch_id=%s ended on agent %s without reporting it "
-                "(event_id=%s)",
-                job.job_id,
-                job.status,
-                ErrorReason.NOT_REPORTED.value,
+        before, after, ends = transaction(self._store, key, read_modify_write)
+        if ends:
+            log.info(
+                "batch_id=%s of agent %s ended by %s (event_id=%s): agent freed",
                 ended_batch,
                 agent_id,
+                event.type.value,
                 event.event_id,
             )
         return before, after
@@ -266,25 +255,6 @@ def applies(before: Agent | None, lease: Lease | None, instance_id: str, seq: in
     if before.instance_id == instance_id:
         return seq > before.seq
     return lease is None or lease.instance_id == instance_id
-
-
-def _unreported_jobs(pipe: Pipeline, batch_id: str, agent_id: str) -> list[Job]:
-    """Jobs of `batch_id` that its end moves to error, read inside a watching transaction."""
-    batch_key = Keys.batch(batch_id)
-    pipe.watch(batch_key)  # type: ignore[no-untyped-call]
-    raw = pipe.hgetall(batch_key)
-    if not raw:
-        return []
-    job_keys = [Keys.job(job.job_id) for job in Batch.from_redis(raw).jobs]
-    pipe.watch(*job_keys)  # type: ignore[no-untyped-call]
-    now = utc_now()
-    ended = []
-    for job_key in job_keys:
-        raw_job = pipe.hgetall(job_key)
-        job = Job.from_redis(raw_job) if raw_job else None
-        if (moved := transitions.end_unreported(job, batch_id, agent_id, now)) is not None:
-            ended.append(moved)
-    return ended
 
 
 def _with_counters(agent: Agent, payload: AgentCounters) -> Agent:

@@ -44,7 +44,12 @@ def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Red
         batch_max=config.batch_max_jobs,
         agent_timeout_s=config.agent_timeout_s,
     )
-    reaper = Reaper(store, requeuer, agent_timeout_s=config.agent_timeout_s)
+    reaper = Reaper(
+        store,
+        requeuer,
+        agent_timeout_s=config.agent_timeout_s,
+        report_grace_s=config.report_grace_s,
+    )
     handler = EventHandler(store, take_back=dispatcher.take_back)
 
     def dispatch_changed_targets() -> None:
@@ -54,7 +59,7 @@ def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Red
         """Lost agents first (their jobs are then dispatched in the same pass), then every
         target; raises when either failed (the scheduler's health depends on it)."""
         try:
-            reaper.reap()
+            reaper.tick()
         finally:
             dispatcher.dispatch_all()
 

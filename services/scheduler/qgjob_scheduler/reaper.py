@@ -12,6 +12,11 @@ worker left it in) and the batch is requeued by THE requeue script (`Requeuer`):
 jobs go back to their group in their order, the attempt recorded in their history. A report
 that arrives late from the dead batch changes nothing: its jobs no longer name that batch.
 
+It also settles ended batches (`settle`): once a batch ended (its batch.finished, or a
+heartbeat naming it as `last_batch_id`) more than `report_grace_s` ago, each of its jobs that
+still has no final status ends `error` (reason `not_reported`), and the batch record goes.
+The grace lets a report that the broker redelivered after the end be applied first.
+
 Every step is conditional in Redis (the requeue acts only on jobs still of that batch, and
 frees the agent only if still bound to it), so several scheduler replicas may run it at once.
 """
@@ -23,17 +28,23 @@ from collections.abc import Iterable
 from typing import Final
 
 from redis import Redis, WatchError
+from redis.client import Pipeline
 
 from qgjob_contract import leases
+from qgjob_contract.events import utc_now
 from qgjob_contract.names import Keys
-from qgjob_contract.records import Agent, Lease, is_alive
-from qgjob_contract.statuses import RequeueReason
+from qgjob_contract.records import Agent, Batch, Job, Lease, is_alive
+from qgjob_contract.statuses import ErrorReason, RequeueReason
+from qgjob_scheduler import transitions
+from qgjob_scheduler.atomic import fields, transaction
 from qgjob_scheduler.dispatch import ENQUEUED, Formed, Requeuer
 
 log = logging.getLogger(__name__)
 
 # How long a formed batch may wait for its RQ job before the reaper looks for it.
 ENQUEUE_GRACE_S: Final = 5.0
+# How long after a batch ended its jobs' reports may still arrive before they count as lost.
+REPORT_GRACE_S: Final = 5.0
 
 
 def verdict(
@@ -70,11 +81,64 @@ class Reaper:
         *,
         agent_timeout_s: float,
         enqueue_grace_s: float = ENQUEUE_GRACE_S,
+        report_grace_s: float = REPORT_GRACE_S,
     ) -> None:
         self._store = store
         self._requeuer = requeuer
         self._timeout_s = agent_timeout_s
         self._grace_s = enqueue_grace_s
+        self._report_grace_ms = int(report_grace_s * 1000)
+
+    def tick(self) -> None:
+        """What the scheduler's tick asks of the reaper: lost agents, then ended batches."""
+        self.reap()
+        self.settle()
+
+    def settle(self) -> list[str]:
+        """Settle the batches that ended more than the report grace ago; returns the ids of
+        the jobs ended `error` (`not_reported`)."""
+        now_ms = leases.redis_now_ms(self._store)
+        due = self._store.zrangebyscore(Keys.ENDED_BATCHES, "-inf", now_ms - self._report_grace_ms)
+        ended: list[str] = []
+        for batch_id in due:
+            ended += self._settle_one(str(batch_id))
+        return ended
+
+    def _settle_one(self, batch_id: str) -> list[str]:
+        batch_key = Keys.batch(batch_id)
+
+        def settle(pipe: Pipeline) -> list[Job]:
+            raw = pipe.hgetall(batch_key)
+            batch = Batch.from_redis(raw) if raw else None
+            moved: list[Job] = []
+            if batch is not None:
+                job_keys = [Keys.job(job.job_id) for job in batch.jobs]
+                pipe.watch(*job_keys)  # type: ignore[no-untyped-call]
+                now = utc_now()
+                for job_key in job_keys:
+                    raw_job = pipe.hgetall(job_key)
+                    job = Job.from_redis(raw_job) if raw_job else None
+                    lost = transitions.end_unreported(job, batch_id, batch.agent_id, now)
+                    if lost is not None:
+                        moved.append(lost)
+            pipe.multi()
+            for job in moved:
+                pipe.hset(Keys.job(job.job_id), mapping=fields(job.to_redis()))
+            pipe.delete(batch_key)
+            pipe.zrem(Keys.ENDED_BATCHES, batch_id)
+            return moved
+
+        moved = transaction(self._store, batch_key, settle)
+        for job in moved:
+            log.warning(
+                "job_id=%s -> %s (%s): batch_id=%s ended on agent %s without reporting it",
+                job.job_id,
+                job.status,
+                ErrorReason.NOT_REPORTED.value,
+                batch_id,
+                job.assigned_agent,
+            )
+        return [job.job_id for job in moved]
 
     def reap(self) -> list[str]:
         """One look at every bound agent; returns the ids of the batches requeued."""

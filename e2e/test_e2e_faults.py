@@ -1,0 +1,163 @@
+"""Faults through the real compose stack: a killed agent's jobs run elsewhere within 15 s,
+two scheduler replicas under load dispatch nothing twice and corrupt nothing, and the chaos
+run (agents killed and crashed, RabbitMQ, Redis and the scheduler restarted) ends every job
+exactly once with the outcome its test path predicts.
+
+These tests stop and kill containers, so they run on a stack of their own (its own compose
+project), not on the session's shared one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+from testcontainers.compose import DockerCompose
+
+from e2e.conftest import PROJECT, REPO_ROOT, Stack, _free_port, wait_until
+from e2e.faults import (
+    agent_container,
+    compose,
+    docker,
+    expected_outcome,
+    final_transitions,
+    jobs_by_id,
+    redispatch_seconds,
+    run_chaos,
+    running_on,
+    submit_suite,
+)
+
+AGENTS = 4
+FAULT_ENV = {
+    "SIM_INSTALL_SECONDS": "0.5",
+    "SIM_TEST_SECONDS": "0.2",
+    "SIM_FAIL_PATTERN": "*fail*",
+    "SIM_ERROR_PATTERN": "",
+    "BATCH_MAX_JOBS": "5",
+}
+
+
+@pytest.fixture(scope="module")
+def fault_stack() -> Iterator[Stack]:
+    project = f"{PROJECT}-faults"
+    port = _free_port()
+    env = {
+        **os.environ,
+        **FAULT_ENV,
+        "COMPOSE_PROJECT_NAME": project,
+        "QGJOB_API_PORT": str(port),
+    }
+    saved = dict(os.environ)
+    os.environ.update(env)  # docker compose (run by testcontainers) interpolates from it
+    stack_compose = DockerCompose(REPO_ROOT, compose_file_name="docker-compose.yml", build=True)
+    try:
+        stack_compose.start()
+        stack = Stack(compose=stack_compose, api_url=f"http://127.0.0.1:{port}", env=env)
+        stack.compose_up("--scale", f"agent-emulator={AGENTS}")
+        yield stack
+    finally:
+        stdout, _ = stack_compose.get_logs()
+        (REPO_ROOT / ".e2e").mkdir(exist_ok=True)
+        (REPO_ROOT / ".e2e" / "faults-compose.log").write_text(stdout)
+        stack_compose.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _live_emulators(stack: Stack) -> int:
+    try:
+        agents = stack.agents()
+    except (AssertionError, OSError):
+        return 0
+    return sum(1 for a in agents if a["alive"] and a["target"] == "emulator")
+
+
+def _restore(stack: Stack) -> None:
+    """Every service up again, AGENTS live emulator agents (after containers were killed)."""
+    stack.compose_up("--scale", f"agent-emulator={AGENTS}")
+    wait_until(lambda: _live_emulators(stack) >= AGENTS, timeout=60, what="agents back")
+
+
+def test_a_killed_agents_jobs_run_on_another_agent_within_15_s(fault_stack: Stack) -> None:
+    _restore(fault_stack)
+    paths = [f"tests/kill/t{i:03d}.spec.js" for i in range(60)]
+    job_ids = submit_suite(fault_stack, "org-kill", "2.0.0", paths)
+    busy = wait_until(
+        lambda: running_on(jobs_by_id(fault_stack, job_ids)), timeout=60, what="a running job"
+    )
+    dead_agent = next(iter(busy))
+    snapshot = jobs_by_id(fault_stack, job_ids)
+    unfinished = [
+        job_id
+        for job_id, job in snapshot.items()
+        if job["assigned_agent"] == dead_agent and not job["final"]
+    ]
+    docker("kill", agent_container(fault_stack, dead_agent))
+    killed_at = time.time()
+
+    def first_elsewhere() -> float | None:
+        jobs = jobs_by_id(fault_stack, unfinished)
+        times = [
+            t
+            for job in jobs.values()
+            if (t := redispatch_seconds(job, dead_agent, killed_at)) is not None
+        ]
+        return min(times) if times else None
+
+    redispatch = wait_until(first_elsewhere, timeout=40, what="the dead agent's jobs elsewhere")
+    print(
+        f"\nagent {dead_agent} killed: its first unfinished job ran elsewhere after "
+        f"{redispatch:.1f} s",
+        file=sys.stderr,
+    )
+    assert redispatch <= 15
+
+    final = fault_stack.wait_final(job_ids, timeout=120)
+    assert all(job["status"] == "passed" for job in final)
+    for job_id in unfinished:
+        job = jobs_by_id(fault_stack, [job_id])[job_id]
+        assert job["assigned_agent"] != dead_agent
+        assert job["attempts"] == 2
+        (attempt,) = job["history"]
+        assert attempt["agent_id"] == dead_agent
+        assert attempt["reason"] == "agent_lost"
+
+
+def test_two_scheduler_replicas_under_load_dispatch_nothing_twice(fault_stack: Stack) -> None:
+    _restore(fault_stack)
+    fault_stack.compose_up("--scale", "scheduler=2", "--scale", f"agent-emulator={AGENTS}")
+    assert len(compose(fault_stack, "ps", "-q", "scheduler").splitlines()) == 2
+    paths = [f"tests/replicas/t{i:03d}{'_fail' if i % 9 == 0 else ''}.spec.js" for i in range(150)]
+    job_ids: list[str] = []
+    for v in range(3):  # three suites, one request each, while the first ones run
+        job_ids += submit_suite(fault_stack, "org-two", f"3.{v}.0", paths[v * 50 : (v + 1) * 50])
+    by_id = dict(zip(job_ids, paths, strict=True))
+
+    final = {job["job_id"]: job for job in fault_stack.wait_final(job_ids, timeout=180)}
+
+    assert {job_id: job["status"] for job_id, job in final.items()} == {
+        job_id: expected_outcome(path) for job_id, path in by_id.items()
+    }
+    # one dispatch per job: a single attempt, no history, one batch; one final transition
+    assert {job["attempts"] for job in final.values()} == {1}
+    assert all(job["history"] == [] for job in final.values())
+    finals = final_transitions(compose(fault_stack, "logs", "--no-color", "scheduler"))
+    assert {finals[job_id] for job_id in job_ids} == {1}
+    fault_stack.compose_up("--scale", "scheduler=1", "--scale", f"agent-emulator={AGENTS}")
+
+
+def test_chaos_every_job_ends_exactly_once_with_its_outcome(fault_stack: Stack) -> None:
+    _restore(fault_stack)
+    report = run_chaos(fault_stack, jobs=300, timeout=240)
+    print("\n" + report.json_line(), file=sys.stderr)
+
+    assert report.not_final == []
+    assert report.wrong == []
+    assert report.double_final == 0
+    assert report.dead_letters == 0
+    assert report.redispatch_s, "the killed agent's unfinished jobs never ran elsewhere"
+    assert max(report.redispatch_s) <= 15

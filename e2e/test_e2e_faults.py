@@ -9,20 +9,20 @@ project), not on the session's shared one.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from testcontainers.compose import DockerCompose
 
-from e2e.conftest import PROJECT, REPO_ROOT, Stack, _free_port, wait_until
+from e2e.conftest import PROJECT, Stack, wait_until
 from e2e.faults import (
     agent_container,
     compose,
     docker,
     expected_outcome,
+    fault_stack_up,
     final_transitions,
     jobs_by_id,
     redispatch_seconds,
@@ -32,40 +32,12 @@ from e2e.faults import (
 )
 
 AGENTS = 4
-FAULT_ENV = {
-    "SIM_INSTALL_SECONDS": "0.5",
-    "SIM_TEST_SECONDS": "0.2",
-    "SIM_FAIL_PATTERN": "*fail*",
-    "SIM_ERROR_PATTERN": "",
-    "BATCH_MAX_JOBS": "5",
-}
 
 
 @pytest.fixture(scope="module")
 def fault_stack() -> Iterator[Stack]:
-    project = f"{PROJECT}-faults"
-    port = _free_port()
-    env = {
-        **os.environ,
-        **FAULT_ENV,
-        "COMPOSE_PROJECT_NAME": project,
-        "QGJOB_API_PORT": str(port),
-    }
-    saved = dict(os.environ)
-    os.environ.update(env)  # docker compose (run by testcontainers) interpolates from it
-    stack_compose = DockerCompose(REPO_ROOT, compose_file_name="docker-compose.yml", build=True)
-    try:
-        stack_compose.start()
-        stack = Stack(compose=stack_compose, api_url=f"http://127.0.0.1:{port}", env=env)
-        stack.compose_up("--scale", f"agent-emulator={AGENTS}")
+    with fault_stack_up(f"{PROJECT}-faults", AGENTS, "faults-compose.log") as stack:
         yield stack
-    finally:
-        stdout, _ = stack_compose.get_logs()
-        (REPO_ROOT / ".e2e").mkdir(exist_ok=True)
-        (REPO_ROOT / ".e2e" / "faults-compose.log").write_text(stdout)
-        stack_compose.stop()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _live_emulators(stack: Stack) -> int:
@@ -84,13 +56,15 @@ def _restore(stack: Stack) -> None:
 
 def test_a_killed_agents_jobs_run_on_another_agent_within_15_s(fault_stack: Stack) -> None:
     _restore(fault_stack)
-    paths = [f"tests/kill/t{i:03d}.spec.js" for i in range(60)]
+    paths = [f"tests/kill/t{i:03d}.spec.js" for i in range(200)]  # about 10 s of work
     job_ids = submit_suite(fault_stack, "org-kill", "2.0.0", paths)
-    busy = wait_until(
-        lambda: running_on(jobs_by_id(fault_stack, job_ids)), timeout=60, what="a running job"
-    )
-    dead_agent = next(iter(busy))
-    snapshot = jobs_by_id(fault_stack, job_ids)
+
+    def busy_snapshot() -> tuple[str, dict[str, dict[str, Any]]] | None:
+        snapshot = jobs_by_id(fault_stack, job_ids)
+        busy = running_on(snapshot)
+        return (next(iter(busy)), snapshot) if busy else None
+
+    dead_agent, snapshot = wait_until(busy_snapshot, timeout=60, what="a running job")
     unfinished = [
         job_id
         for job_id, job in snapshot.items()
@@ -98,6 +72,7 @@ def test_a_killed_agents_jobs_run_on_another_agent_within_15_s(fault_stack: Stac
     ]
     docker("kill", agent_container(fault_stack, dead_agent))
     killed_at = time.time()
+    assert unfinished, "the agent had finished its batch before it was killed"
 
     def first_elsewhere() -> float | None:
         jobs = jobs_by_id(fault_stack, unfinished)
@@ -116,10 +91,16 @@ def test_a_killed_agents_jobs_run_on_another_agent_within_15_s(fault_stack: Stac
     )
     assert redispatch <= 15
 
-    final = fault_stack.wait_final(job_ids, timeout=120)
-    assert all(job["status"] == "passed" for job in final)
+    final = wait_until(
+        lambda: (
+            all((jobs := jobs_by_id(fault_stack, job_ids))[j]["final"] for j in job_ids) and jobs
+        ),
+        timeout=120,
+        what="every job final",
+    )
+    assert {job["status"] for job in final.values()} == {"passed"}
     for job_id in unfinished:
-        job = jobs_by_id(fault_stack, [job_id])[job_id]
+        job = final[job_id]
         assert job["assigned_agent"] != dead_agent
         assert job["attempts"] == 2
         (attempt,) = job["history"]
@@ -137,7 +118,13 @@ def test_two_scheduler_replicas_under_load_dispatch_nothing_twice(fault_stack: S
         job_ids += submit_suite(fault_stack, "org-two", f"3.{v}.0", paths[v * 50 : (v + 1) * 50])
     by_id = dict(zip(job_ids, paths, strict=True))
 
-    final = {job["job_id"]: job for job in fault_stack.wait_final(job_ids, timeout=180)}
+    final = wait_until(
+        lambda: (
+            all((jobs := jobs_by_id(fault_stack, job_ids))[j]["final"] for j in job_ids) and jobs
+        ),
+        timeout=180,
+        what="every job final",
+    )
 
     assert {job_id: job["status"] for job_id, job in final.items()} == {
         job_id: expected_outcome(path) for job_id, path in by_id.items()

@@ -107,7 +107,7 @@ def agent_container(stack: Stack, agent_id: str, service: str = "agent-emulator"
 _CRASH_AGENT = (
     "import os, signal\n"
     "for pid in os.listdir('/proc'):\n"
-    "    if pid.isdigit() and int(pid) != 1:\n"
+    "    if pid.isdigit() and int(pid) not in (1, os.getpid()):\n"
     "        try:\n"
     "            cmdline = open(f'/proc/{pid}/cmdline', 'rb').read()\n"
     "        except OSError:\n"

@@ -35,6 +35,30 @@ def test_the_sleep_before_the_deadline_ends_exactly_at_it(start: float) -> None:
     assert clock.now_s == start + 25.0
 
 
+class OvershootingClock(FakeClock):
+    """A sleep that wakes up later than asked, as real sleeps do; at most 10 of them."""
+
+    def sleep(self, seconds: float) -> None:
+        assert len(self.sleeps) < 10, "the wait never noticed its deadline had passed"
+        self.sleeps.append(seconds)
+        self.now_s += seconds + 0.3
+
+
+def test_a_deadline_overshot_by_the_last_sleep_still_ends_the_wait() -> None:
+    clock = OvershootingClock()
+    result = wait_for_jobs(
+        NeverFinal(),
+        ["a"],
+        timeout_s=3.0,
+        poll_interval_s=1.0,
+        clock=clock.now,
+        sleep=clock.sleep,
+    )
+    assert result.timed_out
+    # Awake at +1.3, +2.6, then +3.3: past the deadline (never exactly at it), so it ends.
+    assert clock.sleeps == pytest.approx([1.0, 1.0, 0.4])
+
+
 @pytest.mark.parametrize("status", ["skipped", "timed_out", "aborted"])
 def test_an_unknown_final_status_counts_like_error(status: str) -> None:
     jobs = [

@@ -12,7 +12,7 @@ import pytest
 
 from qgjob_contract.records import Job
 from qgjob_contract.statuses import FINAL_STATUSES, ErrorReason, JobStatus, can_transition
-from qgjob_scheduler.policy import Assignment, FreeAgent, PendingGroup
+from qgjob_scheduler.policy import Assignment, FreeAgent, PendingGroup, assign
 from qgjob_scheduler.transitions import Verdict, decide, end_unreported, not_reported_result
 
 
@@ -87,3 +87,11 @@ def test_policy_values_are_immutable_and_hashable(value: object) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(value, field, "changed")
     assert hash(value) == hash(dataclasses.replace(value))  # type: ignore[type-var]
+
+
+@pytest.mark.parametrize("size", [0, -3])
+def test_a_group_without_jobs_is_never_assigned_even_to_an_agent_warm_on_it(size: int) -> None:
+
+    agents = [FreeAgent("warm", "empty"), FreeAgent("cold", None)]
+    groups = [PendingGroup("empty", size, 1.0), PendingGroup("full", 2, 2.0)]
+    assert assign(agents, groups, 10) == [Assignment("warm", "full", 2)]

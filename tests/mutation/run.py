@@ -271,10 +271,27 @@ def _skip(session: Path, definitions: list[str], annotation_spans: list[Span]) -
     return skipped
 
 
+def _stub(mutant: Mutant) -> str:
+    return (
+        "\n[[equivalent]]\n"
+        f"module = {json.dumps(mutant.module)}\n"
+        f"operator = {json.dumps(mutant.operator)}\n"
+        f"original = {json.dumps(mutant.original)}\n"
+        f"mutated = {json.dumps(mutant.mutated)}\n"
+        'reason = ""\n'
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2, help="modules mutated at once")
     parser.add_argument("--module", action="append", help="only this module path (repeatable)")
+    parser.add_argument(
+        "--stubs",
+        type=Path,
+        help="write the unexplained survivors to this file as equivalents.toml entries "
+        "(reason left empty) for review",
+    )
     args = parser.parse_args(argv)
 
     modules = load_modules()
@@ -309,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         for mutant in unexplained:
             print(f"  SURVIVED {mutant.describe()}")
+    if args.stubs:
+        args.stubs.write_text(
+            "".join(_stub(m) for o in outcomes for m in o.survivors if m.key not in equivalents),
+            encoding="utf-8",
+        )
     stale = set(equivalents) - {m.key for o in outcomes for m in o.survivors}
     for key in sorted(stale):
         if any(o.module == key[0] and not o.error for o in outcomes):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qgjob_cli.formatting import summary
+from qgjob_cli.formatting import summary, to_json
 
 
 @pytest.mark.parametrize(
@@ -17,3 +17,9 @@ from qgjob_cli.formatting import summary
 )
 def test_summary_counts_jobs_in_singular_and_plural(statuses: list[str], text: str) -> None:
     assert summary([{"job_id": str(i), "status": s} for i, s in enumerate(statuses)]) == text
+
+
+def test_json_output_is_indented_two_spaces_for_reading_in_ci_logs() -> None:
+    assert to_json({"jobs": [{"job_id": "a"}]}) == (
+        '{\n  "jobs": [\n    {\n      "job_id": "a"\n    }\n  ]\n}'
+    )

@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -258,30 +259,42 @@ def docker(*args: str, timeout: float = 60) -> str:
     return done.stdout
 
 
-def stop_signals(since: float, until: float) -> dict[str, float]:
-    """container id -> when (epoch seconds, the docker daemon's clock) it got SIGTERM, for
-    this project's containers between `since` and `until`."""
-    events = docker(
-        "events",
-        "--since",
-        f"{since:.3f}",
-        "--until",
-        f"{until:.3f}",
-        "--filter",
-        "type=container",
-        "--filter",
-        "event=kill",
-        "--filter",
-        f"label=com.docker.compose.project={PROJECT}",
-        "--format",
-        "{{json .}}",
+@contextmanager
+def stop_signals() -> Iterator[dict[str, float]]:
+    """Watch this project's containers while the block runs; afterwards the dict maps each
+    container id that got SIGTERM to when (epoch seconds, the docker daemon's clock).
+
+    It subscribes before the block (`docker events` streams): the daemon keeps only its
+    last 256 events, which a busy machine's healthchecks overwrite within seconds.
+    """
+    watcher = subprocess.Popen(
+        [
+            "docker",
+            "events",
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=kill",
+            "--filter",
+            f"label=com.docker.compose.project={PROJECT}",
+            "--format",
+            "{{json .}}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     signals: dict[str, float] = {}
-    for line in events.splitlines():
-        event = json.loads(line)
-        if event["Actor"]["Attributes"].get("signal") in {"15", "SIGTERM"}:
-            signals.setdefault(event["Actor"]["ID"], event["timeNano"] / 1e9)
-    return signals
+    time.sleep(1)  # the subscription is live once the client has connected
+    try:
+        yield signals
+    finally:
+        time.sleep(1)  # let the last events reach the stream
+        watcher.terminate()
+        output, _ = watcher.communicate(timeout=30)
+        for line in output.splitlines():
+            event = json.loads(line)
+            if event["Actor"]["Attributes"].get("signal") in {"15", "SIGTERM"}:
+                signals.setdefault(event["Actor"]["ID"], event["timeNano"] / 1e9)
 
 
 def qgjob_exe() -> str:

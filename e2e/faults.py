@@ -27,13 +27,14 @@ from testcontainers.compose import DockerCompose
 
 from e2e.conftest import REPO_ROOT, Stack, _free_port, wait_until
 
-# The fault stacks' simulator: short tests, a short install, small batches.
+# The fault stacks' simulator: short tests and install; batches of 10 last about 2 s, long
+# enough that an agent killed mid-batch still holds jobs it has not run.
 FAULT_ENV = {
     "SIM_INSTALL_SECONDS": "0.5",
     "SIM_TEST_SECONDS": "0.2",
     "SIM_FAIL_PATTERN": "*fail*",
     "SIM_ERROR_PATTERN": "",
-    "BATCH_MAX_JOBS": "5",
+    "BATCH_MAX_JOBS": "10",
 }
 
 

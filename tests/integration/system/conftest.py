@@ -34,17 +34,26 @@ from qgjob_contract.records import Job
 from qgjob_contract.statuses import JobStatus, is_final
 from qgjob_contract.targets import Target
 from tests.integration.agent.conftest import AgentProcess, event_log
+from tests.integration.api.conftest import make_client
 from tests.integration.conftest import EventTap
 from tests.integration.scheduler.conftest import (
     ORG,
     World,
+    config,
     health_file,
     rq_redis,
     wait_until,
     world,
 )
 
-__all__ = ["event_log", "health_file", "rq_redis", "world"]  # fixtures registered here
+__all__ = [
+    "config",
+    "event_log",
+    "health_file",
+    "make_client",
+    "rq_redis",
+    "world",
+]  # fixtures registered here
 
 # Short timings: an agent is lost 2 s after its last renewal, renews every 0.3 s.
 AGENT_TIMEOUT_S = 2.0

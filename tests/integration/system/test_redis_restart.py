@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -52,6 +53,8 @@ PER_REQUEST = 5
 # Long enough that the outage (a few seconds) cannot make a busy agent look lost: this test is
 # about the handlers, not leases.
 LEASE_TIMEOUT_S = 60.0
+# How long Redis stays down after the agent ended its batch.
+OUTAGE_AFTER_BATCH_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,10 @@ def test_agent_process_survives_a_redis_restart_at_the_end_of_a_batch(
             "the batch finished, Redis down",
             timeout=30,
         )
+        # Redis stays away a while (a restart takes seconds): the agent must wait for it.
+        deadline = time.monotonic() + OUTAGE_AFTER_BATCH_S
+        while agent.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
         own_redis.start()
         wait_until(lambda: "lease not renewed" in agent.log(), "a failed renewal logged")
         with own_redis.client(decode_responses=True) as store:

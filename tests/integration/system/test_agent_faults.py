@@ -123,6 +123,7 @@ def test_killed_agent_jobs_run_elsewhere_in_order_and_late_reports_change_nothin
         ]
         assert started == requeued
         assert first_elsewhere.payload["job_id"] == requeued[0]
+        print(f"FIGURE killed agent -> its first job started elsewhere: {redispatch_s:.2f} s")
         assert redispatch_s <= REDISPATCH_BOUND_S
         # The dead agent's RQ job is withdrawn.
         assert not RqJob.exists(dead_batch, connection=world.rq_redis)
@@ -193,6 +194,7 @@ def test_restarted_agent_ends_its_old_batch_at_once_and_takes_work(
         jobs = wait_final(world.redis, job_ids, "every job final")
         new_instance = leases.read(world.redis, [reborn.agent_id])[reborn.agent_id].instance_id
 
+        print(f"FIGURE restarted agent -> old batch requeued: {requeue_s:.2f} s")
         assert requeue_s < long_timeout_s / 3, f"requeued {requeue_s:.1f} s after the kill"
         assert new_instance != dead_instance
         assert {j.status for j in jobs.values()} == {JobStatus.PASSED.value}

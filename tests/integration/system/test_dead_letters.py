@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import pytest
 
 from qgjob_contract import deadletters, names
-from qgjob_contract.events import EventType, make_event, utc_now
+from qgjob_contract.events import Envelope, EventType, make_event, utc_now
 from qgjob_contract.names import Keys
 from qgjob_contract.statuses import JobStatus
+from qgjob_contract.targets import Target
 from qgjob_scheduler.config import Config
 from qgjob_scheduler.consumer import retry_backoff_s
 from tests.integration.api.conftest import MakeClient
@@ -30,6 +32,43 @@ def _stored(world: World, event_id: str) -> deadletters.DeadLetter | None:
 
 def _messages(caplog: pytest.LogCaptureFixture, *parts: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if all(p in r.getMessage() for p in parts)]
+
+
+def _running_job_with_corrupt_record(world: World) -> tuple[str, Envelope, dict[str, Any]]:
+    """A running job whose record is corrupt (priority is not a number), and the valid
+    job.finished of its batch: the handler raises on it at every delivery."""
+    job = world.store_job("v1")
+    batch_id = "batch-of-a-corrupt-job"
+    world.redis.hset(
+        Keys.job(job.job_id),
+        mapping={
+            "status": JobStatus.RUNNING.value,
+            "batch_id": batch_id,
+            "assigned_agent": "agent-x",
+            "attempts": "1",
+            "priority": "not-a-number",
+        },
+    )
+    result = {
+        "outcome": JobStatus.PASSED.value,
+        "duration_s": 0.1,
+        "install_paid": False,
+        "install_s": 0.0,
+        "log_tail": "ok",
+        "driver": "simulator",
+        "simulated": True,
+    }
+    finished = make_event(
+        EventType.JOB_FINISHED,
+        {
+            "job_id": job.job_id,
+            "batch_id": batch_id,
+            "agent_id": "agent-x",
+            "finished_at": utc_now(),
+            "result": result,
+        },
+    )
+    return job.job_id, finished, result
 
 
 def test_invalid_event_dead_lettered_at_once_bug_retried_then_dead_lettered_replay_once(
@@ -55,39 +94,18 @@ def test_invalid_event_dead_lettered_at_once_bug_retried_then_dead_lettered_repl
 
         # 2. A handler bug: a valid job.finished whose job record is corrupt (priority is not
         # a number) makes the handler raise on every delivery.
-        job = world.store_job("v1")
-        batch_id = "batch-of-a-corrupt-job"
-        world.redis.hset(
-            Keys.job(job.job_id),
-            mapping={
-                "status": JobStatus.RUNNING.value,
-                "batch_id": batch_id,
-                "assigned_agent": "agent-x",
-                "attempts": "1",
-                "priority": "not-a-number",
-            },
-        )
-        result = {
-            "outcome": JobStatus.PASSED.value,
-            "duration_s": 0.1,
-            "install_paid": False,
-            "install_s": 0.0,
-            "log_tail": "ok",
-            "driver": "simulator",
-            "simulated": True,
-        }
-        finished = make_event(
-            EventType.JOB_FINISHED,
-            {
-                "job_id": job.job_id,
-                "batch_id": batch_id,
-                "agent_id": "agent-x",
-                "finished_at": utc_now(),
-                "result": result,
-            },
-        )
+        job_id, finished, result = _running_job_with_corrupt_record(world)
         published_at = time.monotonic()
         world.publisher.publish(finished)
+        # An event behind it in the queue waits for the retries (one active consumer, in order).
+        seq = str(world.heartbeat("agent-behind", target=Target.BROWSERSTACK, lease=False))
+        wait_until(
+            lambda: world.redis.hget(Keys.agent("agent-behind"), "seq") == seq,
+            "the event behind the failing one applied",
+            60,
+        )
+        behind_s = time.monotonic() - published_at
+        print(f"FIGURE event behind a failing one applied after {behind_s:.2f} s")
         letter = wait_until(
             lambda: _stored(world, finished.event_id), "the failing event dead-lettered", 60
         )
@@ -96,9 +114,9 @@ def test_invalid_event_dead_lettered_at_once_bug_retried_then_dead_lettered_repl
         assert letter.reason == "delivery_limit"
         # Retried up to the delivery limit, each time after its backoff, logged with its ids.
         assert len(failures) == names.DELIVERY_LIMIT + 1
-        assert all(job.job_id in line for line in failures)
+        assert all(job_id in line for line in failures)
         assert took_s >= sum(retry_backoff_s(n) for n in range(1, names.DELIVERY_LIMIT + 1))
-        assert world.redis.hget(Keys.job(job.job_id), "status") == JobStatus.RUNNING.value
+        assert world.redis.hget(Keys.job(job_id), "status") == JobStatus.RUNNING.value
 
         # 3. The operator lists them through the admin API.
         listed = api.get("/v1/admin/dead-letters")
@@ -111,7 +129,7 @@ def test_invalid_event_dead_lettered_at_once_bug_retried_then_dead_lettered_repl
         }
 
         # 4. The bug is fixed (the record repaired), the event replayed: applied once.
-        world.redis.hset(Keys.job(job.job_id), "priority", "1")
+        world.redis.hset(Keys.job(job_id), "priority", "1")
         replay = api.post("/v1/admin/dead-letters/replay", json={"event_ids": [finished.event_id]})
         assert replay.status_code == 200
         assert replay.get_json() == {
@@ -121,16 +139,16 @@ def test_invalid_event_dead_lettered_at_once_bug_retried_then_dead_lettered_repl
         }
         again = api.post("/v1/admin/dead-letters/replay", json={"event_ids": [finished.event_id]})
         assert again.get_json()["missing"] == [finished.event_id]
-        wait_until(lambda: world.job(job.job_id).status == JobStatus.PASSED, "the replay applied")
+        wait_until(lambda: world.job(job_id).status == JobStatus.PASSED, "the replay applied")
         world.sync()
-        repaired = world.job(job.job_id)
+        repaired = world.job(job_id)
         assert (repaired.status, repaired.result, repaired.attempts) == (
             JobStatus.PASSED.value,
             result,
             1,
         )
         applied = [m[1] for r in caplog.records for m in FINAL_LINE.finditer(r.getMessage())]
-        assert applied.count(job.job_id) == 1
+        assert applied.count(job_id) == 1
         assert _stored(world, finished.event_id) is None
 
         # 5. Replaying the invalid one republishes it once: it fails again, dead-lettered anew.

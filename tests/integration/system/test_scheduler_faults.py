@@ -163,6 +163,7 @@ def test_two_schedulers_one_active_standby_takes_over_under_load(
             started_per_job(event_tap, started)
             time.sleep(TICK_S)
 
+    print(f"FIGURE active scheduler killed -> standby applying events: {takeover_s:.2f} s")
     assert takeover_s <= REDISPATCH_BOUND_S, f"standby took {takeover_s:.1f} s to take over"
     assert watch.changes == []
     _assert_each_once(world, jobs, event_tap, started)

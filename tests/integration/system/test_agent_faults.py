@@ -66,6 +66,12 @@ def _kill_mid_batch(
     return victim, dead_batch, instance, time.monotonic()
 
 
+def _requeued_from(world: World, job_ids: list[str], batch_id: str) -> list[str]:
+    """The jobs whose history names `batch_id` (read in one round trip)."""
+    jobs = read_jobs(world.redis, job_ids)
+    return [j for j in job_ids if any(h["batch_id"] == batch_id for h in jobs[j].history)]
+
+
 def test_killed_agent_jobs_run_elsewhere_in_order_and_late_reports_change_nothing(
     world: World,
     *,
@@ -82,13 +88,12 @@ def test_killed_agent_jobs_run_elsewhere_in_order_and_late_reports_change_nothin
         survivor = agents.start()
 
         # The dead batch's unfinished jobs come back with its history, then run on the survivor.
-        requeued = wait_until(
-            lambda: [
-                j for j in job_ids if any(h["batch_id"] == dead_batch for h in world.job(j).history)
-            ],
+        wait_until(
+            lambda: _requeued_from(world, job_ids, dead_batch),
             "the dead agent's jobs requeued",
             timeout=REDISPATCH_BOUND_S,
         )
+        requeued = _requeued_from(world, job_ids, dead_batch)  # one script moved them all
         first_elsewhere = event_log.wait_for(
             lambda e: (
                 e.type is EventType.JOB_STARTED and e.payload["agent_id"] == survivor.agent_id
@@ -183,14 +188,13 @@ def test_restarted_agent_ends_its_old_batch_at_once_and_takes_work(
         )
         reborn = agents.start("emulator-restarting")
 
-        requeued = wait_until(
-            lambda: [
-                j for j in job_ids if any(h["batch_id"] == dead_batch for h in world.job(j).history)
-            ],
+        wait_until(
+            lambda: _requeued_from(world, job_ids, dead_batch),
             "the old instance's batch requeued",
             timeout=long_timeout_s,
         )
         requeue_s = time.monotonic() - killed_at
+        requeued = _requeued_from(world, job_ids, dead_batch)  # one script moved them all
         jobs = wait_final(world.redis, job_ids, "every job final")
         new_instance = leases.read(world.redis, [reborn.agent_id])[reborn.agent_id].instance_id
 

@@ -9,20 +9,56 @@ e2e chaos test and `make chaos` (a larger run, `python -m e2e.chaos`).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import statistics
 import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from testcontainers.compose import DockerCompose
 
-from e2e.conftest import REPO_ROOT, Stack
+from e2e.conftest import REPO_ROOT, Stack, _free_port, wait_until
+
+# The fault stacks' simulator: short tests, a short install, small batches.
+FAULT_ENV = {
+    "SIM_INSTALL_SECONDS": "0.5",
+    "SIM_TEST_SECONDS": "0.2",
+    "SIM_FAIL_PATTERN": "*fail*",
+    "SIM_ERROR_PATTERN": "",
+    "BATCH_MAX_JOBS": "5",
+}
+
+
+@contextlib.contextmanager
+def fault_stack_up(project: str, agents: int, log_name: str) -> Iterator[Stack]:
+    """A compose stack of its own (project `project`, a free port, `agents` emulator agents),
+    built from this checkout; its logs are kept in .e2e/`log_name`; removed with its volumes."""
+    port = _free_port()
+    env = {**os.environ, **FAULT_ENV, "COMPOSE_PROJECT_NAME": project, "QGJOB_API_PORT": str(port)}
+    saved = dict(os.environ)
+    os.environ.update(env)  # docker compose (run by testcontainers) interpolates from it
+    stack_compose = DockerCompose(REPO_ROOT, compose_file_name="docker-compose.yml", build=True)
+    try:
+        stack_compose.start()
+        stack = Stack(compose=stack_compose, api_url=f"http://127.0.0.1:{port}", env=env)
+        stack.compose_up("--scale", f"agent-emulator={agents}")
+        yield stack
+    finally:
+        stdout, _ = stack_compose.get_logs()
+        (REPO_ROOT / ".e2e").mkdir(exist_ok=True)
+        (REPO_ROOT / ".e2e" / log_name).write_text(stdout)
+        stack_compose.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
 
 # Simulated tests whose path matches the stack's SIM_FAIL_PATTERN (*fail*) end `failed`.
 FAIL_EVERY = 7
@@ -71,7 +107,7 @@ def agent_container(stack: Stack, agent_id: str, service: str = "agent-emulator"
 _CRASH_AGENT = (
     "import os, signal\n"
     "for pid in os.listdir('/proc'):\n"
-    "    if pid.isdigit() and int(pid) != 1:\n"
+    "    if pid.isdigit() and int(pid) not in (1, os.getpid()):\n"
     "        try:\n"
     "            cmdline = open(f'/proc/{pid}/cmdline', 'rb').read()\n"
     "        except OSError:\n"
@@ -104,7 +140,22 @@ def get_json(stack: Stack, path: str, **params: Any) -> Any:
 
 
 def jobs_by_id(stack: Stack, job_ids: list[str]) -> dict[str, dict[str, Any]]:
-    return {job_id: get_json(stack, f"/v1/jobs/{job_id}") for job_id in job_ids}
+    """The records of `job_ids`, read through the listing (a few requests, not one per job)."""
+    wanted = set(job_ids)
+    orgs = {get_json(stack, f"/v1/jobs/{job_ids[0]}")["org_id"]} if job_ids else set()
+    found: dict[str, dict[str, Any]] = {}
+    for org in orgs:
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"org_id": org, "limit": 500}
+            if cursor:
+                params["cursor"] = cursor
+            page = get_json(stack, "/v1/jobs", **params)
+            found.update({job["job_id"]: job for job in page["jobs"] if job["job_id"] in wanted})
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+    return {job_id: found[job_id] for job_id in job_ids if job_id in found}
 
 
 def submit_suite(stack: Stack, org: str, version: str, paths: list[str]) -> list[str]:
@@ -122,6 +173,13 @@ def submit_suite(stack: Stack, org: str, version: str, paths: list[str]) -> list
         time.sleep(0.5)
 
 
+def all_final(stack: Stack, job_ids: list[str]) -> dict[str, dict[str, Any]] | None:
+    """The records once every one of `job_ids` is final, else None."""
+    jobs = jobs_by_id(stack, job_ids)
+    done = len(jobs) == len(job_ids) and all(job["final"] for job in jobs.values())
+    return jobs if done else None
+
+
 def expected_outcome(path: str) -> str:
     return "failed" if "fail" in path else "passed"
 
@@ -133,17 +191,6 @@ def running_on(jobs: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
         if job["status"] == "running" and job["assigned_agent"]:
             busy.setdefault(job["assigned_agent"], []).append(job_id)
     return busy
-
-
-def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def final_transitions(logs: str) -> Counter[str]:
@@ -250,11 +297,21 @@ class Faults:
     def kill_busy_agent(self, stack: Stack, job_ids: list[str]) -> tuple[str, list[str], float]:
         """`docker kill` an agent that runs a job; returns (agent id, its unfinished jobs,
         the kill's epoch time)."""
-        busy = wait_for(lambda: running_on(jobs_by_id(stack, job_ids)), 60, "a running job")
-        dead_agent = next(iter(busy))
+
+        def busy_snapshot() -> tuple[str, dict[str, dict[str, Any]]] | None:
+            """The agent with the most jobs still waiting in its batch (they cannot have been
+            reported yet), among those running one."""
+            snapshot = jobs_by_id(stack, job_ids)
+            waiting = Counter(
+                job["assigned_agent"] for job in snapshot.values() if job["status"] == "assigned"
+            )
+            busy = [agent for agent in running_on(snapshot) if waiting[agent]]
+            return (max(busy, key=lambda a: waiting[a]), snapshot) if busy else None
+
+        dead_agent, snapshot = wait_until(busy_snapshot, timeout=60, what="a running job")
         unfinished = [
             job_id
-            for job_id, job in jobs_by_id(stack, job_ids).items()
+            for job_id, job in snapshot.items()
             if job["assigned_agent"] == dead_agent and not job["final"]
         ]
         docker("kill", agent_container(stack, dead_agent))
@@ -269,7 +326,7 @@ class Faults:
             current = running_on(jobs_by_id(stack, job_ids))
             return next((a for a in current if a != spare), None)
 
-        crashed = wait_for(another_busy, 60, "another agent running a job")
+        crashed = wait_until(another_busy, timeout=60, what="another agent running a job")
         crash_agent_process(agent_container(stack, crashed))
         self.record("agent_crashed_and_restarted", agent_id=crashed)
 

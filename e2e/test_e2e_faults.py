@@ -9,63 +9,32 @@ project), not on the session's shared one.
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
-from testcontainers.compose import DockerCompose
 
-from e2e.conftest import PROJECT, REPO_ROOT, Stack, _free_port, wait_until
+from e2e.conftest import PROJECT, Stack, wait_until
 from e2e.faults import (
-    agent_container,
+    Faults,
+    all_final,
     compose,
-    docker,
     expected_outcome,
+    fault_stack_up,
     final_transitions,
     jobs_by_id,
     redispatch_seconds,
     run_chaos,
-    running_on,
     submit_suite,
 )
 
 AGENTS = 4
-FAULT_ENV = {
-    "SIM_INSTALL_SECONDS": "0.5",
-    "SIM_TEST_SECONDS": "0.2",
-    "SIM_FAIL_PATTERN": "*fail*",
-    "SIM_ERROR_PATTERN": "",
-    "BATCH_MAX_JOBS": "5",
-}
 
 
 @pytest.fixture(scope="module")
 def fault_stack() -> Iterator[Stack]:
-    project = f"{PROJECT}-faults"
-    port = _free_port()
-    env = {
-        **os.environ,
-        **FAULT_ENV,
-        "COMPOSE_PROJECT_NAME": project,
-        "QGJOB_API_PORT": str(port),
-    }
-    saved = dict(os.environ)
-    os.environ.update(env)  # docker compose (run by testcontainers) interpolates from it
-    stack_compose = DockerCompose(REPO_ROOT, compose_file_name="docker-compose.yml", build=True)
-    try:
-        stack_compose.start()
-        stack = Stack(compose=stack_compose, api_url=f"http://127.0.0.1:{port}", env=env)
-        stack.compose_up("--scale", f"agent-emulator={AGENTS}")
+    with fault_stack_up(f"{PROJECT}-faults", AGENTS, "faults-compose.log") as stack:
         yield stack
-    finally:
-        stdout, _ = stack_compose.get_logs()
-        (REPO_ROOT / ".e2e").mkdir(exist_ok=True)
-        (REPO_ROOT / ".e2e" / "faults-compose.log").write_text(stdout)
-        stack_compose.stop()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _live_emulators(stack: Stack) -> int:
@@ -84,20 +53,11 @@ def _restore(stack: Stack) -> None:
 
 def test_a_killed_agents_jobs_run_on_another_agent_within_15_s(fault_stack: Stack) -> None:
     _restore(fault_stack)
-    paths = [f"tests/kill/t{i:03d}.spec.js" for i in range(60)]
+    paths = [f"tests/kill/t{i:03d}.spec.js" for i in range(200)]  # about 10 s of work
     job_ids = submit_suite(fault_stack, "org-kill", "2.0.0", paths)
-    busy = wait_until(
-        lambda: running_on(jobs_by_id(fault_stack, job_ids)), timeout=60, what="a running job"
-    )
-    dead_agent = next(iter(busy))
-    snapshot = jobs_by_id(fault_stack, job_ids)
-    unfinished = [
-        job_id
-        for job_id, job in snapshot.items()
-        if job["assigned_agent"] == dead_agent and not job["final"]
-    ]
-    docker("kill", agent_container(fault_stack, dead_agent))
-    killed_at = time.time()
+
+    dead_agent, unfinished, killed_at = Faults().kill_busy_agent(fault_stack, job_ids)
+    assert unfinished, "the agent had finished its batch before it was killed"
 
     def first_elsewhere() -> float | None:
         jobs = jobs_by_id(fault_stack, unfinished)
@@ -116,15 +76,19 @@ def test_a_killed_agents_jobs_run_on_another_agent_within_15_s(fault_stack: Stac
     )
     assert redispatch <= 15
 
-    final = fault_stack.wait_final(job_ids, timeout=120)
-    assert all(job["status"] == "passed" for job in final)
-    for job_id in unfinished:
-        job = jobs_by_id(fault_stack, [job_id])[job_id]
+    final = wait_until(lambda: all_final(fault_stack, job_ids), timeout=120, what="every job final")
+    assert {job["status"] for job in final.values()} == {"passed"}
+    # jobs the agent had not finished when it died (some may have been reported just before)
+    requeued = [job_id for job_id in unfinished if final[job_id]["history"]]
+    assert requeued
+    for job_id in requeued:
+        job = final[job_id]
         assert job["assigned_agent"] != dead_agent
         assert job["attempts"] == 2
         (attempt,) = job["history"]
-        assert attempt["agent_id"] == dead_agent
-        assert attempt["reason"] == "agent_lost"
+        assert (attempt["agent_id"], attempt["reason"]) == (dead_agent, "agent_lost")
+    for job_id in set(unfinished) - set(requeued):  # reported before the kill
+        assert (final[job_id]["assigned_agent"], final[job_id]["attempts"]) == (dead_agent, 1)
 
 
 def test_two_scheduler_replicas_under_load_dispatch_nothing_twice(fault_stack: Stack) -> None:
@@ -137,7 +101,7 @@ def test_two_scheduler_replicas_under_load_dispatch_nothing_twice(fault_stack: S
         job_ids += submit_suite(fault_stack, "org-two", f"3.{v}.0", paths[v * 50 : (v + 1) * 50])
     by_id = dict(zip(job_ids, paths, strict=True))
 
-    final = {job["job_id"]: job for job in fault_stack.wait_final(job_ids, timeout=180)}
+    final = wait_until(lambda: all_final(fault_stack, job_ids), timeout=180, what="every job final")
 
     assert {job_id: job["status"] for job_id, job in final.items()} == {
         job_id: expected_outcome(path) for job_id, path in by_id.items()

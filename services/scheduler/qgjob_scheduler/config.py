@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from qgjob_contract import env as shared
 from qgjob_contract.env import Env
 from qgjob_scheduler.errors import ConfigError
+from qgjob_scheduler.planning import DEFAULT_POLICY, POLICIES
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Config:
     # Touched on every pass of the main loop; the container healthcheck reads its age.
     health_file: str = "/tmp/qgjob-scheduler-alive"  # noqa: S108 (a marker, not a secret)
     log_level: str = shared.DEFAULT_LOG_LEVEL
+    # SCHEDULER_POLICY: the name of a policy in `planning.POLICIES` (qgjob or fifo).
+    policy: str = DEFAULT_POLICY
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -46,4 +49,5 @@ class Config:
             ),
             health_file=read.text("SCHEDULER_HEALTH_FILE", defaults.health_file),
             log_level=read.choice("LOG_LEVEL", defaults.log_level, shared.LOG_LEVELS),
+            policy=read.choice("SCHEDULER_POLICY", defaults.policy, tuple(POLICIES)),
         )

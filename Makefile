@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 COMPONENTS := contract services/api services/scheduler services/agent-runtime \
 	services/agent-emulator services/agent-device services/agent-browserstack cli
 
-.PHONY: install lint typecheck test test-unit test-integration test-e2e up down logs
+.PHONY: install lint typecheck test test-unit test-integration test-e2e up down logs bench bench-quick
 
 install: ## .venv with every component (editable, the CLI included) and the dev tools
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,3 +40,9 @@ down:
 
 logs:
 	docker compose logs --tail=200
+
+bench: ## the benchmark of issue 6 on the real stack (full sizes); last line: one JSON object
+	$(BIN)/python -m bench
+
+bench-quick: ## the same workloads, smaller (under 3 minutes)
+	$(BIN)/python -m bench --quick

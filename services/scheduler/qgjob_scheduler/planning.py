@@ -18,7 +18,8 @@ picks the build to serve next and the free agent that serves it best, then sizes
   a low-priority job eventually outranks a stream of fresh high-priority ones.
 - **Then warm, then unserved, then splits.** A free agent with the build installed costs no
   install; a build nobody serves comes next; adding a cold agent to a build that is already
-  served (a split) comes last, and only when it pays (below).
+  served (a split) comes last, and only when it pays (below); among splits, the build that
+  would otherwise end last goes first.
 - **A split only when it pays.** Agents serving a build (busy ones with it installed, ready
   after `busy_for_s`; ones given a batch of it in this pass, ready after their batch) and
   the build's remaining work give its estimated finish time (work shared out so that every
@@ -221,7 +222,9 @@ class _Planner:
             org = build[0]
             load = self._org_load.get(org, 0) / self._s.org_weights.get(org, 1.0)
             top = queue[0]
-            key = (load, -self._effective_priority(top), tier, -top.waited_s, top.order)
+            # Among splits, the build that would end last goes first (it bounds the makespan).
+            behind = -before if tier == 2 else 0.0
+            key = (load, -self._effective_priority(top), tier, behind, -top.waited_s, top.order)
             share = self._potential_finish(build, agent, [*servers, cost], work) - cost
             found.append(_Candidate(key, build, agent, cost, max(share, 0.0)))
         return found

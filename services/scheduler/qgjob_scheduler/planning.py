@@ -42,6 +42,7 @@ picks the build to serve next and the free agent that serves it best, then sizes
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -158,7 +159,6 @@ class _Candidate:
     build: Build
     agent: AgentView
     cost_s: float  # the install this agent pays before the build's first test
-    share_s: float  # work this agent should take so the build's agents end together
 
 
 class _Planner:
@@ -167,10 +167,17 @@ class _Planner:
     def __init__(self, situation: Situation) -> None:
         self._s = situation
         self._free = [agent for agent in situation.agents if agent.free]
-        # Per build: its pending jobs in the order they should be taken.
-        self._queues: dict[Build, list[PendingJob]] = {}
-        for job in sorted(situation.jobs, key=self._job_key):
-            self._queues.setdefault(job.build, []).append(job)
+        by_build: dict[Build, list[PendingJob]] = {}
+        for job in situation.jobs:
+            by_build.setdefault(job.build, []).append(job)
+        # Per build: the estimated work of its jobs not yet taken.
+        self._work = {b: sum(job.estimate_s for job in jobs) for b, jobs in by_build.items()}
+        # Per build: the jobs this pass may take, in the order they should be taken (no pass
+        # takes more than batch_max per free agent from one build: no need to sort the rest).
+        most = situation.batch_max * len(self._free)
+        self._queues = {
+            b: heapq.nsmallest(most, jobs, key=self._job_key) for b, jobs in by_build.items()
+        }
         # Per build: when each agent serving it is ready for more of its work.
         self._servers: dict[Build, list[float]] = {}
         self._serving: dict[Build, set[str]] = {}  # the agents behind `_servers`
@@ -212,7 +219,7 @@ class _Planner:
                 continue
             agent, cost = self._best_agent(build)
             servers = self._servers.get(build, [])
-            work = sum(job.estimate_s for job in queue)
+            work = self._work[build]
             before = finish_time(servers, work)
             after = finish_time([*servers, cost], work)
             warm = cost == 0 and agent.installed == build
@@ -225,8 +232,7 @@ class _Planner:
             # Among splits, the build that would end last goes first (it bounds the makespan).
             behind = -before if tier == 2 else 0.0
             key = (load, -self._effective_priority(top), tier, behind, -top.waited_s, top.order)
-            share = self._potential_finish(build, agent, [*servers, cost], work) - cost
-            found.append(_Candidate(key, build, agent, cost, max(share, 0.0)))
+            found.append(_Candidate(key, build, agent, cost))
         return found
 
     def _potential_finish(
@@ -273,8 +279,10 @@ class _Planner:
         return agent, self._install_s(build)
 
     def _take(self, candidate: _Candidate) -> Assignment:
-        queue = self._queues[candidate.build]
-        limit = candidate.share_s
+        build, agent, cost = candidate.build, candidate.agent, candidate.cost_s
+        queue = self._queues[build]
+        servers = self._servers.get(build, [])
+        limit = self._potential_finish(build, agent, [*servers, cost], self._work[build]) - cost
         taken: list[PendingJob] = []
         work = 0.0
         for job in queue:
@@ -286,16 +294,11 @@ class _Planner:
             taken.append(job)
             work += job.estimate_s
         del queue[: len(taken)]
-        self._free.remove(candidate.agent)
-        self._servers.setdefault(candidate.build, []).append(candidate.cost_s + work)
-        self._serving.setdefault(candidate.build, set()).add(candidate.agent.agent_id)
-        self._ready[candidate.agent.agent_id] = candidate.cost_s + work
-        self._holds[candidate.agent.agent_id] = candidate.build
-        org = candidate.build[0]
-        self._org_load[org] = self._org_load.get(org, 0) + 1
-        return Assignment(
-            candidate.agent.agent_id,
-            candidate.build[0],
-            candidate.build[1],
-            tuple(job.job_id for job in taken),
-        )
+        self._work[build] = max(self._work[build] - work, 0.0)
+        self._free.remove(agent)
+        self._servers.setdefault(build, []).append(cost + work)
+        self._serving.setdefault(build, set()).add(agent.agent_id)
+        self._ready[agent.agent_id] = cost + work
+        self._holds[agent.agent_id] = build
+        self._org_load[build[0]] = self._org_load.get(build[0], 0) + 1
+        return Assignment(agent.agent_id, build[0], build[1], tuple(job.job_id for job in taken))

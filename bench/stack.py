@@ -78,7 +78,7 @@ class Stack:
             env=env,
             check=True,
             timeout=timeout,
-            capture_output=capture,
+            stdout=subprocess.PIPE if capture else sys.stderr,
             text=True,
         )
         return done.stdout if capture else ""
@@ -95,20 +95,33 @@ class Stack:
             **settings,
         }
         started = time.monotonic()
-        self.compose(
-            "up",
-            "-d",
-            "--wait",
-            *(["--build"] if build else []),
-            "--scale",
-            f"agent-emulator={agents}",
-            "--scale",
-            "agent-device=0",
-            "--scale",
-            "agent-browserstack=0",
-        )
+        try:
+            self.compose(
+                "up",
+                "-d",
+                "--wait",
+                *(["--build"] if build else []),
+                "--scale",
+                f"agent-emulator={agents}",
+                "--scale",
+                "agent-device=0",
+                "--scale",
+                "agent-browserstack=0",
+            )
+        except subprocess.CalledProcessError:
+            # On a loaded machine a healthcheck can time out while its service works: give
+            # the services time to become healthy before giving up.
+            log("compose up --wait failed; waiting for every service to become healthy")
+            self.wait(self.healthy, 180, "every service healthy")
         self.wait(lambda: self.live_agents() == agents, 120, f"{agents} live agents")
         log(f"stack up ({agents} agents, {settings}) in {time.monotonic() - started:.1f} s")
+
+    def healthy(self) -> bool:
+        out = self.compose("ps", "--format", "json", capture=True)
+        services = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return bool(services) and all(
+            s.get("Health") in ("healthy", "") and s.get("State") == "running" for s in services
+        )
 
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", timeout=300)

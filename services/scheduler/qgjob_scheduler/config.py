@@ -9,8 +9,13 @@ from dataclasses import dataclass
 from qgjob_contract import env as shared
 from qgjob_contract.env import Env
 from qgjob_scheduler.errors import ConfigError
-from qgjob_scheduler.history import DEFAULT_INSTALL_S, DEFAULT_TEST_S
-from qgjob_scheduler.planning import DEFAULT_AGING_S, DEFAULT_POLICY, POLICIES
+from qgjob_scheduler.planning import (
+    DEFAULT_AGING_S,
+    DEFAULT_INSTALL_S,
+    DEFAULT_POLICY,
+    DEFAULT_TEST_S,
+    POLICIES,
+)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from redis import Redis
 
 from qgjob_contract.names import Keys
 from qgjob_contract.statuses import JobStatus
+from qgjob_scheduler.planning import DEFAULT_INSTALL_S, DEFAULT_TEST_S
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,6 @@ RUNS_KEPT: Final = 10  # recent runs per test path or app version
 ENTRIES_KEPT: Final = 5000  # test paths (or app versions) per (org, target)
 TTL_S: Final = 30 * 24 * 3600  # a history not written for this long expires
 PERCENTILE: Final = 0.8
-# Defaults for what was never seen; callers may pass their own (configuration).
-DEFAULT_TEST_S: Final = 30.0
-DEFAULT_INSTALL_S: Final = 60.0
 
 _RECORD: Final = resources.files(__package__).joinpath("history_record.lua").read_text()
 

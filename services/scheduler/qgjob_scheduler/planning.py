@@ -54,6 +54,9 @@ DEFAULT_AGING_S = 60.0
 # A cold agent joins a build already served only if the build's estimated finish comes
 # forward by at least this fraction of the install time it pays (qgjob policy).
 DEFAULT_SPLIT_GAIN = 0.25
+# Estimates for a test / a build never seen (the duration history's defaults).
+DEFAULT_TEST_S = 30.0
+DEFAULT_INSTALL_S = 60.0
 _EPSILON = 1e-9
 
 

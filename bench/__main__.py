@@ -30,26 +30,29 @@ def main(argv: list[str] | None = None) -> int:
     with running(args.project, keep=args.keep) as stack:
         bench = Bench(stack, sizes)
         k = sizes.agents
-        stack.up(k, bench.base_settings(), build=True)
+        bench.up(k, bench.base_settings())
         bench.standard()
         bench.affinity()
         bench.fairness()
         bench.dispatch()
         scale_k = bench.scale(k)
-        stack.up(k, bench.base_settings("fifo"))
+        bench.up(k, bench.base_settings("fifo"))
         bench.standard_fifo()
-        stack.up(1, bench.base_settings())
+        bench.up(1, bench.base_settings())
         scale_1 = bench.scale(1)
         bench.figures["scale_1_to_4"] = round(scale_1 / scale_k, 3)
         low, high = sizes.durations_range
-        stack.up(k, {**bench.base_settings(), "SIM_TEST_SECONDS": f"{low:g}..{high:g}"})
+        bench.up(k, {**bench.base_settings(), "SIM_TEST_SECONDS": f"{low:g}..{high:g}"})
         bench.durations()
-        stack.up(1, {**bench.base_settings(), "SIM_INSTALL_SECONDS": "0", "SIM_TEST_SECONDS": "0"})
+        bench.up(1, {**bench.base_settings(), "SIM_INSTALL_SECONDS": "0", "SIM_TEST_SECONDS": "0"})
         bench.noop()
         bench.intake()
+    suffix = "-quick" if args.quick else ""
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"records{suffix}.json").write_text(json.dumps(bench.records))
     plot = plot_timelines(
         {f"{name} (standard workload)": records for name, records in bench.timelines.items()},
-        args.out / f"standard-timeline{'-quick' if args.quick else ''}.png",
+        args.out / f"standard-timeline{suffix}.png",
     )
     elapsed = time.monotonic() - started
     bench.figures.update(

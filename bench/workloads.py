@@ -75,6 +75,16 @@ class Bench:
         self.figures: Result = {}
         self.summary: list[str] = []
         self.timelines: dict[str, list[dict[str, Any]]] = {}
+        self.records: dict[str, list[dict[str, Any]]] = {}  # every run's job records, by name
+
+    def up(self, agents: int, settings: dict[str, str]) -> None:
+        """(Re)start the stack, then warm it up untimed: fresh processes pay their first
+        connections and imports here, not in the first measured run. The warm-up uses
+        versions of its own, so the measured runs still start with cold builds."""
+        self.stack.up(agents, settings, build=not self.records)
+        rid = run_id()
+        versions = [f"warmup-{rid}-v{i}" for i in range(agents)]
+        self.run_suite(f"warm-up {rid}", jobs_for(f"warmup-{rid}", versions, agents * 3))
 
     def note(self, line: str) -> None:
         self.summary.append(line)
@@ -92,11 +102,15 @@ class Bench:
         }
 
     def run_suite(
-        self, jobs: list[dict[str, Any]], *, single: bool = False
+        self, name: str, jobs: list[dict[str, Any]], *, single: bool = False
     ) -> list[dict[str, Any]]:
         submit = self.stack.submit_each if single else self.stack.submit_suite
         ids = submit(jobs)
-        return self.stack.wait_final(ids, self.sizes.timeout_s)
+        return self.keep(name, self.stack.wait_final(ids, self.sizes.timeout_s))
+
+    def keep(self, name: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.records[name] = records
+        return records
 
     # --- workloads -------------------------------------------------------------------
 
@@ -107,12 +121,12 @@ class Bench:
         self.figures["lower_bound_s"] = round(bound, 3)
         rid = run_id()
         versions = [f"std-{rid}-v{i}" for i in range(v)]
-        records = self.run_suite(jobs_for(f"std-{rid}", versions, n))
+        records = self.run_suite("standard", jobs_for(f"std-{rid}", versions, n))
         makespan = metrics.makespan_s(records)
         self.timelines["qgjob"] = records
         rid = run_id()
         versions = [f"one-{rid}-v{i}" for i in range(v)]
-        single = self.run_suite(jobs_for(f"one-{rid}", versions, n), single=True)
+        single = self.run_suite("standard single", jobs_for(f"one-{rid}", versions, n), single=True)
         single_makespan = metrics.makespan_s(single)
         self.figures.update(
             makespan_s=round(makespan, 3),
@@ -132,7 +146,9 @@ class Bench:
         s = self.sizes
         rid = run_id()
         versions = [f"fifo-{rid}-v{i}" for i in range(s.standard_versions)]
-        records = self.run_suite(jobs_for(f"fifo-{rid}", versions, s.standard_jobs))
+        records = self.run_suite(
+            "standard fifo", jobs_for(f"fifo-{rid}", versions, s.standard_jobs)
+        )
         makespan = metrics.makespan_s(records)
         self.timelines["fifo"] = records
         qgjob = self.figures.get("makespan_s")
@@ -151,8 +167,8 @@ class Bench:
         rid = run_id()
         versions = [f"aff-{rid}-v{i}" for i in range(k)]
         suite = jobs_for(f"aff-{rid}", versions, k * per)
-        first = self.run_suite(suite)
-        rerun = self.run_suite(suite)
+        first = self.run_suite("affinity", suite)
+        rerun = self.run_suite("affinity rerun", suite)
         makespan = metrics.makespan_s(first)
         self.figures.update(
             affinity_ratio=round(metrics.ratio(makespan, bound), 3),
@@ -172,7 +188,7 @@ class Bench:
         rid = run_id()
         versions = [f"scale{agents}-{rid}-v{i}" for i in range(s.agents)]
         suite = jobs_for(f"scale-{rid}", versions, s.agents * s.affinity_per_version)
-        makespan = metrics.makespan_s(self.run_suite(suite))
+        makespan = metrics.makespan_s(self.run_suite(f"scale {agents}", suite))
         self.note(f"scale: the affinity suite on {agents} agent(s): {makespan:.2f}s")
         return makespan
 
@@ -185,7 +201,9 @@ class Bench:
         ratios = []
         for phase in ("cold", "warm"):
             versions = [f"dur-{rid}-{phase}-v{i}" for i in range(2)]
-            records = self.run_suite(jobs_for(org, versions, len(paths), paths=paths))
+            records = self.run_suite(
+                f"durations {phase}", jobs_for(org, versions, len(paths), paths=paths)
+            )
             by_build: dict[str, list[float]] = {}
             for r in records:
                 by_build.setdefault(r["app_version_id"], []).append(r["result"]["duration_s"])
@@ -209,8 +227,8 @@ class Bench:
         big_ids = self.stack.submit_suite(big)
         time.sleep(1.0)  # the workload: B submits 1 s after A
         small_ids = self.stack.submit_suite(small)
-        small_records = self.stack.wait_final(small_ids, s.timeout_s)
-        big_records = self.stack.wait_final(big_ids, s.timeout_s)
+        small_records = self.keep("fairness small", self.stack.wait_final(small_ids, s.timeout_s))
+        big_records = self.keep("fairness big", self.stack.wait_final(big_ids, s.timeout_s))
         small_done = metrics.makespan_s(small_records)
         big_makespan = metrics.makespan_s(big_records)
         self.figures["small_org_done_s"] = round(small_done, 3)
@@ -226,7 +244,7 @@ class Bench:
         rid = run_id()
         org, version = f"lat-{rid}", f"lat-{rid}-v0"
         # Warm every agent on the version first.
-        self.run_suite(jobs_for(org, [version], s.agents * 2))
+        self.run_suite("dispatch warm-up", jobs_for(org, [version], s.agents * 2))
         interval = s.test_s / (0.25 * s.agents)  # about 25% of the agents' capacity
         ids = []
         start = time.monotonic()
@@ -236,7 +254,7 @@ class Bench:
             pause = start + (i + 1) * interval - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-        records = self.stack.wait_final(ids, s.timeout_s)
+        records = self.keep("dispatch", self.stack.wait_final(ids, s.timeout_s))
         warm = [r for r in records if not r["result"]["install_paid"]]
         latencies = metrics.dispatch_latencies_ms(warm)
         p50, p99 = metrics.percentile(latencies, 0.5), metrics.percentile(latencies, 0.99)
@@ -251,7 +269,7 @@ class Bench:
     def noop(self) -> None:
         s = self.sizes
         rid = run_id()
-        records = self.run_suite(jobs_for(f"noop-{rid}", [f"noop-{rid}-v0"], s.noop_jobs))
+        records = self.run_suite("noop", jobs_for(f"noop-{rid}", [f"noop-{rid}-v0"], s.noop_jobs))
         rate = len(records) / metrics.makespan_s(records)
         baseline = self.stack.rq_baseline(s.noop_jobs)
         rq_rate = baseline["jobs"] / baseline["seconds"]

@@ -91,7 +91,7 @@ class Situation:
     install_s: Mapping[Build, float]  # estimated install time per (org, version)
     batch_max: int
     # Optional tuning (qgjob policy): defaults suit production.
-    default_install_s: float = 0.0  # for a build missing from install_s
+    default_install_s: float = DEFAULT_INSTALL_S  # for a build missing from install_s
     aging_s: float = DEFAULT_AGING_S
     split_gain: float = DEFAULT_SPLIT_GAIN
     org_weights: Mapping[str, float] = field(default_factory=dict)  # missing org: 1.0
@@ -230,7 +230,9 @@ class _Planner:
                 continue  # a split that does not pay
             tier = 0 if warm else (1 if not servers else 2)
             org = build[0]
-            load = self._org_load.get(org, 0) / self._s.org_weights.get(org, 1.0)
+            # A weight of 0 or less: served only when no other org has work to give.
+            weight = max(self._s.org_weights.get(org, 1.0), _EPSILON)
+            load = (self._org_load.get(org, 0) + 1) / weight
             top = queue[0]
             # Among splits, the build that would end last goes first (it bounds the makespan).
             behind = -before if tier == 2 else 0.0

@@ -161,6 +161,19 @@ def test_org_weights_give_a_heavier_org_more_agents() -> None:
     assert [a.org_id for a in weighted] == ["org-b"]
 
 
+def test_an_org_of_weight_zero_gets_only_what_no_other_org_wants() -> None:
+    jobs = _jobs(A, 3) + _jobs(B, 30, first_order=3)
+    agents = [_busy("b1", B, 5.0), _busy("b2", B, 5.0), _free("x")]
+    plan = qgjob(
+        Situation("emulator", jobs, agents, {A: 2.0, B: 2.0}, 10, org_weights={"org-a": 0})
+    )
+    assert [a.org_id for a in plan] == ["org-b"]
+    alone = qgjob(
+        Situation("emulator", _jobs(A, 3), [_free("x")], {A: 2.0}, 10, org_weights={"org-a": 0})
+    )
+    assert [a.org_id for a in alone] == ["org-a"]
+
+
 def test_priority_first_within_an_org() -> None:
     low = _jobs(A, 3, priority=2, prefix="low")
     high = _jobs(A, 3, priority=9, prefix="high", first_order=3)

@@ -10,9 +10,10 @@ policies `SCHEDULER_POLICY` selects.
 `qgjob` (the default) plans with install costs and test durations. Each round of its loop
 picks the build to serve next and the free agent that serves it best, then sizes one batch:
 
-- **Fair share across orgs first.** The build's org with the fewest agents serving it (busy
-  on one of its builds, or given a batch in this pass), divided by the org's weight, goes
-  first: one org's 1,000 queued jobs cannot starve another org's 5.
+- **Fair share across orgs first.** The org with the lowest (agents serving it + 1) / its
+  weight goes first (serving: busy on one of its builds, or given a batch in this pass;
+  weights from `org_weights`, 1 by default, 0 for best effort): one org's 1,000 queued jobs
+  cannot starve another org's 5.
 - **Then priority, with aging.** A job's effective priority is `priority +
   floor(waited_s / aging_s)`; a build ranks by its best job. No pending job waits forever:
   a low-priority job eventually outranks a stream of fresh high-priority ones.

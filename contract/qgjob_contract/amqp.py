@@ -37,19 +37,66 @@ class PublishError(Exception):
     """The broker did not confirm an event (unreachable, nacked, or unroutable)."""
 
 
+# The scheduler queue: durable, quorum (replicated, survives restarts), one active consumer
+# at a time, a delivery limit, dead letters to the dead-letter exchange.
+SCHEDULER_QUEUE_ARGUMENTS: dict[str, object] = {
+    "x-queue-type": "quorum",
+    "x-single-active-consumer": True,
+    "x-delivery-limit": names.DELIVERY_LIMIT,
+    "x-dead-letter-exchange": names.DEAD_LETTER_EXCHANGE,
+}
+# The dead-letter queue: durable, quorum, bounded (the oldest messages go first).
+# Every scheduler replica may move dead letters to Redis (storing one is idempotent).
+DEAD_LETTER_QUEUE_ARGUMENTS: dict[str, object] = {
+    "x-queue-type": "quorum",
+    "x-max-length": names.DEAD_LETTER_MAX,
+    "x-overflow": "drop-head",
+}
+
+
 def declare_topology(channel: BlockingChannel) -> None:
     """Declare exchanges, queues and bindings; idempotent, same arguments everywhere."""
     channel.exchange_declare(names.EXCHANGE, exchange_type="topic", durable=True)
     channel.exchange_declare(names.DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
-    channel.queue_declare(names.DEAD_LETTER_QUEUE, durable=True)
-    channel.queue_bind(names.DEAD_LETTER_QUEUE, names.DEAD_LETTER_EXCHANGE)
     channel.queue_declare(
-        names.SCHEDULER_QUEUE,
-        durable=True,
-        arguments={"x-dead-letter-exchange": names.DEAD_LETTER_EXCHANGE},
+        names.DEAD_LETTER_QUEUE, durable=True, arguments=DEAD_LETTER_QUEUE_ARGUMENTS
     )
+    channel.queue_bind(names.DEAD_LETTER_QUEUE, names.DEAD_LETTER_EXCHANGE)
+    channel.queue_declare(names.SCHEDULER_QUEUE, durable=True, arguments=SCHEDULER_QUEUE_ARGUMENTS)
     for binding in names.SCHEDULER_BINDINGS:
         channel.queue_bind(names.SCHEDULER_QUEUE, names.EXCHANGE, routing_key=binding)
+
+
+def migrate_legacy_queues(connection: pika.BlockingConnection) -> int:
+    """Move what the classic queues of earlier releases hold into the current topology.
+
+    Each legacy queue that exists is unbound (so it receives nothing more), its messages are
+    republished to the events exchange under their routing keys with confirms (reaching the
+    scheduler queue: dead letters among them fail again and are dead-lettered anew), then it
+    is deleted. Returns how many messages were moved. Call after `declare_topology`.
+    """
+    moved = 0
+    for name in names.LEGACY_QUEUES:
+        channel = connection.channel()
+        try:
+            channel.queue_declare(name, passive=True)
+        except pika.exceptions.ChannelClosedByBroker:
+            continue  # not there: nothing to migrate (the broker closed that channel)
+        for binding in names.SCHEDULER_BINDINGS:
+            channel.queue_unbind(name, names.EXCHANGE, routing_key=binding)
+        channel.queue_unbind(name, names.DEAD_LETTER_EXCHANGE)
+        channel.confirm_delivery()
+        while True:
+            method, properties, body = channel.basic_get(name)
+            if method is None:
+                break
+            channel.basic_publish(names.EXCHANGE, method.routing_key, body, properties)
+            channel.basic_ack(method.delivery_tag)
+            moved += 1
+        channel.queue_delete(name, if_empty=True)
+        channel.close()
+        log.warning("legacy queue %s migrated: %d message(s) moved, queue deleted", name, moved)
+    return moved
 
 
 def connection_parameters(url: str) -> pika.URLParameters:
@@ -119,6 +166,18 @@ class ConfirmingPublisher:
             raise PublishError(f"broker refused event: {exc}") from exc
         except CONNECTION_ERRORS as exc:
             raise PublishError(f"broker unreachable: {exc!r}") from exc
+
+    def idle(self) -> None:
+        """Service the open connection while nothing is published (AMQP heartbeats).
+
+        pika answers the broker's heartbeats only inside its I/O loop; a publisher that
+        stays idle longer than the heartbeat timeout would otherwise be dropped.
+        """
+        if self._connection is not None and self._connection.is_open:
+            try:
+                self._connection.process_data_events(0)
+            except CONNECTION_ERRORS:
+                self.close()
 
     def check(self) -> None:
         """Open (or reuse) a connection; raise PublishError when the broker is unreachable."""

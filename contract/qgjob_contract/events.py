@@ -102,9 +102,16 @@ class JobFinished(TypedDict):
 
 class AgentCounters(TypedDict):
     agent_id: Id
+    # The agent process that sent the report (a uuid per start) and its place in the
+    # process's reports (1, 2, ...): the scheduler applies an agent's reports in `seq` order
+    # and ignores one it has already passed (duplicates, redeliveries, late arrivals).
+    instance_id: Id
+    seq: Annotated[int, Ge(1)]
     target: Target
     state: AgentState
+    # The build installed on the device: (installed_org_id, installed_app_version).
     installed_app_version: str | None
+    installed_org_id: str | None
     installs: Count  # app installs paid since the agent started
     jobs_run: Count  # jobs finished since the agent started
 

@@ -12,13 +12,24 @@ from qgjob_contract.events import EventType
 # --- AMQP ------------------------------------------------------------------------------
 # One durable topic exchange; the routing key of a message is its event type.
 EXCHANGE: Final = "qgjob.events"
-# Messages a consumer cannot decode are rejected into this exchange, then this queue.
+# Messages that can never be applied (undecodable, invalid, or past the delivery limit) are
+# dead-lettered into this exchange, then this queue; the scheduler moves them into Redis
+# (`Keys.DEAD_LETTERS`), where an operator lists and replays them.
 DEAD_LETTER_EXCHANGE: Final = "qgjob.events.dead-letter"
-DEAD_LETTER_QUEUE: Final = "qgjob.dead-letter"
-# The scheduler's durable queue; it receives every event type (bound by exact routing key,
-# so a new event type is routed as soon as it is added to EventType).
-SCHEDULER_QUEUE: Final = "qgjob.scheduler"
+DEAD_LETTER_QUEUE: Final = "qgjob.dead-letters"
+# The scheduler's queue: a durable quorum queue with one active consumer at a time (the
+# other scheduler replicas are standbys), a delivery limit and the dead-letter exchange. It
+# receives every event type (bound by exact routing key, so a new event type is routed as
+# soon as it is added to EventType).
+SCHEDULER_QUEUE: Final = "qgjob.scheduler.events"
 SCHEDULER_BINDINGS: Final = tuple(event_type.value for event_type in EventType)
+# Deliveries of one event before it is dead-lettered (a handler that keeps failing).
+DELIVERY_LIMIT: Final = 5
+# Most messages the dead-letter queue keeps (the oldest are dropped past it).
+DEAD_LETTER_MAX: Final = 10_000
+# Classic queues of earlier releases; queue arguments cannot change in place, so the
+# quorum queues above have new names and these are drained into the exchange, then deleted.
+LEGACY_QUEUES: Final = ("qgjob.scheduler", "qgjob.dead-letter")
 
 # --- RQ --------------------------------------------------------------------------------
 # Dotted path of the function an agent runs for one batch. Enqueued by name, so the
@@ -46,14 +57,15 @@ class Keys:
     # zset: every job id, scored by creation time in ms (listing, pagination)
     JOBS_BY_TIME: Final = f"{PREFIX}jobs"
 
-    # zset: pending job ids of one (target, app_version_id) group, scored by dispatch order
-    # (higher priority first, then arrival: the scheduler's `grouping.group_score`)
+    # zset: pending job ids of one build (org_id, app_version_id) for one target, scored by
+    # dispatch order (higher priority first, then arrival: the scheduler's
+    # `grouping.group_score`). A build belongs to an org: two orgs never share a group.
     @staticmethod
-    def group(target: str, app_version_id: str) -> str:
-        return f"{PREFIX}group:{target}:{app_version_id}"
+    def group(target: str, org_id: str, app_version_id: str) -> str:
+        return f"{PREFIX}group:{target}:{build(org_id, app_version_id)}"
 
-    # zset: app_version_ids with pending jobs for a target, scored (ms) by when the group
-    # arrived, or re-arrived because a batch took only part of it (round-robin)
+    # zset: builds (`build(org_id, app_version_id)`) with pending jobs for a target, scored
+    # (ms) by when the group arrived, or re-arrived because a batch took only part of it
     @staticmethod
     def groups(target: str) -> str:
         return f"{PREFIX}groups:{target}"
@@ -74,6 +86,21 @@ class Keys:
     @staticmethod
     def batch(batch_id: str) -> str:
         return f"{PREFIX}batch:{batch_id}"
+
+    # zset: batches that ended (their agent is free) and whose unreported jobs are not
+    # settled yet, scored by Redis TIME (ms) of the end
+    ENDED_BATCHES: Final = f"{PREFIX}batches:ended"
+
+    # hash: an agent's lease (see records.Lease), renewed by the agent straight in Redis,
+    # stamped with Redis TIME: liveness is judged on Redis's clock, never on an agent's
+    @staticmethod
+    def lease(agent_id: str) -> str:
+        return f"{PREFIX}lease:{agent_id}"
+
+    # hash: dead-lettered events by event id (JSON, see deadletters.DeadLetter)
+    DEAD_LETTERS: Final = f"{PREFIX}dead-letters"
+    # zset: the dead-lettered event ids by when they were dead-lettered (ms), oldest first
+    DEAD_LETTERS_BY_TIME: Final = f"{PREFIX}dead-letters:by-time"
 
     # --- duration history (the scheduler's `history` module) ---------------------------
     # hash: test_path -> its recent PASSING durations in seconds, oldest first, space
@@ -99,3 +126,19 @@ class Keys:
     @staticmethod
     def install_history_index(org_id: str, target: str) -> str:
         return f"{PREFIX}history:install-index:{org_id}:{target}"
+
+
+# A build: an app version of one org. org ids and app version ids never contain ':' (the
+# API validates both), so the member is unambiguous.
+BUILD_SEPARATOR: Final = ":"
+
+
+def build(org_id: str, app_version_id: str) -> str:
+    """A build's member in `Keys.groups(target)` and the tail of its group key."""
+    return f"{org_id}{BUILD_SEPARATOR}{app_version_id}"
+
+
+def parse_build(member: str) -> tuple[str, str]:
+    """(org_id, app_version_id) of a `build` member."""
+    org_id, _, app_version_id = member.partition(BUILD_SEPARATOR)
+    return org_id, app_version_id

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
-from qgjob_contract.events import JobResult, JobSubmitted, parse_timestamp
+from qgjob_contract.events import JobResult, JobSubmitted
 from qgjob_contract.statuses import JobStatus, is_final
 from qgjob_contract.targets import Target
 
@@ -128,12 +127,17 @@ class Agent:
     target: str
     state: str
     installed_app_version: str | None = None
+    installed_org_id: str | None = None  # the org of the installed build
     installs: int = 0
     jobs_run: int = 0
     last_heartbeat: str | None = None
     # Batch the scheduler handed to this agent and has not seen finish; while set, the
     # agent is not free, whatever its heartbeats say.
     current_batch_id: str | None = None
+    # The agent process (incarnation) and the sequence number of its last report applied:
+    # a report of the same instance with a lower or equal `seq` is stale and changes nothing.
+    instance_id: str | None = None
+    seq: int = 0
 
     def to_redis(self) -> dict[str, str]:
         return {
@@ -141,10 +145,13 @@ class Agent:
             "target": self.target,
             "state": self.state,
             "installed_app_version": _s(self.installed_app_version),
+            "installed_org_id": _s(self.installed_org_id),
             "installs": str(self.installs),
             "jobs_run": str(self.jobs_run),
             "last_heartbeat": _s(self.last_heartbeat),
             "current_batch_id": _s(self.current_batch_id),
+            "instance_id": _s(self.instance_id),
+            "seq": str(self.seq),
         }
 
     @classmethod
@@ -155,27 +162,53 @@ class Agent:
             target=f["target"],
             state=f["state"],
             installed_app_version=_opt(f.get("installed_app_version")),
+            installed_org_id=_opt(f.get("installed_org_id")),
             installs=int(f.get("installs") or 0),
             jobs_run=int(f.get("jobs_run") or 0),
             last_heartbeat=_opt(f.get("last_heartbeat")),
             current_batch_id=_opt(f.get("current_batch_id")),
+            instance_id=_opt(f.get("instance_id")),
+            seq=int(f.get("seq") or 0),
         )
-
-    def is_alive(self, now: datetime, timeout_s: float) -> bool:
-        """True when the last heartbeat is at most `timeout_s` old at `now` (aware).
-
-        An agent never heard from, or with an unreadable heartbeat time, is not alive.
-        """
-        if self.last_heartbeat is None:
-            return False
-        try:
-            seen = parse_timestamp(self.last_heartbeat)
-        except ValueError:
-            return False
-        return now - seen <= timedelta(seconds=timeout_s)
 
     def to_api(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """An agent's lease: renewed by the agent process straight in Redis every heartbeat.
+
+    `renewed_ms` is Redis TIME at the renewal (the agent's own clock plays no part), so
+    liveness compares two readings of one clock. `instance_id` names the agent process that
+    renewed it last: a restarted agent (same agent id) is a new instance.
+    """
+
+    agent_id: str
+    instance_id: str
+    renewed_ms: int
+    started_ms: int  # Redis TIME when this instance first renewed
+
+    @classmethod
+    def from_redis(cls, agent_id: str, raw: dict[Any, Any]) -> Lease | None:
+        f = _fields(raw)
+        if not f.get("instance_id"):
+            return None
+        return cls(
+            agent_id=agent_id,
+            instance_id=f["instance_id"],
+            renewed_ms=int(f.get("renewed_ms") or 0),
+            started_ms=int(f.get("started_ms") or 0),
+        )
+
+    def is_fresh(self, now_ms: int, timeout_s: float) -> bool:
+        """True while the last renewal is at most `timeout_s` old at Redis time `now_ms`."""
+        return now_ms - self.renewed_ms <= timeout_s * 1000
+
+
+def is_alive(lease: Lease | None, now_ms: int, timeout_s: float) -> bool:
+    """An agent is alive while its lease is fresh; one that never renewed is not."""
+    return lease is not None and lease.is_fresh(now_ms, timeout_s)
 
 
 @dataclass
@@ -196,6 +229,10 @@ class Batch:
     app_version_id: str
     created_at: str
     jobs: list[BatchJob] = field(default_factory=list)
+    # The build's org (a build is (org_id, app_version_id)) and the agent instance the batch
+    # was bound to: another instance of the agent does not run it.
+    org_id: str = ""
+    instance_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -219,4 +256,6 @@ class Batch:
             app_version_id=raw["app_version_id"],
             created_at=raw["created_at"],
             jobs=[BatchJob(**job) for job in raw["jobs"]],
+            org_id=raw.get("org_id") or "",
+            instance_id=raw.get("instance_id") or "",
         )

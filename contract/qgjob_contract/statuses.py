@@ -62,6 +62,21 @@ class ErrorReason(StrEnum):
     NOT_REPORTED = "not_reported"  # its batch ended without the agent reporting the job
 
 
+class RequeueReason(StrEnum):
+    """Why a batch's unfinished jobs went back to their group (an attempt's `reason`)."""
+
+    AGENT_LOST = "agent_lost"  # its lease expired: the agent died or vanished
+    AGENT_RESTARTED = "agent_restarted"  # a new instance of the agent renewed its lease
+    NOT_ENQUEUED = "not_enqueued"  # the batch never reached the agent's RQ queue
+    TAKEN_BACK = "taken_back"  # the agent went offline before it started the batch
+
+
+# A job whose attempts reach this many, and whose batch is lost again, ends `error` with the
+# requeue reason instead of going back to its group (an agent that dies on one test every
+# time must not loop forever).
+MAX_ATTEMPTS = 3
+
+
 class DriverName(StrEnum):
     """The drivers every agent offers; a JobResult's `driver` names the one that ran the job.
 

@@ -61,6 +61,37 @@ def amqp_channel(rabbitmq_url: str) -> Iterator[pika.adapters.blocking_connectio
     connection.close()
 
 
+class EventTap:
+    """Every event published to the exchange, in the order the broker routed them.
+
+    An exclusive queue of the test's own, bound to every routing key: it observes the real
+    traffic without taking anything from the scheduler's queue (whose single active consumer
+    forbids basic.get).
+    """
+
+    def __init__(self, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+        self.channel = channel
+        declared = channel.queue_declare("", exclusive=True, auto_delete=True)
+        self.queue = declared.method.queue
+        channel.queue_bind(self.queue, names.EXCHANGE, routing_key="#")
+
+    def drain(self) -> list[tuple[str, bytes, pika.BasicProperties]]:
+        """(routing key, body, properties) of each event delivered since the last call."""
+        events = []
+        while True:
+            method, properties, body = self.channel.basic_get(self.queue, auto_ack=True)
+            if method is None:
+                return events
+            events.append((method.routing_key, body, properties))
+
+
+@pytest.fixture
+def event_tap(
+    amqp_channel: pika.adapters.blocking_connection.BlockingChannel,
+) -> EventTap:
+    return EventTap(amqp_channel)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,9 +1,15 @@
 """Runs one batch: install its app version once (unless already there), then each test.
 
-Events, in order: for each job `job.started` then `job.finished`, then `batch.finished`.
-When the install fails no test runs: every job gets only `job.finished` (error,
-install_failed). A driver that crashes on a test ends that job `error` (driver_error) and
-the batch goes on. A publish the broker never confirms aborts the batch (PublishError).
+Events, in order: for each job `job.started` then `job.finished`, then `batch.finished`,
+all put into the agent's outbox (which publishes them in order, waiting out a broker
+outage: the batch does not stop for one). When the install fails no test runs: every job
+gets only `job.finished` (error, install_failed). A driver that crashes on a test ends that
+job `error` (driver_error) and the batch goes on.
+
+Fencing: a batch bound to another instance of this agent (a former incarnation) is not run,
+and before each test the runner asks `still_bound` whether the scheduler still holds the
+batch bound to this agent: if it was requeued meanwhile (the lease was judged expired), the
+agent stops it there, since its jobs run elsewhere and its reports would be ignored.
 
 However a batch ends, finished or aborted, the agent is idle afterwards and its heartbeats
 name the batch as `last_batch_id`: the scheduler ends the jobs it was never told about.
@@ -15,13 +21,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from qgjob_agent.drivers.base import Driver, JobRun, RunOutcome
 from qgjob_agent.errors import InstallError
-from qgjob_agent.publisher import EventPublisher
 from qgjob_agent.status import AgentStatus
 from qgjob_contract.events import (
     BatchFinished,
+    Envelope,
     EventType,
     JobFinished,
     JobResult,
@@ -42,23 +49,44 @@ class _Install:
     error: str | None = None  # why the install failed; None when it did not
 
 
+class Reports(Protocol):
+    def put(self, envelope: Envelope) -> None:
+        """Queue a report for delivery, in order (the outbox); never blocks on the broker."""
+
+
+def _always_bound(_batch_id: str) -> bool:
+    return True
+
+
 class BatchRunner:
     def __init__(
         self,
         driver: Driver,
-        publisher: EventPublisher,
+        reports: Reports,
         status: AgentStatus,
         *,
+        still_bound: Callable[[str], bool] = _always_bound,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], str] = utc_now,
     ) -> None:
         self._driver = driver
-        self._publisher = publisher
+        self._reports = reports
         self._status = status
+        self._still_bound = still_bound
         self._monotonic = monotonic
         self._now = now
 
-    def run(self, batch: Batch) -> BatchFinished:
+    def run(self, batch: Batch) -> BatchFinished | None:
+        """Run the batch; None when it is not this instance's to run (nothing reported)."""
+        if batch.instance_id and batch.instance_id != self._status.instance_id:
+            log.warning(
+                "batch_id=%s was bound to instance %s of agent %s, not to this one (%s): not run",
+                batch.batch_id,
+                batch.instance_id,
+                self._status.agent_id,
+                self._status.instance_id,
+            )
+            return None
         log.info(
             "batch_id=%s agent_id=%s: starting, app version %s, job_ids=%s",
             batch.batch_id,
@@ -67,12 +95,12 @@ class BatchRunner:
             _job_ids(job.job_id for job in batch.jobs),
         )
         self._status.begin_batch(batch.batch_id)
-        reported: set[str] = set()  # jobs whose job.finished the broker confirmed
+        reported: set[str] = set()  # jobs whose job.finished is in the outbox
         try:
             self._run_jobs(batch, reported)
             with self._status.reporting:  # see AgentStatus: no heartbeat overtakes this event
                 finished = self._status.end_batch(batch.batch_id)
-                self._publisher.publish(make_event(EventType.BATCH_FINISHED, finished))
+                self._reports.put(make_event(EventType.BATCH_FINISHED, finished))
         except BaseException as exc:
             self._status.end_batch(batch.batch_id)
             log.error(
@@ -97,15 +125,31 @@ class BatchRunner:
         if batch_id is not None:
             self._status.end_batch(batch_id)
 
+    def _bound(self, batch: Batch) -> bool:
+        """Does the scheduler still hold this batch bound to the agent? (logged when not)"""
+        if self._still_bound(batch.batch_id):
+            return True
+        log.warning(
+            "batch_id=%s agent_id=%s: no longer bound to this agent (requeued by the "
+            "scheduler): the rest of it is not run",
+            batch.batch_id,
+            self._status.agent_id,
+        )
+        return False
+
     def _run_jobs(self, batch: Batch, reported: set[str]) -> None:
+        if not self._bound(batch):
+            return
         install = self._install(batch)
         for index, job in enumerate(batch.jobs):
+            if index > 0 and install.error is None and not self._bound(batch):
+                return
             if install.error is not None:
                 failed = RunOutcome(JobStatus.ERROR, 0.0, install.error, ErrorReason.INSTALL_FAILED)
                 self._finish(batch, job, failed, reported, install_paid=False, install_s=0.0)
                 continue
             pays_install = install.paid and index == 0
-            self._publisher.publish(
+            self._reports.put(
                 make_event(
                     EventType.JOB_STARTED,
                     JobStarted(
@@ -128,8 +172,11 @@ class BatchRunner:
 
     def _install(self, batch: Batch) -> _Install:
         version = batch.app_version_id
-        if self._status.installed_app_version == version:
-            log.info("batch_id=%s: app version %s already installed", batch.batch_id, version)
+        build = (batch.org_id, version)
+        if self._status.installed == build:
+            log.info(
+                "batch_id=%s: build %s/%s already installed", batch.batch_id, batch.org_id, version
+            )
             return _Install(paid=False, seconds=0.0)
         started = self._monotonic()
         try:
@@ -144,7 +191,7 @@ class BatchRunner:
             log.exception("batch_id=%s: installing app version %s crashed", batch.batch_id, version)
         else:
             seconds = self._monotonic() - started
-            self._status.record_install(version)
+            self._status.record_install(build)
             log.info(
                 "batch_id=%s: installed app version %s in %.2f s", batch.batch_id, version, seconds
             )
@@ -199,7 +246,7 @@ class BatchRunner:
         if outcome.reason is not None:
             result["reason"] = outcome.reason.value
         self._status.record_job_finished()
-        self._publisher.publish(
+        self._reports.put(
             make_event(
                 EventType.JOB_FINISHED,
                 JobFinished(

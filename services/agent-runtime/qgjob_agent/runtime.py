@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from qgjob_agent.errors import AgentError
-from qgjob_agent.publisher import EventPublisher
 from qgjob_agent.runner import BatchRunner
 from qgjob_contract.records import Batch
 
@@ -23,7 +22,6 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AgentContext:
     runner: BatchRunner
-    publisher: EventPublisher  # the runner's; closed after each batch
     # Asks for a heartbeat now: after an aborted batch it tells the scheduler, through
     # `last_batch_id`, that the agent is free although no batch.finished came.
     beat_soon: Callable[[], None]
@@ -38,17 +36,17 @@ def set_context(context: AgentContext | None) -> None:
 
 
 def run_batch(batch: dict[str, Any]) -> dict[str, Any]:
-    """Run one batch (a records.Batch as JSON); return its batch.finished payload."""
+    """Run one batch (a records.Batch as JSON); return its batch.finished payload ({} when
+    the batch was not this agent instance's to run)."""
     context = _context
     if context is None:
         raise AgentError("run_batch needs the agent context: start it with the agent's main()")
     try:
-        return dict(context.runner.run(_parse(batch, context.runner)))
+        finished = context.runner.run(_parse(batch, context.runner))
     except BaseException:
         context.beat_soon()
         raise
-    finally:
-        context.publisher.close()
+    return dict(finished) if finished is not None else {}
 
 
 def _parse(batch: dict[str, Any], runner: BatchRunner) -> Batch:

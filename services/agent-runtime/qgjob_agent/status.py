@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 
 from qgjob_contract.events import AgentCounters, AgentHeartbeat, BatchFinished
 from qgjob_contract.statuses import AgentState
@@ -12,39 +13,43 @@ from qgjob_contract.targets import Target
 class AgentStatus:
     """The agent's state and counters, and the two locks that keep its reports in order.
 
-    - A private state lock, held only while fields are read or changed, never across I/O: the
-      worker thread records its progress without waiting for a heartbeat being published.
-    - `reporting`, public: a thread that publishes the agent's state (a heartbeat, or the
-      end of a batch: `end_batch` then batch.finished) holds it from taking the snapshot
-      until the broker has confirmed the event. Snapshots therefore reach the scheduler in
-      the order they were taken: a heartbeat saying `busy` can never arrive after the
-      batch.finished that made the agent idle. job.started and job.finished carry no state,
-      so the worker thread publishes them without it.
+    - A private state lock, held only while fields are read or changed, never across I/O.
+    - `reporting`, public: a thread that reports the agent's state (a heartbeat, or the end
+      of a batch: `end_batch` then batch.finished) holds it from taking the snapshot until
+      the report is in the outbox (no I/O: the outbox publishes on its own thread, in order).
+      Snapshots therefore leave in the order they were taken, and carry increasing `seq`
+      numbers: a heartbeat saying `busy` can never be applied after the batch.finished that
+      made the agent idle, even when the broker redelivers it.
+
+    `instance_id` names this process: a restarted agent (same agent id) is a new instance.
 
     Once `stop` is called the agent reports itself `offline` in every heartbeat and
     batch.finished: the scheduler then hands it no further batch while it finishes the
     running one.
     """
 
-    def __init__(self, agent_id: str, target: str) -> None:
+    def __init__(self, agent_id: str, target: str, instance_id: str | None = None) -> None:
         self.agent_id = agent_id
         self.target = Target(target)
+        self.instance_id = instance_id or str(uuid.uuid4())
         self.reporting = threading.Lock()
         self._lock = threading.Lock()
         # A plain flag, not guarded by the lock: `stop` runs in a signal handler, which may
         # interrupt the main thread while it holds the lock.
         self._stopping = False
         self._state = AgentState.IDLE
-        self._installed_app_version: str | None = None
+        self._installed: tuple[str, str] | None = None  # (org_id, app_version_id)
+        self._seq = 0  # the last report's sequence number
         self._installs = 0
         self._jobs_run = 0
         self._batch_id: str | None = None  # the batch running now
         self._last_batch_id: str | None = None  # the last batch that ended, however it ended
 
     @property
-    def installed_app_version(self) -> str | None:
+    def installed(self) -> tuple[str, str] | None:
+        """The build installed on the device, (org_id, app_version_id), or None."""
         with self._lock:
-            return self._installed_app_version
+            return self._installed
 
     def stop(self) -> None:
         """The agent is stopping: from now on it reports `offline`. Safe in a signal handler."""
@@ -55,11 +60,11 @@ class AgentStatus:
             self._state = AgentState.BUSY
             self._batch_id = batch_id
 
-    def record_install(self, app_version_id: str | None) -> None:
-        """An install succeeded (the version), or failed (None: the device state is unknown)."""
+    def record_install(self, build: tuple[str, str] | None) -> None:
+        """An install succeeded (the build), or failed (None: the device state is unknown)."""
         with self._lock:
-            self._installed_app_version = app_version_id
-            if app_version_id is not None:
+            self._installed = build
+            if build is not None:
                 self._installs += 1
 
     def record_job_finished(self) -> None:
@@ -88,11 +93,17 @@ class AgentStatus:
         return AgentState.OFFLINE if self._stopping else self._state
 
     def _counters(self, state: AgentState) -> AgentCounters:
+        """A snapshot for a report: takes the next sequence number (call under the lock)."""
+        self._seq += 1
+        org_id, version = self._installed if self._installed is not None else (None, None)
         return AgentCounters(
             agent_id=self.agent_id,
+            instance_id=self.instance_id,
+            seq=self._seq,
             target=self.target,
             state=state,
-            installed_app_version=self._installed_app_version,
+            installed_app_version=version,
+            installed_org_id=org_id,
             installs=self._installs,
             jobs_run=self._jobs_run,
         )

@@ -1,10 +1,12 @@
-"""The agent's composition root: config, driver, publishers, heartbeat thread, RQ worker.
+"""The agent's composition root: config, driver, outbox, heartbeat thread, RQ worker.
 
 One process = one device slot = one RQ SimpleWorker (no fork per job) listening on its own
 queue only: the scheduler hands a batch to an agent it knows is free, so no other queue may
-feed it. SIGTERM (or SIGINT) stops it warmly: from that moment the agent reports itself
-`offline`, so the scheduler binds no new batch to it; a running batch finishes (its
-batch.finished says `offline`), no other is started, then a final `offline` heartbeat is sent.
+feed it. Each process is a new instance (a uuid): its lease in Redis names it, so the
+scheduler tells a restarted agent from the one that died. SIGTERM (or SIGINT) stops it
+warmly: from that moment the agent reports itself `offline`, so the scheduler binds no new
+batch to it; a running batch finishes (its batch.finished says `offline`), no other is
+started, then a final `offline` heartbeat is sent and the outbox is drained.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from qgjob_agent.config import Config
 from qgjob_agent.drivers.base import Driver
 from qgjob_agent.errors import ConfigError
 from qgjob_agent.heartbeat import Heartbeat
+from qgjob_agent.outbox import Outbox
 from qgjob_agent.plugin import TargetPlugin
-from qgjob_agent.publisher import batch_event_publisher, heartbeat_publisher
+from qgjob_agent.publisher import outbox_publisher
 from qgjob_agent.runner import BatchRunner
 from qgjob_agent.status import AgentStatus
 from qgjob_contract import names
 from qgjob_contract.env import configure_logging
+from qgjob_contract.leases import LeaseRenewer
+from qgjob_contract.names import Keys
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +52,35 @@ def main(plugin: TargetPlugin) -> None:
     run(config, driver)
 
 
+# How long a stopping agent waits for its outbox to deliver its last reports.
+DRAIN_TIMEOUT_S = 10.0
+
+
 def run(config: Config, driver: Driver) -> None:
     status = AgentStatus(config.agent_id, config.target.value)
+    store = redis.Redis.from_url(
+        config.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+    )
+    outbox = Outbox(outbox_publisher(config.rabbitmq_url), agent_id=config.agent_id)
     heartbeat = Heartbeat(
-        heartbeat_publisher(config.rabbitmq_url),
+        outbox,
         status,
+        LeaseRenewer(store, config.agent_id, status.instance_id),
         interval_s=config.heartbeat_s,
         health_file=config.health_file,
     )
-    events = batch_event_publisher(config.rabbitmq_url)
-    runner = BatchRunner(driver, events, status)
-    runtime.set_context(runtime.AgentContext(runner, events, heartbeat.beat_soon))
+
+    def still_bound(batch_id: str) -> bool:
+        """Does the scheduler still hold `batch_id` bound to this agent? False only when its
+        record names no batch or another one: the batch was requeued (its jobs run elsewhere)."""
+        try:
+            bound = store.hget(Keys.agent(config.agent_id), "current_batch_id")
+        except redis.RedisError:
+            return True  # cannot tell: keep running (the scheduler fences the reports)
+        return bound is None or bound == batch_id
+
+    runner = BatchRunner(driver, outbox, status, still_bound=still_bound)
+    runtime.set_context(runtime.AgentContext(runner, heartbeat.beat_soon))
     connection = redis.Redis.from_url(config.redis_url)  # RQ needs bytes: no decode_responses
     try:
         _wait_for_redis(connection)
@@ -70,19 +93,23 @@ def run(config: Config, driver: Driver) -> None:
         )
         _clear_stale_registration(worker)
         log.info(
-            "agent_id=%s starting: target %s, driver %s",
+            "agent_id=%s starting: target %s, driver %s, instance %s",
             config.agent_id,
             config.target.value,
             driver.name,
+            status.instance_id,
         )
+        outbox.start()
+        heartbeat.renew()  # the new instance's lease first: it ends a former one's batch
         heartbeat.start()
         try:
             worker.work(logging_level=config.log_level)
         finally:
             heartbeat.stop()
     finally:
-        events.close()
+        outbox.close(DRAIN_TIMEOUT_S)
         connection.close()
+        store.close()
         runtime.set_context(None)
     log.info("agent_id=%s stopped", config.agent_id)
 

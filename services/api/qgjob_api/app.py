@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -17,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from qgjob_api import store
+from qgjob_api.admin import admin_blueprint
 from qgjob_api.config import Config
 from qgjob_api.errors import HttpError, NotFound, Unavailable
 from qgjob_api.submit import Publisher, submit_jobs
@@ -132,8 +132,9 @@ def create_app(
 
     @app.get("/v1/agents")
     def list_agents() -> dict[str, Any]:
-        now = datetime.now(UTC)
-        return {"agents": store.list_agents(client, now=now, timeout_s=config.agent_timeout_s)}
+        return {"agents": store.list_agents(client, timeout_s=config.agent_timeout_s)}
+
+    app.register_blueprint(admin_blueprint(client, publishers.get, request_json))
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

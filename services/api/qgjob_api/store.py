@@ -8,15 +8,15 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, cast
 
 import redis
 from redis.typing import EncodableT, FieldT
 
+from qgjob_contract import leases
 from qgjob_contract.events import timestamp_ms
 from qgjob_contract.names import Keys
-from qgjob_contract.records import Agent, Job
+from qgjob_contract.records import Agent, Job, is_alive
 
 # Index entries read per round trip while listing.
 SCAN_CHUNK = 200
@@ -146,16 +146,24 @@ def list_jobs(
     return found, position
 
 
-def list_agents(client: redis.Redis, *, now: datetime, timeout_s: float) -> list[dict[str, Any]]:
-    """Every known agent as the API shows it (Agent.to_api() plus `alive`), by agent_id."""
+def list_agents(client: redis.Redis, *, timeout_s: float) -> list[dict[str, Any]]:
+    """Every known agent as the API shows it (Agent.to_api() plus `alive`), by agent_id.
+
+    `alive` is the lease's: renewed within `timeout_s` on Redis TIME (the scheduler's rule).
+    """
+    agent_ids = sorted(_text(member) for member in client.smembers(Keys.AGENTS))
     pipe = client.pipeline(transaction=False)
-    for agent_id in sorted(_text(member) for member in client.smembers(Keys.AGENTS)):
+    for agent_id in agent_ids:
         pipe.hgetall(Keys.agent(agent_id))
+    raws = pipe.execute()
+    lease_of = leases.read(client, agent_ids)
+    now_ms = leases.redis_now_ms(client)
     agents = []
-    for raw in pipe.execute():
+    for raw in raws:
         if raw:
             agent = Agent.from_redis(raw)
-            agents.append({**agent.to_api(), "alive": agent.is_alive(now, timeout_s)})
+            lease = lease_of.get(agent.agent_id)
+            agents.append({**agent.to_api(), "alive": is_alive(lease, now_ms, timeout_s)})
     return agents
 
 

@@ -28,6 +28,9 @@ class Config:
     agent_timeout_s: float = shared.DEFAULT_AGENT_TIMEOUT_S
     # Period of the dispatch pass that runs even when no event arrives.
     tick_s: float = 1.0
+    # How long after a batch ended a report of one of its jobs may still arrive (a
+    # redelivery) before the job counts as not reported.
+    report_grace_s: float = 5.0
     # Unacked deliveries RabbitMQ may push to the scheduler ahead of processing.
     prefetch: int = 100
     # Touched on every pass of the main loop; the container healthcheck reads its age.
@@ -55,6 +58,9 @@ class Config:
                 "AGENT_TIMEOUT_S", defaults.agent_timeout_s, minimum=0, exclusive=True
             ),
             tick_s=read.number("SCHEDULER_TICK_S", defaults.tick_s, minimum=0, exclusive=True),
+            report_grace_s=read.number(
+                "SCHEDULER_REPORT_GRACE_S", defaults.report_grace_s, minimum=0
+            ),
             prefetch=read.number(
                 "SCHEDULER_PREFETCH", defaults.prefetch, minimum=0, exclusive=True, integer=True
             ),

@@ -11,8 +11,20 @@ unreachable or drops it.
 
 A Redis error while applying an event stops consuming at once: the connection is closed, so
 RabbitMQ requeues that delivery and every later one it had pushed ahead, in their original
-order; the loop backs off and reconnects. Events are applied in order or not at all: a
+order; the loop waits until Redis answers again (so an outage does not spend the events'
+delivery limit), then reconnects. Events are applied in order or not at all: a
 `batch.finished` is never applied before a `job.finished` of its batch that failed.
+
+The scheduler queue has a single active consumer: with several scheduler replicas, one
+consumes and the others stand by, and RabbitMQ hands the queue to a standby as soon as the
+active one's connection closes (a crash, or a missed AMQP heartbeat). Every replica runs the
+tick (dispatch and reaper): those steps are atomic in Redis and safe to run side by side.
+
+An event that cannot be decoded or is invalid is dead-lettered at once. An unexpected error
+in a handler (a bug) is retried: the delivery is returned after a backoff that grows with its
+delivery count, and the quorum queue dead-letters it past `names.DELIVERY_LIMIT`. The loop also
+consumes the dead-letter queue and hands each message to `on_dead_letter` (stored in Redis
+for operators to list and replay).
 """
 
 from __future__ import annotations
@@ -34,7 +46,12 @@ from tenacity import (
 )
 
 from qgjob_contract import health, names
-from qgjob_contract.amqp import CONNECTION_ERRORS, connection_parameters, declare_topology
+from qgjob_contract.amqp import (
+    CONNECTION_ERRORS,
+    connection_parameters,
+    declare_topology,
+    migrate_legacy_queues,
+)
 from qgjob_contract.events import Envelope, EventDecodeError, decode
 from qgjob_scheduler.errors import REDIS_ERRORS, InvalidEvent
 
@@ -59,6 +76,8 @@ class Consumer:
         on_event: Callable[[Envelope], None],
         after_events: Callable[[], object],
         on_tick: Callable[[], object],
+        on_dead_letter: Callable[[bytes, Any], None],
+        redis_ready: Callable[[], object],
     ) -> None:
         self._params = connection_parameters(url)
         self._prefetch = prefetch
@@ -67,6 +86,9 @@ class Consumer:
         self._on_event = on_event
         self._after_events = after_events
         self._on_tick = on_tick
+        self._on_dead_letter = on_dead_letter
+        self._redis_ready = redis_ready
+        self._migrated = False
         self._stopping = threading.Event()
         self._applied = 0  # events applied on the current connection
         self._passes = 0
@@ -106,6 +128,7 @@ class Consumer:
         The connection is closed on the way out, so RabbitMQ requeues what was not acked. A
         Redis error is raised again (to back off) unless events were applied before it.
         """
+        self._redis_ready()  # a Redis error backs off (run) before RabbitMQ is touched
         connection = self._connect()
         if connection is None:
             return
@@ -140,8 +163,12 @@ class Consumer:
                     try:
                         channel = connection.channel()
                         declare_topology(channel)
+                        if not self._migrated:
+                            migrate_legacy_queues(connection)
+                            self._migrated = True
                         channel.basic_qos(prefetch_count=self._prefetch)
                         channel.basic_consume(names.SCHEDULER_QUEUE, self._on_message)
+                        channel.basic_consume(names.DEAD_LETTER_QUEUE, self._on_dead_message)
                     except BaseException:
                         _close(connection)
                         raise
@@ -171,7 +198,13 @@ class Consumer:
             self._passes += 1
 
     def _tick(self) -> None:
-        _run_guarded(self._on_tick, "periodic dispatch")
+        """The periodic pass; the health file says the scheduler works only when it succeeded.
+
+        A scheduler whose passes keep failing (Redis unreachable, a bug) lets the file age,
+        and its healthcheck reports it unhealthy.
+        """
+        if not _run_guarded(self._on_tick, "periodic pass"):
+            return
         try:
             health.touch(self._health_file)
         except OSError as exc:
@@ -215,26 +248,65 @@ class Consumer:
             )
             raise
         except Exception:
+            deliveries = _delivery_count(properties) + 1
+            backoff = retry_backoff_s(deliveries)
             log.exception(
-                "unexpected error handling %s event_id=%s %s, dead-lettered",
+                "unexpected error handling %s event_id=%s %s (delivery %d of %d); returned "
+                "to the queue in %.1f s, dead-lettered past the limit",
                 event.type.value,
                 event.event_id,
                 about,
+                deliveries,
+                names.DELIVERY_LIMIT + 1,
+                backoff,
             )
-            channel.basic_nack(tag, requeue=False)
+            self._stopping.wait(backoff)
+            channel.basic_nack(tag, requeue=True)
         else:
             self._applied += 1
             channel.basic_ack(tag)
 
+    def _on_dead_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        """Store a dead-lettered message (for operators), then ack it.
 
-def _run_guarded(step: Callable[[], object], what: str) -> None:
-    """Run a step of the loop; a failure is logged, and the loop goes on."""
+        A Redis error is raised out of pika's I/O loop, unacked, as for events.
+        """
+        try:
+            self._on_dead_letter(body, properties)
+        except redis.RedisError:
+            raise
+        except Exception:
+            log.exception("dead letter (message_id=%s) not stored: kept", properties.message_id)
+            self._stopping.wait(1.0)
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
+        channel.basic_ack(method.delivery_tag)
+
+
+def retry_backoff_s(deliveries: int) -> float:
+    """Seconds to wait before returning a delivery whose handler failed (pure): 0.2 s,
+    doubling per delivery, at most 3 s."""
+    return float(min(0.2 * 2 ** max(deliveries - 1, 0), 3.0))
+
+
+def _delivery_count(properties: Any) -> int:
+    """How often the quorum queue delivered the message before (`x-delivery-count`)."""
+    headers = getattr(properties, "headers", None) or {}
+    count = headers.get("x-delivery-count", 0)
+    return count if isinstance(count, int) else 0
+
+
+def _run_guarded(step: Callable[[], object], what: str) -> bool:
+    """Run a step of the loop; a failure is logged, and the loop goes on. True if it ran."""
     try:
         step()
     except REDIS_ERRORS as exc:
         log.warning("%s failed, Redis unreachable: %r", what, exc)
     except Exception:
         log.exception("%s failed", what)
+    else:
+        return True
+    return False
 
 
 def _about(payload: dict[str, Any]) -> str:

@@ -1,18 +1,19 @@
 """Dispatch: hand batches of pending jobs to the free agents of a target.
 
 A pass reads the free agents and pending groups of a target, asks the policy for
-assignments, and carries each out with ONE Lua script (agent still unbound? pop the jobs,
-mark them assigned, write the batch, bind it to the agent), then enqueues the batch as one
-RQ job on the agent's own queue. Enqueueing is a second step, so it is not atomic with the
-first: when it fails, a compensating script hands the batch's jobs back to their group
-(`_undo`). The same undo takes back a batch whose agent went offline before starting it
-(`take_back`).
+assignments, and carries each out with ONE Lua script (`lua/form_batch.lua`: agent still
+unbound and its lease fresh? take the chosen jobs from their group, mark them assigned, write
+the batch, bind it to the agent), then enqueues the batch as one RQ job on the agent's own
+queue and marks the batch `enqueued`. Enqueueing is a second step, so it is not atomic with
+the first: when it fails, the batch is requeued at once (`Requeuer`); when the scheduler dies
+between the two, the reaper finds the batch not enqueued and requeues it.
 
+A group is one build, (org_id, app_version_id), of one target: two orgs never share a batch.
 Groups of a target take turns. A group's score in `Keys.groups(target)` is the moment it
 (re-)arrived: a new group arrives with its first job, and a group that a batch takes only
 part of is re-scored as if it arrived at that moment. Cold agents take the group with the
-lowest score, so they go round the waiting app versions instead of serving, again and again,
-a version that keeps receiving jobs. A job joining a group that is already waiting leaves
+lowest score, so they go round the waiting builds instead of serving, again and again,
+a build that keeps receiving jobs. A job joining a group that is already waiting leaves
 the group's score alone (`ZADD NX`), so a late job cannot pull a group forward.
 """
 
@@ -23,8 +24,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from redis import Redis
 from rq import Queue
@@ -32,126 +32,52 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RqJob
 from rq.serializers import JSONSerializer
 
-from qgjob_contract import names
-from qgjob_contract.events import format_timestamp, timestamp_ms
+from qgjob_contract import leases, names
+from qgjob_contract.events import timestamp_ms, utc_now
+from qgjob_contract.lua import script
 from qgjob_contract.names import Keys
-from qgjob_contract.records import Agent, Batch
-from qgjob_contract.statuses import AgentState, JobStatus
+from qgjob_contract.records import Agent, Batch, Lease, is_alive
+from qgjob_contract.statuses import MAX_ATTEMPTS, AgentState, JobStatus, RequeueReason
 from qgjob_contract.targets import Target
-from qgjob_scheduler.errors import REDIS_ERRORS
+from qgjob_scheduler.errors import REDIS_ERRORS, DispatchFailed
 from qgjob_scheduler.policy import Assignment, FreeAgent, PendingGroup, Policy, assign
 
 log = logging.getLogger(__name__)
 
 # RQ job settings of a batch. The timeout only stops a runaway worker; losing an agent is
-# the scheduler's business (heartbeats), not RQ's.
+# the scheduler's business (leases), not RQ's.
 BATCH_JOB_TIMEOUT_S = 24 * 3600
 BATCH_RESULT_TTL_S = 24 * 3600
 BATCH_FAILURE_TTL_S = 7 * 24 * 3600
 
-# KEYS: agent, group, groups, batch
-# ARGV: agent_id, app_version_id, count, batch_id, now, now in ms, job key prefix,
-#       queued status, assigned status, target
-# Returns the batch record as written (HGETALL), or false when nothing was dispatched. Next
-# to the fields of records.Batch, the record keeps what `_undo` needs to take the batch back:
-# `job_scores` ({job_id: its score in the group} as JSON) and `group_score` (the group's score
-# in groups before the pop; empty if it had none).
-# The job keys are built from a prefix, not declared in KEYS: the job ids are only known once
-# ZPOPMIN has run. Fine on a single Redis instance; Redis Cluster would refuse the script.
-_FORM_BATCH = """
-local agent_key, group_key, groups_key, batch_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local agent_id, version, count, batch_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now, now_ms, job_prefix = ARGV[5], ARGV[6], ARGV[7]
-local queued, assigned, target = ARGV[8], ARGV[9], ARGV[10]
+# Fields the scheduler keeps in a batch hash next to those of records.Batch.
+JOB_SCORES: Final = "job_scores"  # {job_id: its score in the group before the batch} (JSON)
+GROUP_SCORE: Final = "group_score"  # the build's score in groups before the batch
+FORMED_MS: Final = "formed_ms"  # Redis TIME when the batch was formed
+ENQUEUED: Final = "enqueued"  # "1" once the batch's RQ job is on the agent's queue
+BATCH_PRIVATE_FIELDS: Final = (JOB_SCORES, GROUP_SCORE, FORMED_MS, ENQUEUED)
 
--- `is_free` chose this agent moments before, in this pass: re-check only that it is still
--- known and that no batch was bound to it meanwhile.
-local agent = redis.call('HMGET', agent_key, 'agent_id', 'current_batch_id')
-if not agent[1] or (agent[2] and agent[2] ~= '') then
-  return false
-end
-
-local group_score = redis.call('ZSCORE', groups_key, version)
-local popped = redis.call('ZPOPMIN', group_key, count)
-if redis.call('ZCARD', group_key) == 0 then
-  redis.call('ZREM', groups_key, version)
-else
-  -- only part of the group was taken: it goes to the back, as if it re-arrived now
-  redis.call('ZADD', groups_key, now_ms, version)
-end
-local jobs, scores = {}, {}
-for i = 1, #popped, 2 do
-  local job_id = popped[i]
-  local job_key = job_prefix .. job_id
-  local job = redis.call('HMGET', job_key, 'status', 'org_id', 'test_path', 'priority', 'attempts')
-  if job[1] == queued then
-    redis.call('HSET', job_key, 'status', assigned, 'assigned_agent', agent_id,
-      'batch_id', batch_id, 'attempts', (tonumber(job[5]) or 0) + 1, 'assigned_at', now)
-    table.insert(jobs, {job_id = job_id, org_id = job[2], test_path = job[3],
-      priority = tonumber(job[4])})
-    scores[job_id] = popped[i + 1]
-  end
-end
-if #jobs == 0 then
-  return false
-end
-
-redis.call('HSET', batch_key, 'batch_id', batch_id, 'agent_id', agent_id, 'target', target,
-  'app_version_id', version, 'created_at', now, 'jobs', cjson.encode(jobs),
-  'job_scores', cjson.encode(scores), 'group_score', group_score or '')
-redis.call('HSET', agent_key, 'current_batch_id', batch_id)
-return redis.call('HGETALL', batch_key)
-"""
-
-# The compensation of _FORM_BATCH, for a batch no agent will run (see `_undo`).
-# KEYS: agent, group, groups, batch
-# ARGV: batch_id, job key prefix, assigned status, queued status, app_version_id,
-#       the group's score in groups, then per job: job_id, its score in the group
-# Returns the ids of the jobs put back. Jobs that left `assigned` to this batch meanwhile are
-# left alone. assigned -> queued is in the contract's transition table.
-# Job keys from a prefix, as in _FORM_BATCH: single Redis instance only.
-_UNDO_BATCH = """
-local agent_key, group_key, groups_key, batch_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local batch_id, job_prefix, assigned, queued = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local version, group_score = ARGV[5], ARGV[6]
-
-local restored = {}
-for i = 7, #ARGV, 2 do
-  local job_id, score = ARGV[i], ARGV[i + 1]
-  local job_key = job_prefix .. job_id
-  local job = redis.call('HMGET', job_key, 'status', 'batch_id', 'attempts')
-  if job[1] == assigned and job[2] == batch_id then
-    redis.call('HSET', job_key, 'status', queued, 'assigned_agent', '', 'batch_id', '',
-      'assigned_at', '', 'attempts', math.max((tonumber(job[3]) or 1) - 1, 0))
-    redis.call('ZADD', group_key, score, job_id)
-    table.insert(restored, job_id)
-  end
-end
-if #restored > 0 then
-  redis.call('ZADD', groups_key, 'LT', group_score, version)
-end
-if redis.call('HGET', agent_key, 'current_batch_id') == batch_id then
-  redis.call('HSET', agent_key, 'current_batch_id', '')
-end
-redis.call('DEL', batch_key)
-return restored
-"""
+# Most entries kept in a job's `history`.
+HISTORY_MAX = 10
 
 Enqueue = Callable[[Redis, Batch], None]
 
 
-def is_free(agent: Agent, target: str, now: datetime, timeout_s: float) -> bool:
+def is_free(agent: Agent, lease: Lease | None, target: str, now_ms: int, timeout_s: float) -> bool:
     """May `agent` take a batch of `target` now? (pure)
 
-    Free = of that target, alive (a heartbeat within `timeout_s`), not offline, no batch
-    outstanding. The hand-over script (`_FORM_BATCH`) trusts this choice and re-checks only,
-    atomically, that no batch was bound to the agent meanwhile.
+    Free = of that target, its lease fresh on Redis time `now_ms`, the record is of the
+    instance holding the lease (a restarted agent is free once it has reported), not
+    offline, no batch outstanding. The hand-over script re-checks, atomically, that no batch
+    was bound to the agent meanwhile and that its lease is still fresh.
     """
     return (
         agent.target == target
         and agent.state != AgentState.OFFLINE
         and not agent.current_batch_id
-        and agent.is_alive(now, timeout_s)
+        and is_alive(lease, now_ms, timeout_s)
+        and lease is not None
+        and agent.instance_id == lease.instance_id
     )
 
 
@@ -172,22 +98,117 @@ def enqueue_batch(connection: Redis, batch: Batch) -> None:
     )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
-class _Formed:
-    """A batch handed over in Redis, with what `_undo` needs to take it back."""
+class Formed:
+    """A batch handed over in Redis, with what the requeue script needs to take it back."""
 
     batch: Batch
-    job_scores: dict[str, str]  # job_id -> its score in the group before the pop
-    group_score: str | None  # the group's score in groups before the pop
+    job_scores: dict[str, str]  # job_id -> its score in the group before the batch
+    group_score: str | None  # the build's score in groups before the batch
+    formed_ms: int
+    enqueued: bool
 
     @classmethod
-    def from_redis(cls, raw: dict[Any, Any]) -> _Formed:
-        """From a batch record as `_FORM_BATCH` writes it (read with decoded responses)."""
-        return cls(Batch.from_redis(raw), json.loads(raw["job_scores"]), raw["group_score"] or None)
+    def from_redis(cls, raw: dict[Any, Any]) -> Formed:
+        """From a batch record as `form_batch.lua` writes it (read with decoded responses)."""
+        return cls(
+            Batch.from_redis(raw),
+            json.loads(raw[JOB_SCORES]),
+            raw.get(GROUP_SCORE) or None,
+            int(raw.get(FORMED_MS) or 0),
+            raw.get(ENQUEUED) == "1",
+        )
+
+
+class Requeuer:
+    """The one way jobs go back to their group (`lua/requeue_batch.lua`), and RQ withdrawal."""
+
+    def __init__(self, store: Redis, rq_connection: Redis, *, max_attempts: int = MAX_ATTEMPTS):
+        self._store = store
+        self._rq_connection = rq_connection
+        self._max_attempts = max_attempts
+        self._requeue = store.register_script(script("qgjob_scheduler", "requeue_batch"))
+
+    def requeue(self, formed: Formed, reason: RequeueReason) -> tuple[list[str], list[str]]:
+        """End the batch: its unfinished jobs go back to their group, in their order.
+
+        A batch that never ran (not enqueued, taken back) gives the attempts back; one that
+        ran (agent lost or restarted) records the attempt in each job's history, and a job
+        out of attempts ends `error` instead. Returns (requeued job ids, ended job ids).
+        """
+        batch = formed.batch
+        restore = reason in (RequeueReason.NOT_ENQUEUED, RequeueReason.TAKEN_BACK)
+        pairs = [
+            value for job in batch.jobs for value in (job.job_id, formed.job_scores[job.job_id])
+        ]
+        fallback_score = timestamp_ms(batch.created_at)  # the group had no score (not expected)
+        build = names.build(batch.org_id, batch.app_version_id)
+        requeued, ended = self._requeue(
+            keys=[
+                Keys.agent(batch.agent_id),
+                Keys.group(batch.target, batch.org_id, batch.app_version_id),
+                Keys.groups(batch.target),
+                Keys.batch(batch.batch_id),
+            ],
+            args=[
+                batch.batch_id,
+                Keys.job(""),
+                JobStatus.ASSIGNED.value,
+                JobStatus.RUNNING.value,
+                JobStatus.QUEUED.value,
+                JobStatus.ERROR.value,
+                build,
+                formed.group_score if formed.group_score is not None else fallback_score,
+                "1" if restore else "0",
+                reason.value,
+                utc_now(),
+                HISTORY_MAX,
+                self._max_attempts,
+                batch.agent_id,
+                *pairs,
+            ],
+        )
+        log.warning(
+            "batch_id=%s requeued (%s) from agent %s: job_ids=%s back in group %s/%s%s",
+            batch.batch_id,
+            reason.value,
+            batch.agent_id,
+            ",".join(requeued) or "none",
+            batch.target,
+            build,
+            f"; job_ids={','.join(ended)} out of attempts, ended error" if ended else "",
+        )
+        touched = {*requeued, *ended}
+        if left := [job.job_id for job in batch.jobs if job.job_id not in touched]:
+            log.info(
+                "batch_id=%s: job_ids=%s had left it meanwhile and were not touched",
+                batch.batch_id,
+                ",".join(left),
+            )
+        return list(requeued), list(ended)
+
+    def withdraw(self, batch: Batch, *, started_too: bool) -> bool:
+        """Take the batch's RQ job off its agent's queue and delete it.
+
+        LREM is atomic: once the job is off the queue, no worker can take it. With
+        `started_too` (the agent is dead: lost, or replaced by a new instance) a job its
+        worker had taken is deleted as well (RQ removes it from its registries). Otherwise
+        returns False when a worker has taken the job (the agent runs it).
+        """
+        removed = agent_queue(self._rq_connection, batch.agent_id).remove(batch.batch_id)
+        try:
+            rq_job = RqJob.fetch(
+                batch.batch_id, connection=self._rq_connection, serializer=JSONSerializer
+            )
+        except NoSuchJobError:
+            return True
+        if not removed and not started_too:
+            return False
+        rq_job.delete()
+        return True
+
+    def rq_job_exists(self, batch_id: str) -> bool:
+        return RqJob.exists(batch_id, connection=self._rq_connection)
 
 
 class Dispatcher:
@@ -197,22 +218,21 @@ class Dispatcher:
         self,
         store: Redis,
         rq_connection: Redis,
+        requeuer: Requeuer,
         *,
         batch_max: int,
         agent_timeout_s: float,
         policy: Policy = assign,
         enqueue: Enqueue = enqueue_batch,
-        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._store = store
         self._rq_connection = rq_connection
+        self._requeuer = requeuer
         self._batch_max = batch_max
         self._agent_timeout_s = agent_timeout_s
         self._policy = policy
         self._enqueue = enqueue
-        self._clock = clock
-        self._form_batch = store.register_script(_FORM_BATCH)
-        self._undo_batch = store.register_script(_UNDO_BATCH)
+        self._form_batch = store.register_script(script("qgjob_scheduler", "form_batch"))
 
     def dispatch_all(self) -> list[Batch]:
         """One pass over every target."""
@@ -221,16 +241,23 @@ class Dispatcher:
     def dispatch_targets(self, targets: Iterable[str]) -> list[Batch]:
         """One pass over each of `targets`: a target whose pass fails does not stop the others.
 
-        A failed pass is logged and left to the next one (the periodic tick at the latest).
+        A failed pass is logged and left to the next one (the periodic tick at the latest);
+        once every target was tried, DispatchFailed says that some failed (the health of the
+        scheduler depends on it).
         """
         batches: list[Batch] = []
+        failed: list[str] = []
         for target in targets:
             try:
                 batches += self.dispatch(target)
             except REDIS_ERRORS as exc:
                 log.warning("dispatch for target %s failed, Redis unreachable: %r", target, exc)
+                failed.append(str(target))
             except Exception:
                 log.exception("dispatch for target %s failed", target)
+                failed.append(str(target))
+        if failed:
+            raise DispatchFailed(f"dispatch failed for target(s) {', '.join(failed)}")
         return batches
 
     def dispatch(self, target: str) -> list[Batch]:
@@ -249,19 +276,22 @@ class Dispatcher:
             batch = formed.batch
             try:
                 self._enqueue(self._rq_connection, batch)
+                self._store.hset(Keys.batch(batch.batch_id), ENQUEUED, "1")
             except Exception:
                 log.exception(
-                    "batch_id=%s formed for agent %s but not enqueued (job_ids=%s): undoing it",
+                    "batch_id=%s formed for agent %s but not enqueued (job_ids=%s): requeuing",
                     batch.batch_id,
                     batch.agent_id,
                     _job_ids(batch),
                 )
-                self._undo(formed, "not enqueued")
+                self._requeuer.withdraw(batch, started_too=False)
+                self._requeuer.requeue(formed, RequeueReason.NOT_ENQUEUED)
                 continue
             log.info(
-                "dispatched batch_id=%s to agent %s: app version %s, job_ids=%s",
+                "dispatched batch_id=%s to agent %s: build %s/%s, job_ids=%s",
                 batch.batch_id,
                 batch.agent_id,
+                batch.org_id,
                 batch.app_version_id,
                 _job_ids(batch),
             )
@@ -270,44 +300,47 @@ class Dispatcher:
 
     def free_agents(self, target: str) -> list[FreeAgent]:
         """The target's free agents, by agent id."""
-        agent_ids = sorted(self._store.smembers(Keys.AGENTS), key=str)
+        agent_ids = sorted(str(agent_id) for agent_id in self._store.smembers(Keys.AGENTS))
         pipe = self._store.pipeline(transaction=False)
         for agent_id in agent_ids:
-            pipe.hgetall(Keys.agent(str(agent_id)))
-        now = self._clock()
+            pipe.hgetall(Keys.agent(agent_id))
+        agents = _agents(pipe.execute())
+        lease_of = leases.read(self._store, (agent.agent_id for agent in agents))
+        now_ms = leases.redis_now_ms(self._store)
         return [
-            FreeAgent(agent.agent_id, agent.installed_app_version)
-            for agent in _agents(pipe.execute())
-            if is_free(agent, target, now, self._agent_timeout_s)
+            FreeAgent(agent.agent_id, installed_build(agent))
+            for agent in agents
+            if is_free(agent, lease_of.get(agent.agent_id), target, now_ms, self._agent_timeout_s)
         ]
 
     def pending_groups(self, target: str) -> list[PendingGroup]:
-        versions = cast(
+        builds = cast(
             list[tuple[str, float]],
             self._store.zrange(Keys.groups(target), 0, -1, withscores=True),
         )
         pipe = self._store.pipeline(transaction=False)
-        for version, _ in versions:
-            pipe.zcard(Keys.group(target, version))
+        for build, _ in builds:
+            pipe.zcard(Keys.group(target, *names.parse_build(build)))
         sizes = pipe.execute()
         return [
-            PendingGroup(version, int(size), float(arrival))
-            for (version, arrival), size in zip(versions, sizes, strict=True)
+            PendingGroup(build, int(size), float(arrival))
+            for (build, arrival), size in zip(builds, sizes, strict=True)
         ]
 
     def take_back(self, batch_id: str, why: str) -> bool:
-        """Undo a batch bound to an agent that went offline (`why`), unless it has started.
+        """Requeue a batch bound to an agent that went offline (`why`), unless it has started.
 
         The batch is left to its agent (False) when one of its jobs is no longer `assigned`
         to it (the agent is running it and will report its end), or when its RQ job is no
         longer waiting on the agent's queue (a worker took it). Otherwise the RQ job is
-        deleted, then the batch is undone (`_undo`): its jobs wait in their group again.
+        deleted, then the batch is requeued: its jobs wait in their group again, attempts
+        given back.
         """
         raw = self._store.hgetall(Keys.batch(batch_id))
         if not raw:
             log.warning("batch_id=%s to take back (%s) has no record: left alone", batch_id, why)
             return False
-        formed = _Formed.from_redis(raw)
+        formed = Formed.from_redis(raw)
         batch = formed.batch
         if started := self._not_assigned(batch):
             log.info(
@@ -318,7 +351,7 @@ class Dispatcher:
                 batch.agent_id,
             )
             return False
-        if not self._withdraw(batch):
+        if not self._requeuer.withdraw(batch, started_too=False):
             log.info(
                 "batch_id=%s not taken back (%s): agent %s's worker has taken it (job_ids=%s)",
                 batch_id,
@@ -327,7 +360,8 @@ class Dispatcher:
                 _job_ids(batch),
             )
             return False
-        self._undo(formed, why)
+        log.info("batch_id=%s taken back: %s", batch_id, why)
+        self._requeuer.requeue(formed, RequeueReason.TAKEN_BACK)
         return True
 
     def _not_assigned(self, batch: Batch) -> list[str]:
@@ -341,98 +375,49 @@ class Dispatcher:
             if status != JobStatus.ASSIGNED or job_batch != batch.batch_id
         ]
 
-    def _withdraw(self, batch: Batch) -> bool:
-        """Take the batch's RQ job off its agent's queue and delete it; False if a worker has it.
-
-        LREM is atomic: once the job is off the queue, no worker can take it. A job that was
-        not on the queue but still exists was taken by a worker; one that no longer exists
-        cannot run.
-        """
-        removed = agent_queue(self._rq_connection, batch.agent_id).remove(batch.batch_id)
-        try:
-            rq_job = RqJob.fetch(
-                batch.batch_id, connection=self._rq_connection, serializer=JSONSerializer
-            )
-        except NoSuchJobError:
-            return True
-        if not removed:
-            return False
-        rq_job.delete()
-        return True
-
-    def _form(self, target: str, assignment: Assignment) -> _Formed | None:
+    def _form(self, target: str, assignment: Assignment) -> Formed | None:
+        org_id, version = names.parse_build(assignment.build)
+        group_key = Keys.group(target, org_id, version)
+        job_ids = self._store.zrange(group_key, 0, assignment.count - 1)
+        if not job_ids:
+            return None
         batch_id = str(uuid.uuid4())
-        now = format_timestamp(self._clock())
+        now_iso = utc_now()
         formed = self._form_batch(
             keys=[
                 Keys.agent(assignment.agent_id),
-                Keys.group(target, assignment.app_version_id),
+                Keys.lease(assignment.agent_id),
+                group_key,
                 Keys.groups(target),
                 Keys.batch(batch_id),
             ],
             args=[
                 assignment.agent_id,
-                assignment.app_version_id,
-                assignment.count,
+                org_id,
+                version,
+                assignment.build,
                 batch_id,
-                now,
-                timestamp_ms(now),
+                now_iso,
+                timestamp_ms(now_iso),
                 Keys.job(""),  # the prefix of every job key
                 JobStatus.QUEUED.value,
                 JobStatus.ASSIGNED.value,
+                AgentState.OFFLINE.value,
                 target,
+                int(self._agent_timeout_s * 1000),
+                *job_ids,
             ],
         )
         if not formed:
             return None
-        return _Formed.from_redis(dict(zip(formed[::2], formed[1::2], strict=True)))
+        return Formed.from_redis(dict(zip(formed[::2], formed[1::2], strict=True)))
 
-    def _undo(self, formed: _Formed, why: str) -> None:
-        """Take back a batch that was handed over in Redis but that no agent will run (`why`).
 
-        Atomically: its jobs still `assigned` to it go back to `queued` in their group with
-        their original scores (so their original order) and their attempt count restored
-        (the batch never ran); the group gets its place among the groups back; the
-        agent is freed if the batch is still its outstanding one; the batch record goes.
-        """
-        batch = formed.batch
-        pairs = [
-            value for job in batch.jobs for value in (job.job_id, formed.job_scores[job.job_id])
-        ]
-        fallback_score = timestamp_ms(batch.created_at)  # the group had no score (not expected)
-        restored = self._undo_batch(
-            keys=[
-                Keys.agent(batch.agent_id),
-                Keys.group(batch.target, batch.app_version_id),
-                Keys.groups(batch.target),
-                Keys.batch(batch.batch_id),
-            ],
-            args=[
-                batch.batch_id,
-                Keys.job(""),
-                JobStatus.ASSIGNED.value,
-                JobStatus.QUEUED.value,
-                batch.app_version_id,
-                formed.group_score if formed.group_score is not None else fallback_score,
-                *pairs,
-            ],
-        )
-        log.warning(
-            "batch_id=%s undone (%s): job_ids=%s back to queued in group %s/%s; agent %s released",
-            batch.batch_id,
-            why,
-            ",".join(restored),
-            batch.target,
-            batch.app_version_id,
-            batch.agent_id,
-        )
-        left = [job.job_id for job in batch.jobs if job.job_id not in restored]
-        if left:
-            log.warning(
-                "batch_id=%s undone: job_ids=%s had left it meanwhile and were not touched",
-                batch.batch_id,
-                ",".join(left),
-            )
+def installed_build(agent: Agent) -> str | None:
+    """The build the agent has installed, as a groups member, or None."""
+    if agent.installed_app_version is None or agent.installed_org_id is None:
+        return None
+    return names.build(agent.installed_org_id, agent.installed_app_version)
 
 
 def _job_ids(batch: Batch) -> str:

@@ -21,3 +21,7 @@ class InvalidEvent(SchedulerError):
 
     Such an event can never be applied: it is dead-lettered, not retried.
     """
+
+
+class DispatchFailed(SchedulerError):
+    """A dispatch pass failed for at least one target (logged; the next pass retries)."""

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from redis import Redis
 from redis.client import Pipeline
 
+from qgjob_contract import leases, names
 from qgjob_contract.events import (
     AgentCounters,
     AgentHeartbeat,
@@ -34,43 +35,17 @@ from qgjob_contract.events import (
     timestamp_ms,
     utc_now,
 )
+from qgjob_contract.lua import script
 from qgjob_contract.names import Keys
-from qgjob_contract.records import Agent, Batch, Job
-from qgjob_contract.statuses import AgentState, ErrorReason, JobStatus
+from qgjob_contract.records import Agent, Lease
+from qgjob_contract.statuses import AgentState, JobStatus
 from qgjob_scheduler import transitions
 from qgjob_scheduler.atomic import fields, transaction
 from qgjob_scheduler.grouping import PRIORITY_WEIGHT
-from qgjob_scheduler.payloads import parse, timestamp
+from qgjob_scheduler.payloads import parse
 from qgjob_scheduler.transitions import Verdict
 
 log = logging.getLogger(__name__)
-
-# KEYS: the arrival counter, then per job, in the event's order: job, group, groups
-# ARGV: queued status, grouping.PRIORITY_WEIGHT, then per job: job_id, app_version_id,
-#       priority, created_at in ms
-# Returns each job's status as found (false: no record). A queued job that is not in its
-# group yet takes the next arrival number and joins its group with the score
-# `grouping.group_score(priority, arrival)`; a redelivered event changes nothing. Its group
-# joins the target's groups scored by this creation time, unless it is there already (NX: a
-# waiting group keeps its place). One script: the whole event, atomically.
-_JOIN_GROUPS = """
-local seq_key, queued, weight = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local statuses = {}
-for i = 1, (#KEYS - 1) / 3 do
-  local job_key, group_key, groups_key = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
-  local job_id, version = ARGV[4 * i - 1], ARGV[4 * i]
-  local priority, created_ms = tonumber(ARGV[4 * i + 1]), ARGV[4 * i + 2]
-  local status = redis.call('HGET', job_key, 'status')
-  if status == queued and not redis.call('ZSCORE', group_key, job_id) then
-    local arrival = redis.call('INCR', seq_key)
-    redis.call('ZADD', group_key, arrival - priority * weight, job_id)
-    redis.call('ZADD', groups_key, 'NX', created_ms, version)
-  end
-  statuses[i] = status
-end
-return statuses
-"""
-
 
 TakeBack = Callable[[str, str], object]  # (batch_id, why): `Dispatcher.take_back`
 
@@ -79,7 +54,7 @@ class EventHandler:
     def __init__(self, store: Redis, *, take_back: TakeBack) -> None:
         self._store = store
         self._take_back = take_back
-        self._join_groups = store.register_script(_JOIN_GROUPS)
+        self._join_groups = store.register_script(script("qgjob_scheduler", "join_groups"))
         self._dirty: set[str] = set()
         self._handlers: dict[EventType, Callable[[Envelope], None]] = {
             EventType.JOBS_SUBMITTED: self.on_jobs_submitted,
@@ -104,18 +79,28 @@ class EventHandler:
         keys: list[str] = [Keys.ARRIVAL_SEQ]
         args: list[str | int] = [JobStatus.QUEUED.value, PRIORITY_WEIGHT]
         for job in jobs:
-            target, version = job["target"].value, job["app_version_id"]
-            keys += [Keys.job(job["job_id"]), Keys.group(target, version), Keys.groups(target)]
-            args += [job["job_id"], version, job["priority"], timestamp_ms(job["created_at"])]
+            target, org_id, version = job["target"].value, job["org_id"], job["app_version_id"]
+            keys += [
+                Keys.job(job["job_id"]),
+                Keys.group(target, org_id, version),
+                Keys.groups(target),
+            ]
+            args += [
+                job["job_id"],
+                names.build(org_id, version),
+                job["priority"],
+                timestamp_ms(job["created_at"]),
+            ]
         statuses = self._join_groups(keys=keys, args=args)
         for job, status in zip(jobs, statuses, strict=True):
             target, job_id = job["target"].value, job["job_id"]
             if status == JobStatus.QUEUED:
                 self._dirty.add(target)
                 log.info(
-                    "job_id=%s joined group %s/%s (event_id=%s)",
+                    "job_id=%s joined group %s/%s/%s (event_id=%s)",
                     job_id,
                     target,
+                    job["org_id"],
                     job["app_version_id"],
                     event.event_id,
                 )
@@ -155,9 +140,9 @@ class EventHandler:
         payload = parse(AgentHeartbeat, event.payload)
 
         def update(agent: Agent) -> Agent:
-            return dataclasses.replace(
-                _with_counters(agent, payload), last_heartbeat=timestamp(payload["sent_at"])
-            )
+            # last_heartbeat is when the scheduler applied it (its clock, not the agent's);
+            # liveness itself is the lease's, judged on Redis TIME.
+            return dataclasses.replace(_with_counters(agent, payload), last_heartbeat=utc_now())
 
         _, after = self._update_agent(event, payload, update, ended_batch=payload["last_batch_id"])
         self._take_back_if_stopped(event, after, running=payload["current_batch_id"])
@@ -208,74 +193,68 @@ class EventHandler:
         """Upsert an agent record atomically; returns it as it was (None: new) and as written.
 
         When `ended_batch` is the agent's outstanding batch, the same transaction ends it:
-        the agent's `current_batch_id` is cleared and every job of the batch that is not
-        final moves to `error` (reason `not_reported`). Events of one agent arrive in order,
-        so the reports it did send are applied by then.
+        the agent's `current_batch_id` is cleared (it is free) and the batch joins the ended
+        batches (`Keys.ENDED_BATCHES`, scored by Redis TIME). Its jobs that have no final
+        status yet are settled by the reaper once `report grace` has passed: a job.finished
+        that the broker redelivers after this event (a return after a lost connection does
+        not keep its place) is still applied first, so a pass is never overwritten.
         """
         agent_id = payload["agent_id"]
         key = Keys.agent(agent_id)
+        ended_ms = leases.redis_now_ms(self._store) if ended_batch else 0
 
-        def read_modify_write(
-            pipe: Pipeline,
-        ) -> tuple[Agent | None, Agent, list[Job] | None]:
+        def read_modify_write(pipe: Pipeline) -> tuple[Agent | None, Agent, bool]:
             raw = pipe.hgetall(key)
             before = Agent.from_redis(raw) if raw else None
+            lease = Lease.from_redis(agent_id, pipe.hgetall(Keys.lease(agent_id)))
             fresh = Agent(agent_id, payload["target"].value, payload["state"].value)
-            after = update(before or fresh)
-            unreported = None  # stays None unless the batch ends
-            if before is not None and ended_batch and before.current_batch_id == ended_batch:
+            if applies(before, lease, payload["instance_id"], payload["seq"]):
+                after = dataclasses.replace(
+                    update(before or fresh),
+                    instance_id=payload["instance_id"],
+                    seq=payload["seq"],
+                )
+            else:
+                after = before or fresh  # a stale report: the record does not move back
+            ends = (
+                before is not None
+                and ended_batch is not None
+                and before.current_batch_id == ended_batch
+            )
+            if ends:
                 after = dataclasses.replace(after, current_batch_id=None)
-                unreported = _unreported_jobs(pipe, ended_batch, agent_id)
             pipe.multi()
             pipe.hset(key, mapping=fields(after.to_redis()))
             pipe.sadd(Keys.AGENTS, agent_id)
-            for job in unreported or []:
-                pipe.hset(Keys.job(job.job_id), mapping=fields(job.to_redis()))
-            return before, after, unreported
+            if ends:
+                pipe.zadd(Keys.ENDED_BATCHES, {str(ended_batch): ended_ms})
+            return before, after, ends
 
-        before, after, unreported = transaction(self._store, key, read_modify_write)
-        if unreported is None:
-            return before, after
-        log.info(
-            "batch_id=%s of agent %s ended by %s (event_id=%s): agent freed, %d job(s) "
-            "not reported",
-            ended_batch,
-            agent_id,
-            event.type.value,
-            event.event_id,
-            len(unreported),
-        )
-        for job in unreported:
-            log.warning(
-                "job_id=%s -> %s (%s): batch_id=%s ended on agent %s without reporting it "
-                "(event_id=%s)",
-                job.job_id,
-                job.status,
-                ErrorReason.NOT_REPORTED.value,
+        before, after, ends = transaction(self._store, key, read_modify_write)
+        if ends:
+            log.info(
+                "batch_id=%s of agent %s ended by %s (event_id=%s): agent freed",
                 ended_batch,
                 agent_id,
+                event.type.value,
                 event.event_id,
             )
         return before, after
 
 
-def _unreported_jobs(pipe: Pipeline, batch_id: str, agent_id: str) -> list[Job]:
-    """Jobs of `batch_id` that its end moves to error, read inside a watching transaction."""
-    batch_key = Keys.batch(batch_id)
-    pipe.watch(batch_key)  # type: ignore[no-untyped-call]
-    raw = pipe.hgetall(batch_key)
-    if not raw:
-        return []
-    job_keys = [Keys.job(job.job_id) for job in Batch.from_redis(raw).jobs]
-    pipe.watch(*job_keys)  # type: ignore[no-untyped-call]
-    now = utc_now()
-    ended = []
-    for job_key in job_keys:
-        raw_job = pipe.hgetall(job_key)
-        job = Job.from_redis(raw_job) if raw_job else None
-        if (moved := transitions.end_unreported(job, batch_id, agent_id, now)) is not None:
-            ended.append(moved)
-    return ended
+def applies(before: Agent | None, lease: Lease | None, instance_id: str, seq: int) -> bool:
+    """Does an agent report (`instance_id`, `seq`) move the agent's record forward? (pure)
+
+    Reports of one instance apply in `seq` order: one at or below the record's `seq` is a
+    duplicate or a late arrival. A report of another instance than the record's applies when
+    it comes from the instance holding the lease (the agent restarted), or when no lease
+    names another one; a late report of a replaced instance does not.
+    """
+    if before is None:
+        return True
+    if before.instance_id == instance_id:
+        return seq > before.seq
+    return lease is None or lease.instance_id == instance_id
 
 
 def _with_counters(agent: Agent, payload: AgentCounters) -> Agent:
@@ -284,6 +263,7 @@ def _with_counters(agent: Agent, payload: AgentCounters) -> Agent:
         target=payload["target"].value,
         state=payload["state"].value,
         installed_app_version=payload["installed_app_version"],
+        installed_org_id=payload["installed_org_id"],
         installs=payload["installs"],
         jobs_run=payload["jobs_run"],
     )

@@ -15,7 +15,7 @@ The scheduler records each finished test (`record_test`) and each paid install
   `ENTRIES_KEPT` tests (or builds) per hash (the least recently recorded are dropped, by an
   index zset scored with Redis TIME), and both keys expire `TTL_S` after the last record.
   So one (org, target) holds at most about `ENTRIES_KEPT` x (path + `RUNS_KEPT` numbers).
-- **Atomic.** One Lua script (`history_record.lua`) per record: two scheduler replicas
+- **Atomic.** One Lua script (`lua/history_record.lua`) per record: two scheduler replicas
   recording the same test cannot lose a run.
 - **Orgs apart.** Histories are keyed by org: two orgs with the same test path or version
   string do not share estimates.
@@ -26,11 +26,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from importlib import resources
 from typing import Final
 
 from redis import Redis
 
+from qgjob_contract.lua import script
 from qgjob_contract.names import Keys
 from qgjob_contract.statuses import JobStatus
 from qgjob_scheduler.planning import DEFAULT_INSTALL_S, DEFAULT_TEST_S
@@ -42,7 +42,7 @@ ENTRIES_KEPT: Final = 5000  # test paths (or app versions) per (org, target)
 TTL_S: Final = 30 * 24 * 3600  # a history not written for this long expires
 PERCENTILE: Final = 0.8
 
-_RECORD: Final = resources.files(__package__).joinpath("history_record.lua").read_text()
+_RECORD: Final = script("qgjob_scheduler", "history_record")
 
 
 def record_test(  # noqa: PLR0917 (the signature the dispatcher's callers agreed on)

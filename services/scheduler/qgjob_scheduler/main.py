@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 import signal
 from types import FrameType
+from typing import Any
 
 import redis
 
+from qgjob_contract import deadletters, leases
 from qgjob_contract.env import configure_logging
 from qgjob_scheduler.config import Config
 from qgjob_scheduler.consumer import Consumer
-from qgjob_scheduler.dispatch import Dispatcher
+from qgjob_scheduler.dispatch import Dispatcher, Requeuer
 from qgjob_scheduler.errors import ConfigError
 from qgjob_scheduler.handlers import EventHandler
+from qgjob_scheduler.reaper import Reaper
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +36,43 @@ def redis_clients(config: Config) -> tuple[redis.Redis, redis.Redis]:
 
 def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Redis) -> Consumer:
     """Wire the scheduler: `store` must decode responses, `rq_connection` must not."""
+    requeuer = Requeuer(store, rq_connection)
     dispatcher = Dispatcher(
         store,
         rq_connection,
+        requeuer,
         batch_max=config.batch_max_jobs,
         agent_timeout_s=config.agent_timeout_s,
+    )
+    reaper = Reaper(
+        store,
+        requeuer,
+        agent_timeout_s=config.agent_timeout_s,
+        report_grace_s=config.report_grace_s,
     )
     handler = EventHandler(store, take_back=dispatcher.take_back)
 
     def dispatch_changed_targets() -> None:
         dispatcher.dispatch_targets(handler.take_dirty())
+
+    def tick() -> None:
+        """Lost agents first (their jobs are then dispatched in the same pass), then every
+        target; raises when either failed (the scheduler's health depends on it)."""
+        try:
+            reaper.tick()
+        finally:
+            dispatcher.dispatch_all()
+
+    def store_dead_letter(body: bytes, properties: Any) -> None:
+        letter = deadletters.from_message(body, properties, leases.redis_now_ms(store))
+        deadletters.store(store, letter)
+        log.warning(
+            "dead letter stored: %s event_id=%s (%s in %s)",
+            letter.type or "undecodable",
+            letter.event_id,
+            letter.reason,
+            letter.queue,
+        )
 
     return Consumer(
         config.rabbitmq_url,
@@ -51,7 +81,9 @@ def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Red
         health_file=config.health_file,
         on_event=handler.handle,
         after_events=dispatch_changed_targets,
-        on_tick=dispatcher.dispatch_all,
+        on_tick=tick,
+        on_dead_letter=store_dead_letter,
+        redis_ready=store.ping,
     )
 
 

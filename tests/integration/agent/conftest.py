@@ -17,8 +17,8 @@ import pytest
 import redis
 from pika.adapters.blocking_connection import BlockingChannel
 
-from qgjob_contract import names
 from qgjob_contract.events import Envelope, EventType, decode
+from tests.integration.conftest import EventTap
 
 # Fast simulator timings so a batch takes well under a second.
 FAST_AGENT_ENV = {
@@ -95,17 +95,13 @@ def start_agent(
 
 @dataclass
 class EventLog:
-    """Every event read so far from the scheduler's queue, in arrival order."""
+    """Every event the broker routed so far, in the broker's order (see EventTap)."""
 
-    channel: BlockingChannel
+    tap: EventTap
     events: list[Envelope] = field(default_factory=list)
 
     def drain(self) -> None:
-        while True:
-            method, _, body = self.channel.basic_get(names.SCHEDULER_QUEUE, auto_ack=True)
-            if method is None:
-                return
-            self.events.append(decode(body))
+        self.events += [decode(body) for _, body, _ in self.tap.drain()]
 
     def wait_for(self, predicate: Callable[[Envelope], bool], timeout_s: float = 20.0) -> Envelope:
         """The first event matching `predicate`, polling until the deadline."""
@@ -125,8 +121,8 @@ class EventLog:
 
 
 @pytest.fixture
-def event_log(amqp_channel: BlockingChannel) -> EventLog:
-    return EventLog(amqp_channel)
+def event_log(event_tap: EventTap) -> EventLog:
+    return EventLog(event_tap)
 
 
 # A test program that runs until its gate file exists (the command driver runs it per test).

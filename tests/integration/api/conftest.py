@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 
 from qgjob_api.app import create_app
 from qgjob_api.config import Config
-from qgjob_contract import names
 from qgjob_contract.amqp import ConfirmingPublisher
 from qgjob_contract.events import Envelope, decode
+from tests.integration.conftest import EventTap
 
 MakeClient = Callable[..., FlaskClient]
 
@@ -53,17 +53,10 @@ def client(
 
 
 @pytest.fixture
-def scheduler_events(
-    amqp_channel: pika.adapters.blocking_connection.BlockingChannel,
-) -> Callable[[], list[Envelope]]:
-    """Take every event waiting on the scheduler's queue, decoded, in order."""
+def scheduler_events(event_tap: EventTap) -> Callable[[], list[Envelope]]:
+    """Every event the broker routed since the last call, decoded, in order."""
 
     def drain() -> list[Envelope]:
-        events = []
-        while True:
-            method, _properties, body = amqp_channel.basic_get(names.SCHEDULER_QUEUE, auto_ack=True)
-            if method is None:
-                return events
-            events.append(decode(body))
+        return [decode(body) for _, body, _ in event_tap.drain()]
 
     return drain

@@ -9,7 +9,9 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
+from qgjob_contract import leases
 from qgjob_contract.events import utc_now
+from qgjob_contract.leases import LeaseRenewer
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Agent
 from qgjob_contract.statuses import AgentState, JobStatus
@@ -180,6 +182,12 @@ def test_agents_are_listed_from_their_records_with_liveness(
     for agent in (fresh, stale):
         redis_client.hset(Keys.agent(agent.agent_id), mapping=agent.to_redis())  # type: ignore[arg-type]
     redis_client.sadd(Keys.AGENTS, fresh.agent_id, stale.agent_id, "gone-without-record")
+    # liveness is the lease's, on Redis TIME: one renewed now, one renewed a minute ago
+    LeaseRenewer(redis_client, fresh.agent_id, "i-fresh").renew()
+    LeaseRenewer(redis_client, stale.agent_id, "i-stale").renew()
+    redis_client.hset(
+        Keys.lease(stale.agent_id), "renewed_ms", leases.redis_now_ms(redis_client) - 60_000
+    )
 
     response = client.get("/v1/agents")
     assert response.status_code == 200
@@ -190,10 +198,13 @@ def test_agents_are_listed_from_their_records_with_liveness(
                 "target": "device",
                 "state": "idle",
                 "installed_app_version": None,
+                "installed_org_id": None,
                 "installs": 0,
                 "jobs_run": 0,
                 "last_heartbeat": stale.last_heartbeat,
                 "current_batch_id": None,
+                "instance_id": None,
+                "seq": 0,
                 "alive": False,
             },
             {
@@ -201,10 +212,13 @@ def test_agents_are_listed_from_their_records_with_liveness(
                 "target": "emulator",
                 "state": "busy",
                 "installed_app_version": "xyz123",
+                "installed_org_id": None,
                 "installs": 2,
                 "jobs_run": 17,
                 "last_heartbeat": fresh.last_heartbeat,
                 "current_batch_id": "batch-9",
+                "instance_id": None,
+                "seq": 0,
                 "alive": True,
             },
         ]

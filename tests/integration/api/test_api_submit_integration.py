@@ -41,6 +41,8 @@ RECORD_FIELDS = {
     "started_at",
     "finished_at",
     "result",
+    "run_id",
+    "history",
     "final",
 }
 

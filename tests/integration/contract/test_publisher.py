@@ -8,19 +8,22 @@ import pytest
 from qgjob_contract import names
 from qgjob_contract.amqp import ConfirmingPublisher, PublishError
 from qgjob_contract.events import EventType, decode, make_event
+from tests.integration.conftest import EventTap
 
 
 def test_published_event_lands_on_scheduler_queue_with_routing_key(
-    rabbitmq_url: str, amqp_channel: pika.adapters.blocking_connection.BlockingChannel
+    rabbitmq_url: str,
+    amqp_channel: pika.adapters.blocking_connection.BlockingChannel,
+    event_tap: EventTap,
 ) -> None:
     publisher = ConfirmingPublisher(rabbitmq_url)
     event = make_event(EventType.AGENT_HEARTBEAT, {"agent_id": "a1"})
     publisher.publish(event)
     publisher.close()
 
-    method, properties, body = amqp_channel.basic_get(names.SCHEDULER_QUEUE, auto_ack=True)
-    assert method is not None
-    assert method.routing_key == "agent.heartbeat"
+    assert amqp_channel.queue_declare(names.SCHEDULER_QUEUE, passive=True).method.message_count == 1
+    ((routing_key, body, properties),) = event_tap.drain()
+    assert routing_key == "agent.heartbeat"
     assert properties.delivery_mode == 2
     received = decode(body)
     assert received.event_id == event.event_id

@@ -31,6 +31,7 @@ from qgjob_contract.events import (
     timestamp_ms,
     utc_now,
 )
+from qgjob_contract.leases import LeaseRenewer
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Agent, Job
 from qgjob_contract.statuses import AgentState
@@ -85,21 +86,29 @@ def submitted_event(jobs: list[Job]) -> Envelope:
     return make_event(EventType.JOBS_SUBMITTED, payload)
 
 
+ORG = "qualgent"  # the org of every job these tests store
+
+
 def heartbeat_event(
     agent_id: str,
     *,
+    instance_id: str,
+    seq: int,
     target: Target = Target.EMULATOR,
     state: AgentState = AgentState.IDLE,
     installed: str | None = None,
     current_batch_id: str | None = None,
     last_batch_id: str | None = None,
 ) -> Envelope:
-    """An agent's heartbeat, sent now."""
+    """An agent's heartbeat, sent now; `installed` is an app version of ORG."""
     payload = AgentHeartbeat(
         agent_id=agent_id,
+        instance_id=instance_id,
+        seq=seq,
         target=target,
         state=state,
         installed_app_version=installed,
+        installed_org_id=ORG if installed is not None else None,
         installs=0,
         jobs_run=0,
         current_batch_id=current_batch_id,
@@ -117,11 +126,32 @@ class World:
         self.rq_redis = rq_redis
         self.publisher = ConfirmingPublisher(rabbitmq_url)
         self.scheduler: Consumer | None = None  # set by `running_scheduler`
+        # Each agent's current instance and the sequence number of its last report.
+        self.instances: dict[str, str] = {}
+        self.seqs: dict[str, int] = {}
         # Jobs were created a little while ago: later than any arrival is "now".
         self._clock = datetime.now(UTC) - timedelta(minutes=1)
 
     def close(self) -> None:
         self.publisher.close()
+
+    def instance(self, agent_id: str) -> str:
+        return self.instances.setdefault(agent_id, f"{agent_id}-i1")
+
+    def restart(self, agent_id: str) -> str:
+        """The agent comes back as a new instance (same agent id); returns its instance id."""
+        number = int(self.instance(agent_id).rpartition("-i")[2]) + 1
+        self.instances[agent_id] = f"{agent_id}-i{number}"
+        self.seqs.pop(agent_id, None)
+        return self.instances[agent_id]
+
+    def next_seq(self, agent_id: str) -> int:
+        self.seqs[agent_id] = self.seqs.get(agent_id, 0) + 1
+        return self.seqs[agent_id]
+
+    def renew_lease(self, agent_id: str) -> None:
+        """What the agent's heartbeat thread does first: renew its lease in Redis."""
+        LeaseRenewer(self.redis, agent_id, self.instance(agent_id)).renew()
 
     def next_time(self) -> str:
         """The creation time of the next request: each request is a little later."""
@@ -144,7 +174,7 @@ class World:
         """
         job = Job(
             job_id=job_id or str(uuid.uuid4()),
-            org_id="qualgent",
+            org_id=ORG,
             app_version_id=app_version_id,
             test_path=f"tests/{uuid.uuid4().hex[:8]}.spec.js",
             priority=priority,
@@ -200,6 +230,13 @@ class World:
     def publish_submitted(self, jobs: list[Job]) -> None:
         self.publisher.publish(submitted_event(jobs))
 
+    def heartbeat_event(self, agent_id: str, **fields: Any) -> Envelope:
+        """Renew the agent's lease, then make its next heartbeat (for handlers driven directly)."""
+        self.renew_lease(agent_id)
+        return heartbeat_event(
+            agent_id, instance_id=self.instance(agent_id), seq=self.next_seq(agent_id), **fields
+        )
+
     def heartbeat(
         self,
         agent_id: str,
@@ -209,9 +246,16 @@ class World:
         installed: str | None = None,
         current_batch_id: str | None = None,
         last_batch_id: str | None = None,
-    ) -> str:
+        lease: bool = True,
+    ) -> int:
+        """Renew the agent's lease (unless `lease` is False), then publish its heartbeat;
+        returns the heartbeat's sequence number."""
+        if lease:
+            self.renew_lease(agent_id)
         event = heartbeat_event(
             agent_id,
+            instance_id=self.instance(agent_id),
+            seq=self.next_seq(agent_id),
             target=target,
             state=state,
             installed=installed,
@@ -219,7 +263,7 @@ class World:
             last_batch_id=last_batch_id,
         )
         self.publisher.publish(event)
-        return str(event.payload["sent_at"])
+        return int(event.payload["seq"])
 
     def batch_finished(
         self,
@@ -235,9 +279,12 @@ class World:
             EventType.BATCH_FINISHED,
             {
                 "agent_id": agent_id,
+                "instance_id": self.instance(agent_id),
+                "seq": self.next_seq(agent_id),
                 "target": Target.EMULATOR.value,
                 "state": state.value,
                 "installed_app_version": installed,
+                "installed_org_id": ORG,
                 "installs": installs,
                 "jobs_run": jobs_run,
                 "batch_id": batch_id,
@@ -258,9 +305,9 @@ class World:
         """
         scheduler = self.scheduler
         assert scheduler is not None, "sync() needs a running scheduler"
-        sent_at = self.heartbeat(SYNC_AGENT, target=Target.BROWSERSTACK)
+        seq = str(self.heartbeat(SYNC_AGENT, target=Target.BROWSERSTACK, lease=False))
         wait_until(
-            lambda: self.redis.hget(Keys.agent(SYNC_AGENT), "last_heartbeat") == sent_at,
+            lambda: self.redis.hget(Keys.agent(SYNC_AGENT), "seq") == seq,
             "the scheduler to catch up",
         )
         passes = scheduler.passes
@@ -273,10 +320,12 @@ class World:
         return Agent.from_redis(self.redis.hgetall(Keys.agent(agent_id)))
 
     def group(self, app_version_id: str, target: Target = Target.EMULATOR) -> list[str]:
-        return list(self.redis.zrange(Keys.group(target.value, app_version_id), 0, -1))
+        return list(self.redis.zrange(Keys.group(target.value, ORG, app_version_id), 0, -1))
 
     def groups(self, target: Target = Target.EMULATOR) -> list[str]:
-        return list(self.redis.zrange(Keys.groups(target.value), 0, -1))
+        """The app versions (of ORG) with pending jobs, in their turn order."""
+        builds = self.redis.zrange(Keys.groups(target.value), 0, -1)
+        return [names.parse_build(build)[1] for build in builds]
 
     def queue(self, agent_id: str) -> Queue:
         return Queue(
@@ -322,6 +371,7 @@ def scheduler_config(redis_url: str, rabbitmq_url: str, health_file: Path) -> Co
         batch_max_jobs=BATCH_MAX,
         agent_timeout_s=60.0,
         tick_s=0.2,
+        report_grace_s=0.5,
         prefetch=10,
         health_file=str(health_file),
     )

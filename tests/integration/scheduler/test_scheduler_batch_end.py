@@ -1,9 +1,11 @@
 """A batch ends (batch.finished, or a heartbeat naming it as the agent's last batch): the
-agent is freed and the jobs it never reported end `error` with reason `not_reported`."""
+agent is freed at once, and once the report grace has passed the jobs it never reported end
+`error` with reason `not_reported`; a report redelivered within the grace still applies."""
 
 from __future__ import annotations
 
 from qgjob_contract.events import EventType
+from qgjob_contract.names import Keys
 from qgjob_contract.records import Batch, Job
 from qgjob_contract.statuses import ErrorReason, JobStatus
 from qgjob_scheduler.consumer import Consumer
@@ -21,6 +23,14 @@ def _dispatch_suite(world: World, count: int) -> tuple[list[str], str]:
     batch = Batch.from_json(rq_job.args[0])
     assert [job.job_id for job in batch.jobs] == suite
     return suite, batch.batch_id
+
+
+def _settled(world: World, job_id: str) -> Job:
+    """The job once the reaper has settled it (after the report grace)."""
+    return wait_until(
+        lambda: (job := world.job(job_id)).status == JobStatus.ERROR and job,
+        f"job {job_id} to be settled",
+    )
 
 
 def _assert_not_reported(job: Job, batch_id: str) -> None:
@@ -46,7 +56,7 @@ def test_batch_finished_ends_a_job_never_reported_as_error_and_the_agent_gets_th
     batches = world.wait_batches("emu-1", 2)
     assert [job.job_id for job in Batch.from_json(batches[1].args[0]).jobs] == [later]
     assert world.job(passed).status == JobStatus.PASSED
-    _assert_not_reported(world.job(never_reported), batch_id)
+    _assert_not_reported(_settled(world, never_reported), batch_id)
     assert world.job(never_reported).attempts == 1
 
 
@@ -63,8 +73,8 @@ def test_agent_that_aborted_its_batch_is_freed_by_a_heartbeat_naming_it(
 
     wait_until(lambda: world.agent("emu-1").current_batch_id is None, "emu-1 freed")
     assert world.job(reported).status == JobStatus.FAILED
-    _assert_not_reported(world.job(running), batch_id)
-    _assert_not_reported(world.job(waiting), batch_id)
+    _assert_not_reported(_settled(world, running), batch_id)
+    _assert_not_reported(_settled(world, waiting), batch_id)
 
     # freed: it takes the next job; a late batch.finished of the old batch changes nothing
     later = world.submit("v1")
@@ -86,3 +96,19 @@ def test_heartbeat_naming_an_older_batch_leaves_the_outstanding_one_alone(
     world.sync()
     assert world.agent("emu-1").current_batch_id == batch_id
     assert all(world.job(job_id).status == JobStatus.ASSIGNED for job_id in suite)
+
+
+def test_a_job_finished_redelivered_after_its_batch_ended_still_applies(
+    world: World, scheduler: Consumer
+) -> None:
+    # What a lost connection can do: the broker returns job.finished behind batch.finished.
+    (job_id,), batch_id = _dispatch_suite(world, 1)
+    world.publish(EventType.JOB_STARTED, started(job_id, batch_id))
+    world.batch_finished("emu-1", batch_id, "v1", installs=1, jobs_run=1)
+    wait_until(lambda: world.agent("emu-1").current_batch_id is None, "emu-1 freed")
+    world.publish(EventType.JOB_FINISHED, finished(job_id, batch_id))
+    world.sync()
+
+    assert world.job(job_id).status == JobStatus.PASSED
+    wait_until(lambda: not world.redis.exists(Keys.batch(batch_id)), "the batch settled")
+    assert world.job(job_id).status == JobStatus.PASSED

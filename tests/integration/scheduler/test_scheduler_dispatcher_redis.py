@@ -15,11 +15,11 @@ from qgjob_contract.names import Keys
 from qgjob_contract.records import Batch
 from qgjob_contract.statuses import JobStatus
 from qgjob_contract.targets import Target
-from qgjob_scheduler.dispatch import Dispatcher, Enqueue, enqueue_batch
+from qgjob_scheduler.dispatch import Dispatcher, Enqueue, Requeuer, enqueue_batch
 from qgjob_scheduler.grouping import group_score
 from qgjob_scheduler.handlers import EventHandler
 
-from .conftest import BATCH_MAX, World, heartbeat_event, submitted_event
+from .conftest import BATCH_MAX, ORG, World, submitted_event
 from .test_scheduler_job_events import started
 
 EMULATOR = Target.EMULATOR.value
@@ -27,7 +27,12 @@ EMULATOR = Target.EMULATOR.value
 
 def dispatcher(world: World, enqueue: Enqueue = enqueue_batch) -> Dispatcher:
     return Dispatcher(
-        world.redis, world.rq_redis, batch_max=BATCH_MAX, agent_timeout_s=60, enqueue=enqueue
+        world.redis,
+        world.rq_redis,
+        Requeuer(world.redis, world.rq_redis),
+        batch_max=BATCH_MAX,
+        agent_timeout_s=60,
+        enqueue=enqueue,
     )
 
 
@@ -55,7 +60,7 @@ def test_jobs_join_their_group_in_submission_order_then_by_priority(world: World
     handler.handle(submitted_event(later))
     handler.handle(submitted_event(later))  # redelivered: takes no new arrival number
 
-    assert scores(world, Keys.group(EMULATOR, "v1")) == [
+    assert scores(world, Keys.group(EMULATOR, ORG, "v1")) == [
         ("b", group_score(10, 2)),
         ("c", group_score(1, 1)),
         ("a", group_score(1, 3)),
@@ -72,8 +77,8 @@ def test_a_batch_that_cannot_be_enqueued_is_handed_back_to_its_group(
     handler = make_handler(world)
     jobs = [world.store_job("v1") for _ in range(BATCH_MAX + 1)]
     handler.handle(submitted_event(jobs))
-    handler.handle(heartbeat_event("emu-1"))
-    group_before = scores(world, Keys.group(EMULATOR, "v1"))
+    handler.handle(world.heartbeat_event("emu-1"))
+    group_before = scores(world, Keys.group(EMULATOR, ORG, "v1"))
     groups_before = scores(world, Keys.groups(EMULATOR))
     cancelled = jobs[1].job_id
 
@@ -87,7 +92,7 @@ def test_a_batch_that_cannot_be_enqueued_is_handed_back_to_its_group(
     assert dispatcher(world, failing_enqueue).dispatch(EMULATOR) == []
 
     back = [job.job_id for job in jobs if job.job_id != cancelled]
-    assert scores(world, Keys.group(EMULATOR, "v1")) == [
+    assert scores(world, Keys.group(EMULATOR, ORG, "v1")) == [
         (job_id, score) for job_id, score in group_before if job_id != cancelled
     ]
     assert scores(world, Keys.groups(EMULATOR)) == groups_before
@@ -104,7 +109,11 @@ def test_a_batch_that_cannot_be_enqueued_is_handed_back_to_its_group(
     assert world.agent("emu-1").current_batch_id is None
     assert world.redis.keys(Keys.batch("*")) == []
     assert world.batches("emu-1") == []
-    undone = [r.getMessage() for r in caplog.records if "undone" in r.getMessage()]
+    undone = [
+        r.getMessage()
+        for r in caplog.records
+        if "requeued (not_enqueued)" in r.getMessage() or "left it meanwhile" in r.getMessage()
+    ]
     assert any(",".join(back[:2]) in message for message in undone), undone
     assert any(cancelled in message for message in undone), undone
 
@@ -120,24 +129,24 @@ def test_a_group_partly_taken_goes_behind_the_groups_that_were_waiting(world: Wo
     handler.handle(submitted_event([world.store_job("quiet")]))  # arrived after all of busy
     passes = dispatcher(world)
 
-    handler.handle(heartbeat_event("emu-1"))
+    handler.handle(world.heartbeat_event("emu-1"))
     before = timestamp_ms(utc_now())
     [first] = passes.dispatch(EMULATOR)
     assert (first.app_version_id, len(first.jobs)) == ("busy", BATCH_MAX)
     # busy re-arrived at the pop: now behind quiet, which waits since its own arrival
     groups = dict(scores(world, Keys.groups(EMULATOR)))
-    assert groups["busy"] >= before > groups["quiet"]
+    assert groups[f"{ORG}:busy"] >= before > groups[f"{ORG}:quiet"]
     # a job created before the pop, whose event comes late, does not pull busy forward
     lagging = world.store_job("busy")
     handler.handle(submitted_event([lagging]))
-    assert timestamp_ms(lagging.created_at) < groups["busy"]
+    assert timestamp_ms(lagging.created_at) < groups[f"{ORG}:busy"]
     assert dict(scores(world, Keys.groups(EMULATOR))) == groups
 
-    handler.handle(heartbeat_event("emu-2"))
+    handler.handle(world.heartbeat_event("emu-2"))
     [second] = passes.dispatch(EMULATOR)
     assert second.app_version_id == "quiet"
 
-    handler.handle(heartbeat_event("emu-3"))
+    handler.handle(world.heartbeat_event("emu-3"))
     [third] = passes.dispatch(EMULATOR)
     assert (third.app_version_id, len(third.jobs)) == ("busy", 3)
     assert third.jobs[-1].job_id == lagging.job_id
@@ -153,7 +162,7 @@ def test_handlers_mark_the_targets_whose_situation_changed(world: World) -> None
     assert handler.take_dirty() == []
 
     handler.handle(submitted_event([device_job]))  # redelivered: changes nothing
-    handler.handle(heartbeat_event("bs-1", target=Target.BROWSERSTACK))  # it may be free
+    handler.handle(world.heartbeat_event("bs-1", target=Target.BROWSERSTACK))  # it may be free
     assert handler.take_dirty() == [Target.BROWSERSTACK.value, Target.DEVICE.value]
     assert world.group("v1", Target.DEVICE) == [device_job.job_id]
 

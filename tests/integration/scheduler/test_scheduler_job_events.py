@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pika
 
-from qgjob_contract import names
+from qgjob_contract import deadletters, names
+from qgjob_contract.deadletters import DeadLetter
 from qgjob_contract.events import EventType, make_event
 from qgjob_contract.statuses import JobStatus
 from qgjob_scheduler.consumer import Consumer
@@ -90,14 +91,17 @@ def test_undecodable_and_invalid_messages_are_dead_lettered_and_consuming_goes_o
 
     wait_until(lambda: world.group("v1") == [job_id], "the valid event after the poison ones")
 
-    def dead_letters() -> int:
-        declared = amqp_channel.queue_declare(names.DEAD_LETTER_QUEUE, passive=True)
-        return int(declared.method.message_count)
+    # the scheduler moves each dead letter from the dead-letter queue into the store
+    def stored() -> list[DeadLetter]:
+        return deadletters.listing(world.redis, 10)[1]
 
-    wait_until(lambda: dead_letters() == 3, "three dead letters")
-    bodies = set()
-    for _ in range(3):
-        method, _properties, body = amqp_channel.basic_get(names.DEAD_LETTER_QUEUE, auto_ack=True)
-        assert method is not None
-        bodies.add(body)
-    assert bodies == {b"definitely not an event", invalid.encode(), no_jobs.encode()}
+    letters = wait_until(lambda: len(stored()) == 3 and stored(), "three dead letters stored")
+    assert {letter.body() for letter in letters} == {
+        b"definitely not an event",
+        invalid.encode(),
+        no_jobs.encode(),
+    }
+    assert {letter.reason for letter in letters} == {"rejected"}
+    assert {letter.event_id for letter in letters} >= {invalid.event_id, no_jobs.event_id}
+    declared = amqp_channel.queue_declare(names.DEAD_LETTER_QUEUE, passive=True)
+    assert declared.method.message_count == 0

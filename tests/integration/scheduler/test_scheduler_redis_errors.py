@@ -17,12 +17,11 @@ from qgjob_contract.statuses import JobStatus
 from qgjob_contract.targets import Target
 from qgjob_scheduler import transitions
 from qgjob_scheduler.config import Config
-from qgjob_scheduler.dispatch import Dispatcher
+from qgjob_scheduler.dispatch import Dispatcher, Requeuer
 from qgjob_scheduler.handlers import EventHandler
 
 from .conftest import (
     World,
-    heartbeat_event,
     running_scheduler,
     submitted_event,
     wait_until,
@@ -60,11 +59,12 @@ def test_a_redis_error_neither_reorders_nor_dead_letters_events(
     error: redis.RedisError,
 ) -> None:
     # a job dispatched to emu-1 before the consumer runs
-    dispatcher = Dispatcher(world.redis, world.rq_redis, batch_max=3, agent_timeout_s=60)
+    requeuer = Requeuer(world.redis, world.rq_redis)
+    dispatcher = Dispatcher(world.redis, world.rq_redis, requeuer, batch_max=3, agent_timeout_s=60)
     handler = EventHandler(world.redis, take_back=dispatcher.take_back)
     job = world.store_job("v1")
     handler.handle(submitted_event([job]))
-    handler.handle(heartbeat_event("emu-1"))
+    handler.handle(world.heartbeat_event("emu-1"))
     [batch] = dispatcher.dispatch(Target.EMULATOR.value)
     # its agent ran it; the consumer receives the three reports together (one prefetch)
     world.publish(EventType.JOB_STARTED, started(job.job_id, batch.batch_id))

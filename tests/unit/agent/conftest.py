@@ -22,8 +22,15 @@ class RecordingPublisher:
             raise PublishError("broker unreachable: test")
         self.events.append(envelope)
 
+    def put(self, envelope: Envelope) -> None:
+        """As the outbox: the runner and the heartbeat put their reports, in order."""
+        self.events.append(envelope)
+
     def close(self) -> None:
         self.closed += 1
+
+    def idle(self) -> None:
+        pass
 
     def types(self) -> list[EventType]:
         return [event.type for event in self.events]

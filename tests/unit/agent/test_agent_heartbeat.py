@@ -1,5 +1,6 @@
-"""Heartbeats (start, periodic, offline when stopping and at exit; failures retried), the
-heartbeat publisher's single connection attempt, and the healthcheck."""
+"""Heartbeats (lease renewed, report put; at start, periodic, offline when stopping and at
+exit; a failed renewal retried), the outbox publisher's single connection attempt, and the
+healthcheck."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import redis
 
 from qgjob_agent.heartbeat import Heartbeat
-from qgjob_agent.publisher import heartbeat_publisher
+from qgjob_agent.publisher import outbox_publisher
 from qgjob_agent.status import AgentStatus
 from qgjob_contract.amqp import PublishError
 from qgjob_contract.events import EventType, make_event
@@ -25,11 +27,35 @@ if TYPE_CHECKING:
     from conftest import RecordingPublisher
 
 
-def _heartbeat(publisher: RecordingPublisher, health_file: Path, interval_s: float) -> Heartbeat:
-    status = AgentStatus("emulator-a1", "emulator")
-    status.record_install("v1")
+class FakeLease:
+    """Counts renewals; raises a Redis error while `failing`."""
+
+    def __init__(self) -> None:
+        self.renewals = 0
+        self.failing = False
+
+    def renew(self) -> int:
+        if self.failing:
+            raise redis.ConnectionError("Redis restarting")
+        self.renewals += 1
+        return self.renewals
+
+
+def _heartbeat(
+    publisher: RecordingPublisher,
+    health_file: Path,
+    interval_s: float,
+    lease: FakeLease | None = None,
+) -> Heartbeat:
+    status = AgentStatus("emulator-a1", "emulator", instance_id="i1")
+    status.record_install(("org", "v1"))
     return Heartbeat(
-        publisher, status, interval_s=interval_s, health_file=health_file, now=lambda: "T"
+        publisher,  # type: ignore[arg-type]  # the outbox's put, recorded
+        status,
+        lease or FakeLease(),  # type: ignore[arg-type]
+        interval_s=interval_s,
+        health_file=health_file,
+        now=lambda: "T",
     )
 
 
@@ -50,9 +76,12 @@ def test_beats_at_start_and_says_offline_at_stop(
     first, last = (event.payload for event in publisher.events)
     assert first == {
         "agent_id": "emulator-a1",
+        "instance_id": "i1",
+        "seq": 1,
         "target": "emulator",
         "state": "idle",
         "installed_app_version": "v1",
+        "installed_org_id": "org",
         "installs": 1,
         "jobs_run": 0,
         "current_batch_id": None,
@@ -60,8 +89,8 @@ def test_beats_at_start_and_says_offline_at_stop(
         "sent_at": "T",
     }
     assert last["state"] == AgentState.OFFLINE
+    assert last["seq"] == 2
     assert not health_file.exists()
-    assert publisher.closed == 1
 
 
 def test_beats_periodically(publisher: RecordingPublisher, tmp_path: Path) -> None:
@@ -95,19 +124,21 @@ def _wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_a_failed_publish_is_retried_at_the_next_beat(
+def test_a_failed_lease_renewal_leaves_the_agent_unhealthy_until_the_next_one_succeeds(
     publisher: RecordingPublisher, tmp_path: Path
 ) -> None:
     health_file = tmp_path / "alive"
-    heartbeat = _heartbeat(publisher, health_file, interval_s=60)
-    publisher.failing = True
-    assert heartbeat.beat() is False
+    lease = FakeLease()
+    heartbeat = _heartbeat(publisher, health_file, interval_s=60, lease=lease)
+    lease.failing = True
+    heartbeat.beat()
     assert not health_file.exists()
+    assert len(publisher.events) == 1  # the report still goes to the outbox
 
-    publisher.failing = False
-    assert heartbeat.beat() is True
+    lease.failing = False
+    heartbeat.beat()
     assert health_file.exists()
-    assert len(publisher.events) == 1
+    assert lease.renewals == 1
 
 
 def test_healthcheck_command_exit_code(tmp_path: Path) -> None:
@@ -130,14 +161,14 @@ def test_once_stopping_every_heartbeat_says_offline_and_the_agent_stays_healthy(
     publisher: RecordingPublisher, tmp_path: Path
 ) -> None:
     health_file = tmp_path / "alive"
-    status = AgentStatus("emulator-a1", "emulator")
-    heartbeat = Heartbeat(publisher, status, interval_s=60, health_file=health_file)
+    heartbeat = _heartbeat(publisher, health_file, interval_s=60)
+    status = heartbeat._status
     status.begin_batch("b1")
-    assert heartbeat.beat() is True
+    heartbeat.beat()
     health_file.unlink()
 
     status.stop()  # a warm stop while the batch runs
-    assert heartbeat.beat() is True
+    heartbeat.beat()
 
     busy, stopping = (event.payload for event in publisher.events)
     assert busy["state"] == AgentState.BUSY
@@ -146,12 +177,12 @@ def test_once_stopping_every_heartbeat_says_offline_and_the_agent_stays_healthy(
     assert health_file.exists()  # the process still works; only the final beat removes it
 
 
-def test_the_heartbeat_publisher_tries_to_connect_once_whatever_the_url_says() -> None:
+def test_the_outbox_publisher_tries_to_connect_once_whatever_the_url_says() -> None:
     # Nothing listens on `port`: each connection attempt is refused at once, so the time a
     # publish takes is the URL's retry_delay times its connection_attempts, minus one.
     port = _closed_port()
     url = f"amqp://guest:guest@127.0.0.1:{port}/%2F?connection_attempts=10&retry_delay=2"
-    publisher = heartbeat_publisher(url)
+    publisher = outbox_publisher(url)
     status = AgentStatus("emulator-a1", "emulator")
     started = time.monotonic()
 

@@ -13,7 +13,6 @@ from qgjob_agent.drivers.simulator import SimulatorDriver
 from qgjob_agent.errors import InstallError
 from qgjob_agent.runner import BatchRunner
 from qgjob_agent.status import AgentStatus
-from qgjob_contract.amqp import PublishError
 from qgjob_contract.events import AgentHeartbeat, EventType
 from qgjob_contract.records import Batch, BatchJob
 from qgjob_contract.statuses import AgentState, ErrorReason, JobStatus
@@ -72,7 +71,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def status() -> AgentStatus:
-    return AgentStatus("emulator-a1", "emulator")
+    return AgentStatus("emulator-a1", "emulator", instance_id="i-test")
 
 
 @pytest.fixture
@@ -89,7 +88,7 @@ def runner(
 
 def _batch(batch_id: str, version: str, *paths: str) -> Batch:
     jobs = [BatchJob(f"{batch_id}-j{i}", "org", path, 1) for i, path in enumerate(paths)]
-    return Batch(batch_id, "emulator-a1", "emulator", version, "T0", jobs)
+    return Batch(batch_id, "emulator-a1", "emulator", version, "T0", jobs, org_id="org")
 
 
 def _results(publisher: RecordingPublisher) -> list[dict[str, Any]]:
@@ -123,11 +122,15 @@ def test_cold_batch_installs_once_then_runs_each_test_in_order(
 
     batch_finished = publisher.events[-1].payload
     assert batch_finished == finished
+    # every state snapshot takes the next number (the driver took some during the tests)
+    assert batch_finished.pop("seq") == len(driver.seen_during_test) + 1
     assert batch_finished == {
         "agent_id": "emulator-a1",
+        "instance_id": "i-test",
         "target": "emulator",
         "state": "idle",
         "installed_app_version": "v1",
+        "installed_org_id": "org",
         "installs": 1,
         "jobs_run": 3,
         "batch_id": "b1",
@@ -224,25 +227,51 @@ def test_state_is_busy_with_the_batch_during_it_and_idle_after(
     assert after["last_batch_id"] == "b1"
 
 
-@pytest.mark.parametrize(
-    "lost",
-    [
-        (0, "b1-j0,b1-j1"),  # not even the first job.started
-        (2, "b1-j1"),  # the first job was reported, the second job.started was not confirmed
-        (3, "b1-j1"),  # the second job ran, its job.finished was not confirmed
-        (4, "none"),  # every job was reported, batch.finished was not confirmed
-    ],
-)
-def test_unconfirmed_publish_aborts_the_batch_leaves_the_agent_idle_and_logs_what_is_lost(
+def test_a_batch_bound_to_another_instance_of_the_agent_is_not_run(
+    runner: BatchRunner, driver: FakeDriver, publisher: RecordingPublisher, status: AgentStatus
+) -> None:
+    batch = _batch("b1", "v1", "a.spec.js")
+    batch.instance_id = "a-former-incarnation"
+
+    assert runner.run(batch) is None
+
+    assert driver.installs == []
+    assert publisher.events == []
+    assert status.heartbeat("now")["last_batch_id"] is None
+
+
+def test_a_batch_the_scheduler_requeued_meanwhile_stops_before_its_next_test(
+    driver: FakeDriver, publisher: RecordingPublisher, status: AgentStatus, clock: Clock
+) -> None:
+    asked: list[str] = []
+
+    def still_bound(batch_id: str) -> bool:
+        asked.append(batch_id)
+        return len(asked) < 3  # bound for the batch start and the second test, not the third
+
+    runner = BatchRunner(
+        driver, publisher, status, still_bound=still_bound, monotonic=clock.monotonic
+    )
+    runner.run(_batch("b1", "v1", "a.spec.js", "b.spec.js", "c.spec.js"))
+
+    ran = [e.payload["job_id"] for e in publisher.of(EventType.JOB_FINISHED)]
+    assert ran == ["b1-j0", "b1-j1"]
+    assert publisher.types()[-1] == EventType.BATCH_FINISHED
+    assert asked == ["b1", "b1", "b1"]
+    assert status.heartbeat("now")["state"] == AgentState.IDLE
+
+
+def test_a_runner_error_leaves_the_agent_idle_and_logs_what_was_not_reported(
     runner: BatchRunner,
-    publisher: RecordingPublisher,
+    driver: FakeDriver,
     status: AgentStatus,
     caplog: pytest.LogCaptureFixture,
-    lost: tuple[int, str],
 ) -> None:
-    confirmed_events, unreported = lost
-    publisher.fail_after = confirmed_events
-    with caplog.at_level(logging.ERROR), pytest.raises(PublishError):
+    def interrupt() -> None:
+        raise KeyboardInterrupt  # not a driver failure: the batch itself is aborted
+
+    driver.during_test = interrupt
+    with caplog.at_level(logging.ERROR), pytest.raises(KeyboardInterrupt):
         runner.run(_batch("b1", "v1", "a.spec.js", "b.spec.js"))
 
     heartbeat = status.heartbeat("now")
@@ -250,8 +279,7 @@ def test_unconfirmed_publish_aborts_the_batch_leaves_the_agent_idle_and_logs_wha
     assert heartbeat["current_batch_id"] is None
     assert heartbeat["last_batch_id"] == "b1"
     (aborted,) = [r.getMessage() for r in caplog.records if "aborted" in r.getMessage()]
-    assert aborted.startswith("batch_id=b1: aborted (PublishError: broker unreachable: test)")
-    assert aborted.endswith(f"job_ids not reported: {unreported}")
+    assert aborted.endswith("job_ids not reported: b1-j0,b1-j1")
 
 
 def test_with_the_simulator_results_are_marked_simulated(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from qgjob_contract.events import format_timestamp, timestamp_ms, utc_now
-from qgjob_contract.records import Agent, Batch, BatchJob
+from qgjob_contract.records import Batch, BatchJob, Lease, is_alive
 
 NOW = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
 
@@ -34,21 +34,18 @@ def test_timestamp_ms_refuses_what_is_not_a_timestamp() -> None:
         timestamp_ms("yesterday")
 
 
-def _agent(last_heartbeat: str | None) -> Agent:
-    return Agent("emu-1", "emulator", "idle", last_heartbeat=last_heartbeat)
+def test_an_agent_is_alive_only_while_its_lease_is_within_the_timeout_on_redis_time() -> None:
+    now_ms = 1_800_000_000_000
+    lease = Lease("emu-1", "i1", renewed_ms=now_ms - 10_000, started_ms=now_ms - 60_000)
+    assert is_alive(lease, now_ms, 10)
+    assert not is_alive(lease, now_ms + 1, 10)
+    assert not is_alive(None, now_ms, 10)
 
 
-def test_agent_is_alive_only_with_a_heartbeat_within_the_timeout() -> None:
-    assert _agent(format_timestamp(NOW - timedelta(seconds=10))).is_alive(NOW, 10)
-    assert not _agent(format_timestamp(NOW - timedelta(seconds=10.001))).is_alive(NOW, 10)
-    assert not _agent(None).is_alive(NOW, 10)
-    assert not _agent("yesterday").is_alive(NOW, 10)
-
-
-def test_agent_naive_heartbeat_is_read_as_utc() -> None:
-    naive = (NOW - timedelta(seconds=1)).replace(tzinfo=None).isoformat()
-    assert _agent(naive).is_alive(NOW, 10)
-    assert not _agent(naive).is_alive(NOW, 0.5)
+def test_a_lease_reads_back_from_its_hash_and_an_empty_one_is_none() -> None:
+    raw = {"instance_id": "i1", "renewed_ms": "5", "started_ms": "3", "previous_instance_id": ""}
+    assert Lease.from_redis("emu-1", raw) == Lease("emu-1", "i1", 5, 3)
+    assert Lease.from_redis("emu-1", {}) is None
 
 
 def test_batch_reads_back_from_its_redis_hash() -> None:

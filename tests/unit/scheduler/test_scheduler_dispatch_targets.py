@@ -1,4 +1,5 @@
-"""A pass over several targets: one target's failure does not cancel the others'."""
+"""A pass over several targets: one target's failure does not cancel the others', and is told
+(the scheduler's health depends on it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import redis
 
 from qgjob_contract.records import Batch
 from qgjob_contract.targets import Target
-from qgjob_scheduler.dispatch import Dispatcher
+from qgjob_scheduler.dispatch import Dispatcher, Requeuer
+from qgjob_scheduler.errors import DispatchFailed
 
 BATCH = Batch("b1", "dev-1", Target.DEVICE.value, "v1", "2026-11-29T10:00:00.000+00:00")
 
@@ -20,7 +22,7 @@ class OneTargetBroken(Dispatcher):
     def __init__(self, broken: str, error: Exception) -> None:
         # Never connects: register_script only hashes the script locally.
         unused = redis.Redis(host="127.0.0.1", port=1)
-        super().__init__(unused, unused, batch_max=3, agent_timeout_s=10)
+        super().__init__(unused, unused, Requeuer(unused, unused), batch_max=3, agent_timeout_s=10)
         self.broken, self.error = broken, error
         self.visited: list[str] = []
 
@@ -41,7 +43,8 @@ def test_a_failing_target_is_logged_and_the_others_still_dispatch(
     dispatcher = OneTargetBroken(Target.EMULATOR, error)
     caplog.set_level(logging.WARNING, logger="qgjob_scheduler.dispatch")
 
-    assert dispatcher.dispatch_all() == [BATCH]
+    with pytest.raises(DispatchFailed, match="emulator"):
+        dispatcher.dispatch_all()  # every target is tried, then the failure is told
 
     assert dispatcher.visited == list(Target)
     [record] = caplog.records

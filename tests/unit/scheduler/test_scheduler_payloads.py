@@ -33,9 +33,12 @@ def finished(**result: Any) -> dict[str, Any]:
 def heartbeat(**overrides: Any) -> dict[str, Any]:
     payload = {
         "agent_id": "emu-1",
+        "instance_id": "i1",
+        "seq": 1,
         "target": "emulator",
         "state": "idle",
         "installed_app_version": None,
+        "installed_org_id": None,
         "installs": 0,
         "jobs_run": 0,
         "current_batch_id": None,
@@ -76,6 +79,10 @@ def test_heartbeat_ignores_unknown_fields_and_checks_enums() -> None:
         parse(AgentHeartbeat, heartbeat(state="sleepy"))
     with pytest.raises(InvalidEvent, match="installs"):
         parse(AgentHeartbeat, heartbeat(installs=-1))
+    with pytest.raises(InvalidEvent, match="seq"):
+        parse(AgentHeartbeat, heartbeat(seq=0))
+    with pytest.raises(InvalidEvent, match="instance_id"):
+        parse(AgentHeartbeat, heartbeat(instance_id=""))
 
 
 def test_timestamps_without_a_time_zone_are_invalid() -> None:

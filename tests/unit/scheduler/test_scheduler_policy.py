@@ -91,7 +91,7 @@ def test_more_agents_than_work_leaves_agents_without_assignment() -> None:
     ]
 
 
-def test_equal_arrival_is_broken_by_app_version_id() -> None:
+def test_equal_arrival_is_broken_by_build() -> None:
     groups = [group("b", 1, 100), group("a", 1, 100)]
     assert assign([agent("z")], groups, 10) == [Assignment("z", "a", 1)]
 
@@ -118,18 +118,18 @@ def test_invariants_on_random_situations(seed: int) -> None:
 
     result = assign(agents, groups, batch_max)
 
-    sizes = {g.app_version_id: g.size for g in groups}
+    sizes = {g.build: g.size for g in groups}
     # each agent at most once; each batch 1..batch_max jobs of a pending group
     assert len({a.agent_id for a in result}) == len(result)
     assert all(1 <= a.count <= batch_max for a in result)
-    taken = {v: sum(a.count for a in result if a.app_version_id == v) for v in sizes}
+    taken = {v: sum(a.count for a in result if a.build == v) for v in sizes}
     assert all(taken[v] <= sizes[v] for v in sizes)
     # no agent left without work while jobs remain unassigned
     if any(taken[v] < sizes[v] for v in sizes):
         assert len(result) == len(agents)
     # a warm agent is given its installed version unless others took all of it
     for a in agents:
-        warm = a.installed_app_version
-        got = next((x.app_version_id for x in result if x.agent_id == a.agent_id), None)
+        warm = a.installed_build
+        got = next((x.build for x in result if x.agent_id == a.agent_id), None)
         if warm in sizes and got != warm:
             assert taken[warm] == sizes[warm]

@@ -1,0 +1,211 @@
+"""The reaper: batches whose agent is gone go back to their groups, within one tick.
+
+Every tick (`SCHEDULER_TICK_S`) it looks at each agent that has a batch bound to it and
+asks `verdict` (pure) whether that batch can still end by the agent's own reports:
+- the agent's lease expired on Redis TIME (killed, OOM, host gone): `agent_lost`;
+- a new instance of the agent holds the lease (a restart under the same agent id):
+  `agent_restarted`, at once;
+- the batch was formed but never marked enqueued, and after `ENQUEUE_GRACE_S` no RQ job
+  exists for it (the scheduler died between the two steps): `not_enqueued`.
+Then the dead agent's RQ job is withdrawn (off its queue, or out of the registry its dead
+worker left it in) and the batch is requeued by THE requeue script (`Requeuer`): unfinished
+jobs go back to their group in their order, the attempt recorded in their history. A report
+that arrives late from the dead batch changes nothing: its jobs no longer name that batch.
+
+It also settles ended batches (`settle`): once a batch ended (its batch.finished, or a
+heartbeat naming it as `last_batch_id`) more than `report_grace_s` ago, each of its jobs that
+still has no final status ends `error` (reason `not_reported`), and the batch record goes.
+The grace lets a report that the broker redelivered after the end be applied first.
+
+Every step is conditional in Redis (the requeue acts only on jobs still of that batch, and
+frees the agent only if still bound to it), so several scheduler replicas may run it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Final
+
+from redis import Redis, WatchError
+from redis.client import Pipeline
+
+from qgjob_contract import leases
+from qgjob_contract.events import utc_now
+from qgjob_contract.names import Keys
+from qgjob_contract.records import Agent, Batch, Job, Lease, is_alive
+from qgjob_contract.statuses import ErrorReason, RequeueReason
+from qgjob_scheduler import transitions
+from qgjob_scheduler.atomic import fields, transaction
+from qgjob_scheduler.dispatch import ENQUEUED, Formed, Requeuer
+
+log = logging.getLogger(__name__)
+
+# How long a formed batch may wait for its RQ job before the reaper looks for it.
+ENQUEUE_GRACE_S: Final = 5.0
+# How long after a batch ended its jobs' reports may still arrive before they count as lost.
+REPORT_GRACE_S: Final = 5.0
+
+
+def verdict(
+    batch: Formed,
+    lease: Lease | None,
+    now_ms: int,
+    timeout_s: float,
+    *,
+    enqueue_grace_s: float = ENQUEUE_GRACE_S,
+) -> RequeueReason | None:
+    """Why the batch must be requeued now, or None while its agent may still end it (pure).
+
+    An agent never seen to renew a lease counts as lost once the batch is older than the
+    timeout (a batch is only bound to an agent with a fresh lease).
+    """
+    if (
+        lease is not None
+        and batch.batch.instance_id
+        and (lease.instance_id != batch.batch.instance_id)
+    ):
+        return RequeueReason.AGENT_RESTARTED
+    if not is_alive(lease, now_ms, timeout_s) and now_ms - batch.formed_ms > timeout_s * 1000:
+        return RequeueReason.AGENT_LOST
+    if not batch.enqueued and now_ms - batch.formed_ms > enqueue_grace_s * 1000:
+        return RequeueReason.NOT_ENQUEUED
+    return None
+
+
+class Reaper:
+    def __init__(
+        self,
+        store: Redis,
+        requeuer: Requeuer,
+        *,
+        agent_timeout_s: float,
+        enqueue_grace_s: float = ENQUEUE_GRACE_S,
+        report_grace_s: float = REPORT_GRACE_S,
+    ) -> None:
+        self._store = store
+        self._requeuer = requeuer
+        self._timeout_s = agent_timeout_s
+        self._grace_s = enqueue_grace_s
+        self._report_grace_ms = int(report_grace_s * 1000)
+
+    def tick(self) -> None:
+        """What the scheduler's tick asks of the reaper: lost agents, then ended batches."""
+        self.reap()
+        self.settle()
+
+    def settle(self) -> list[str]:
+        """Settle the batches that ended more than the report grace ago; returns the ids of
+        the jobs ended `error` (`not_reported`)."""
+        now_ms = leases.redis_now_ms(self._store)
+        due = self._store.zrangebyscore(Keys.ENDED_BATCHES, "-inf", now_ms - self._report_grace_ms)
+        ended: list[str] = []
+        for batch_id in due:
+            ended += self._settle_one(str(batch_id))
+        return ended
+
+    def _settle_one(self, batch_id: str) -> list[str]:
+        batch_key = Keys.batch(batch_id)
+
+        def settle(pipe: Pipeline) -> list[Job]:
+            raw = pipe.hgetall(batch_key)
+            batch = Batch.from_redis(raw) if raw else None
+            moved: list[Job] = []
+            if batch is not None:
+                job_keys = [Keys.job(job.job_id) for job in batch.jobs]
+                pipe.watch(*job_keys)  # type: ignore[no-untyped-call]
+                now = utc_now()
+                for job_key in job_keys:
+                    raw_job = pipe.hgetall(job_key)
+                    job = Job.from_redis(raw_job) if raw_job else None
+                    lost = transitions.end_unreported(job, batch_id, batch.agent_id, now)
+                    if lost is not None:
+                        moved.append(lost)
+            pipe.multi()
+            for job in moved:
+                pipe.hset(Keys.job(job.job_id), mapping=fields(job.to_redis()))
+            pipe.delete(batch_key)
+            pipe.zrem(Keys.ENDED_BATCHES, batch_id)
+            return moved
+
+        moved = transaction(self._store, batch_key, settle)
+        for job in moved:
+            log.warning(
+                "job_id=%s -> %s (%s): batch_id=%s ended on agent %s without reporting it",
+                job.job_id,
+                job.status,
+                ErrorReason.NOT_REPORTED.value,
+                batch_id,
+                job.assigned_agent,
+            )
+        return [job.job_id for job in moved]
+
+    def reap(self) -> list[str]:
+        """One look at every bound agent; returns the ids of the batches requeued."""
+        agents = self._bound_agents()
+        if not agents:
+            return []
+        lease_of = leases.read(self._store, (agent.agent_id for agent in agents))
+        now_ms = leases.redis_now_ms(self._store)
+        reaped = []
+        for agent in agents:
+            batch_id = agent.current_batch_id
+            assert batch_id is not None  # _bound_agents
+            raw = self._store.hgetall(Keys.batch(batch_id))
+            if not raw:
+                self._unbind_missing(agent.agent_id, batch_id)
+                continue
+            formed = Formed.from_redis(raw)
+            reason = verdict(
+                formed,
+                lease_of.get(agent.agent_id),
+                now_ms,
+                self._timeout_s,
+                enqueue_grace_s=self._grace_s,
+            )
+            if reason is None:
+                continue
+            if reason is RequeueReason.NOT_ENQUEUED:
+                if self._requeuer.rq_job_exists(batch_id):
+                    # enqueued, but the scheduler that did it died before saying so
+                    self._store.hset(Keys.batch(batch_id), ENQUEUED, "1")
+                    continue
+            else:
+                self._requeuer.withdraw(formed.batch, started_too=True)
+            log.warning(
+                "batch_id=%s of agent %s: %s, requeuing its unfinished jobs",
+                batch_id,
+                agent.agent_id,
+                reason.value,
+            )
+            self._requeuer.requeue(formed, reason)
+            reaped.append(batch_id)
+        return reaped
+
+    def _bound_agents(self) -> list[Agent]:
+        agent_ids = sorted(str(agent_id) for agent_id in self._store.smembers(Keys.AGENTS))
+        pipe = self._store.pipeline(transaction=False)
+        for agent_id in agent_ids:
+            pipe.hgetall(Keys.agent(agent_id))
+        return [agent for agent in _agents(pipe.execute()) if agent.current_batch_id]
+
+    def _unbind_missing(self, agent_id: str, batch_id: str) -> None:
+        """An agent bound to a batch that has no record (not expected): free it."""
+        key = Keys.agent(agent_id)
+        with self._store.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                if pipe.hget(key, "current_batch_id") != batch_id:
+                    return
+                pipe.multi()
+                pipe.hset(key, "current_batch_id", "")
+                pipe.execute()
+            except WatchError:
+                return  # the agent changed meanwhile: the next tick looks again
+        log.warning(
+            "agent %s was bound to batch_id=%s, which has no record: freed", agent_id, batch_id
+        )
+
+
+def _agents(raws: Iterable[dict[str, str]]) -> list[Agent]:
+    return [Agent.from_redis(raw) for raw in raws if raw]

@@ -246,19 +246,30 @@ class _Planner:
     ) -> float:
         """When the build's work would end if every other agent joined that pays to.
 
-        Agents join in the order they could start (ready, plus the install if cold), each
-        only if it brings the end forward by the split rule's margin. Sizing a batch to end
-        then leaves the rest of the build to them: batches shrink as the backlog drains.
+        Candidates: every other agent, warm (no install) or cold, less as many cold ones as
+        other builds nobody serves yet (those will take them). They join in the order they
+        could start (ready, plus the install if cold), each only if it brings the end
+        forward by the split rule's margin. Sizing a batch to end then leaves the rest of
+        the build to them: batches shrink as the backlog drains, and stay whole while the
+        other agents are needed elsewhere (each batch costs a round trip on the platform).
         """
-        helpers = []
+        serving = self._serving.get(build, set())
+        warm, cold = [], []
         for other in self._s.agents:
-            if other.agent_id == agent.agent_id or other.agent_id in self._serving.get(
-                build, set()
-            ):
+            if other.agent_id == agent.agent_id or other.agent_id in serving:
                 continue  # this agent, or one already counted in `ready`
-            cost = 0.0 if self._holds[other.agent_id] == build else self._install_s(build)
-            helpers.append((self._ready[other.agent_id] + cost, cost))
-        helpers.sort()
+            if self._holds[other.agent_id] == build:
+                warm.append((self._ready[other.agent_id], 0.0))
+            else:
+                cost = self._install_s(build)
+                cold.append((self._ready[other.agent_id] + cost, cost))
+        unserved = sum(
+            1
+            for b, queue in self._queues.items()
+            if queue and b != build and not self._servers.get(b)
+        )
+        cold.sort()
+        helpers = sorted(warm + cold[unserved:])
         end = finish_time(ready, work)
         for start, cost in helpers:
             sooner = finish_time([*ready, start], work)

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 COMPONENTS := contract services/api services/scheduler services/agent-runtime \
 	services/agent-emulator services/agent-device services/agent-browserstack cli
 
-.PHONY: install lint typecheck test test-unit test-integration test-e2e up down logs bench bench-quick
+.PHONY: install lint typecheck test test-unit test-integration test-e2e mutation up down logs chaos bench bench-quick
 
 install: ## .venv with every component (editable, the CLI included) and the dev tools
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test-integration:
 test-e2e:
 	$(BIN)/pytest e2e
 
+mutation: ## mutation testing of the pure-logic modules (tests/mutation/modules.toml); slow, not in `test`
+	$(BIN)/python tests/mutation/run.py
+
 up: ## the whole stack, built from this checkout
 	docker compose up --build -d --wait
 
@@ -40,6 +43,9 @@ down:
 
 logs:
 	docker compose logs --tail=200
+
+chaos: ## a larger chaos run on a stack of its own (not part of `make test`); last line: JSON
+	TESTCONTAINERS_RYUK_DISABLED=true $(BIN)/python -m e2e.chaos
 
 bench: ## the benchmark of issue 6 on the real stack (full sizes); last line: one JSON object
 	$(BIN)/python -m bench

@@ -6,13 +6,16 @@ API is published on a free host port so a stack the developer runs on :5000 is u
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +38,8 @@ STACK_ENV = {
 }
 
 T = TypeVar("T")
+# How long a single read outside a polling loop rides out transient errors.
+RETRY_S = 30.0
 
 
 def _free_port() -> int:
@@ -44,18 +49,56 @@ def _free_port() -> int:
         return port
 
 
+class Transient(Exception):
+    """A failure a poll rides out: no connection, a timeout, or a 5xx (503 while a server
+    restarts). Raised by the Stack's one-shot reads; `wait_until` retries through it."""
+
+
+class NotYet(Exception):
+    """Raised by a probe to say "not yet" together with what it saw (for the failure message)."""
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    Transient,
+    NotYet,
+    requests.ConnectionError,
+    requests.Timeout,
+)
+
+
 def wait_until(
     probe: Callable[[], T | None], *, timeout: float, interval: float = 0.25, what: str
 ) -> T:
-    """Poll `probe` until it returns something other than None/False, or fail at the deadline."""
+    """Poll `probe` until it returns something truthy, or fail at the deadline.
+
+    A transient error raised by `probe` (see TRANSIENT_ERRORS), or NotYet, is polled through
+    like a falsy answer; any other exception (a 404, a failed assertion) ends the wait at once.
+    The failure message says what the last poll saw.
+    """
     deadline = time.monotonic() + timeout
+    last = "nothing yet"
     while True:
-        value = probe()
-        if value:
-            return value
+        try:
+            value = probe()
+        except NotYet as exc:
+            last = str(exc)
+        except TRANSIENT_ERRORS as exc:
+            last = f"transient error {exc!r}"
+        else:
+            if value:
+                return value
+            last = f"{value!r}"[:500]
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {last}")
         time.sleep(interval)
+
+
+def _ok_json(response: requests.Response, path: str) -> Any:
+    """The JSON of a 200; Transient for a 5xx; AssertionError for anything else."""
+    if response.status_code >= 500:
+        raise Transient(f"GET {path}: {response.status_code} {response.text[:200]}")
+    assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text}"
+    return response.json()
 
 
 @dataclass
@@ -70,50 +113,193 @@ class Stack:
     def post(self, path: str, body: Any) -> requests.Response:
         return requests.post(self.api_url + path, json=body, timeout=30)
 
-    def job(self, job_id: str) -> dict[str, Any]:
-        response = self.get(f"/v1/jobs/{job_id}")
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
+    # One-shot reads: raise Transient (or a requests error) for what a poll should retry.
+    def job_once(self, job_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = _ok_json(self.get(f"/v1/jobs/{job_id}"), f"/v1/jobs/{job_id}")
         return body
 
-    def agents(self) -> list[dict[str, Any]]:
-        response = self.get("/v1/agents")
-        assert response.status_code == 200, response.text
-        agents: list[dict[str, Any]] = response.json()["agents"]
+    def agents_once(self) -> list[dict[str, Any]]:
+        agents: list[dict[str, Any]] = _ok_json(self.get("/v1/agents"), "/v1/agents")["agents"]
         return agents
+
+    # Reads that ride out a short outage (up to `RETRY_S`), for use outside polling loops.
+    def job(self, job_id: str) -> dict[str, Any]:
+        return wait_until(lambda: self.job_once(job_id), timeout=RETRY_S, what=f"job {job_id}")
+
+    def agents(self) -> list[dict[str, Any]]:
+        return wait_until(self.agents_once, timeout=RETRY_S, what="GET /v1/agents")
+
+    def jobs(self, job_ids: list[str]) -> list[dict[str, Any]]:
+        return [self.job(job_id) for job_id in job_ids]
 
     def wait_final(self, job_ids: list[str], timeout: float = 120) -> list[dict[str, Any]]:
         def all_final() -> list[dict[str, Any]] | None:
-            jobs = [self.job(job_id) for job_id in job_ids]
-            return jobs if all(job["final"] for job in jobs) else None
+            jobs = [self.job_once(job_id) for job_id in job_ids]
+            if all(job["final"] for job in jobs):
+                return jobs
+            waiting = Counter(job["status"] for job in jobs if not job["final"])
+            raise NotYet(f"not final yet: {dict(waiting)}")
 
         return wait_until(all_final, timeout=timeout, what=f"{len(job_ids)} jobs to be final")
 
-    def wait_agents_idle(self, timeout: float = 60) -> list[dict[str, Any]]:
-        """Every live agent has reported its last batch finished (its counters are final)."""
+    def wait_agents(
+        self, accept: Callable[[list[dict[str, Any]]], bool], *, timeout: float = 60, what: str
+    ) -> list[dict[str, Any]]:
+        """Poll /v1/agents until `accept(agents)` holds; return that listing."""
 
-        def idle() -> list[dict[str, Any]] | None:
-            agents = [a for a in self.agents() if a["alive"]]
-            return agents if all(a["current_batch_id"] is None for a in agents) else None
+        def probe() -> list[dict[str, Any]] | None:
+            agents = self.agents_once()
+            return agents if accept(agents) else None
 
-        return wait_until(idle, timeout=timeout, what="agents to finish their batches")
+        return wait_until(probe, timeout=timeout, what=what)
+
+    def live_agents(self, target: str, count: int, timeout: float = 90) -> list[dict[str, Any]]:
+        """Wait until exactly `count` agents of `target` are alive and not offline (stopping);
+        return them."""
+
+        def serving(agents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [
+                a
+                for a in agents
+                if a["alive"] and a["target"] == target and a["state"] != "offline"
+            ]
+
+        return serving(
+            self.wait_agents(
+                lambda agents: len(serving(agents)) == count,
+                timeout=timeout,
+                what=f"{count} live {target} agents",
+            )
+        )
+
+    def wait_installs(self, expected: dict[str, int], timeout: float = 60) -> dict[str, int]:
+        """Wait until each agent in `expected` reports at least that many installs, each
+        agent on its own (no instant where all are idle is needed); return the counters."""
+
+        def reached() -> dict[str, int] | None:
+            installs = {a["agent_id"]: a["installs"] for a in self.agents_once()}
+            done = all(installs.get(agent, 0) >= n for agent, n in expected.items())
+            return installs if done else None
+
+        return wait_until(reached, timeout=timeout, what=f"agents' installs to reach {expected}")
 
     def qgjob(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         """Run the real `qgjob` command installed in this environment."""
-        exe = shutil.which("qgjob", path=str(Path(sys.executable).parent)) or "qgjob"
         return subprocess.run(
-            [exe, *args],
+            [qgjob_exe(), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
-            env={**os.environ, "QGJOB_API_URL": self.api_url},
+            env=self.qgjob_env(),
             check=False,
         )
 
-    def compose_up(self, *args: str) -> None:
-        """`docker compose up -d --wait ARGS` on the running project, as a user would."""
-        command = [*self.compose.compose_command_property, "up", "-d", "--wait", *args]
-        subprocess.run(command, cwd=REPO_ROOT, env=self.env, check=True, timeout=300)
+    def qgjob_env(self, api_url: str | None = None) -> dict[str, str]:
+        return {**os.environ, "QGJOB_API_URL": api_url or self.api_url}
+
+    def compose_up(self, *args: str, timeout: float = 300) -> None:
+        """`docker compose up -d --wait ARGS` on the running project, as a user would.
+
+        `up` is idempotent, so a failed `--wait` (a healthcheck that timed out on a loaded
+        machine marks a container unhealthy for a moment) is retried until `timeout`.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            command = [*self.compose.compose_command_property, "up", "-d", "--wait", *args]
+            done = subprocess.run(
+                command,
+                cwd=REPO_ROOT,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=max(10.0, deadline - time.monotonic()),
+                check=False,
+            )
+            if done.returncode == 0:
+                return
+            if time.monotonic() > deadline - 10:
+                pytest.fail(f"{' '.join(command)} kept failing; last: {done.stderr[-2000:]}")
+            print(f"compose up failed, retrying: {done.stderr.strip().splitlines()[-1:]}")
+            time.sleep(5)
+
+    def containers(self, service: str) -> list[Container]:
+        """The running containers of one compose service of this project, by number."""
+        listed = docker(
+            "ps",
+            "--filter",
+            f"label=com.docker.compose.project={PROJECT}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+            "--format",
+            '{{.ID}} {{.Label "com.docker.compose.container-number"}}',
+        )
+        found = []
+        for line in listed.splitlines():
+            short_id, number = line.split()
+            inspected = json.loads(docker("inspect", short_id))[0]
+            found.append(Container(inspected["Id"], int(number), inspected["Config"]["Hostname"]))
+        return sorted(found, key=lambda c: c.number)
+
+
+@dataclass(frozen=True)
+class Container:
+    container_id: str
+    number: int  # compose's container number (agent-emulator-3 is 3)
+    hostname: str
+
+    def agent_id(self, target: str) -> str:
+        """The agent id it runs as: AGENT_ID's default, `{target}-{hostname}`."""
+        return f"{target}-{self.hostname}"
+
+
+def docker(*args: str, timeout: float = 60) -> str:
+    done = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=True
+    )
+    return done.stdout
+
+
+@contextmanager
+def stop_signals() -> Iterator[dict[str, float]]:
+    """Watch this project's containers while the block runs; afterwards the dict maps each
+    container id that got SIGTERM to when (epoch seconds, the docker daemon's clock).
+
+    It subscribes before the block (`docker events` streams): the daemon keeps only its
+    last 256 events, which a busy machine's healthchecks overwrite within seconds.
+    """
+    watcher = subprocess.Popen(
+        [
+            "docker",
+            "events",
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=kill",
+            "--filter",
+            f"label=com.docker.compose.project={PROJECT}",
+            "--format",
+            "{{json .}}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    signals: dict[str, float] = {}
+    time.sleep(1)  # the subscription is live once the client has connected
+    try:
+        yield signals
+    finally:
+        time.sleep(1)  # let the last events reach the stream
+        watcher.terminate()
+        output, _ = watcher.communicate(timeout=30)
+        for line in output.splitlines():
+            event = json.loads(line)
+            if event["Actor"]["Attributes"].get("signal") in {"15", "SIGTERM"}:
+                signals.setdefault(event["Actor"]["ID"], event["timeNano"] / 1e9)
+
+
+def qgjob_exe() -> str:
+    """The `qgjob` command of this environment (the CLI under test)."""
+    return shutil.which("qgjob", path=str(Path(sys.executable).parent)) or "qgjob"
 
 
 @pytest.fixture(scope="session")
@@ -124,19 +310,25 @@ def stack() -> Iterator[Stack]:
     os.environ.update(env)  # docker compose (run by testcontainers) interpolates from it
     compose = DockerCompose(REPO_ROOT, compose_file_name="docker-compose.yml", build=True)
     started = time.monotonic()
+    stack = Stack(compose=compose, api_url=f"http://127.0.0.1:{port}", env=env)
     try:
         compose.start()
-    except Exception:
-        stdout, stderr = compose.get_logs()
-        print(stdout[-20000:], stderr[-5000:], file=sys.stderr)
-        compose.stop()
-        raise
+    except Exception as exc:
+        # Built and created; a healthcheck that timed out on a loaded machine fails the
+        # first `--wait`: wait again, idempotently, before giving up.
+        print(f"\ncompose start failed ({exc}); waiting for the stack again", file=sys.stderr)
+        try:
+            stack.compose_up("--no-build")
+        except BaseException:
+            stdout, stderr = compose.get_logs()
+            print(stdout[-20000:], stderr[-5000:], file=sys.stderr)
+            compose.stop()
+            raise
     print(f"\ncompose stack healthy after {time.monotonic() - started:.1f} s (build included)")
-    stack = Stack(compose=compose, api_url=f"http://127.0.0.1:{port}", env=env)
     try:
         wait_until(
             lambda: (
-                {a["target"] for a in stack.agents() if a["alive"]}
+                {a["target"] for a in stack.agents_once() if a["alive"]}
                 >= {"emulator", "device", "browserstack"}
             ),
             timeout=60,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from e2e.conftest import Stack, wait_until
+from e2e.conftest import Stack, Transient, wait_until
 
 ORDER = ["queued", "assigned", "running", "passed"]
 
@@ -27,6 +27,8 @@ def test_status_follows_a_job_from_submit_to_passed(stack: Stack) -> None:
 
     def passed() -> dict[str, object] | None:
         done = stack.qgjob("status", f"--job-id={job_id}", "--json")
+        if done.returncode in (3, 4):  # unreachable, or 5xx: transient, poll again
+            raise Transient(f"qgjob status exited {done.returncode}: {done.stderr.strip()}")
         assert done.returncode == 0, done.stderr
         record: dict[str, object] = json.loads(done.stdout)
         if not seen or seen[-1] != record["status"]:

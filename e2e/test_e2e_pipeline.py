@@ -17,7 +17,7 @@ def test_24_jobs_over_2_versions_and_3_targets_install_once_per_needed_batch(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     versions = (f"v1-{run}", f"v2-{run}")
-    before = {a["agent_id"]: a["installs"] for a in stack.wait_agents_idle()}
+    before = {a["agent_id"]: a["installs"] for a in stack.agents()}
 
     job_ids: list[str] = []
     for target in TARGETS:
@@ -48,8 +48,12 @@ def test_24_jobs_over_2_versions_and_3_targets_install_once_per_needed_batch(
         assert str(batch[0]["assigned_agent"]).startswith(f"{batch[0]['target']}-")
 
     paid = {job["batch_id"] for job in jobs if job["result"]["install_paid"]}
-    after = {a["agent_id"]: a["installs"] for a in stack.wait_agents_idle()}
-    installs_reported = sum(after[agent] - before.get(agent, 0) for agent in after)
+    paid_by_agent = Counter(job["assigned_agent"] for job in jobs if job["result"]["install_paid"])
+    # Each agent's own counter, read once that agent has reported (not all idle at once).
+    expected = {agent: before.get(agent, 0) + n for agent, n in paid_by_agent.items()}
+    after = stack.wait_installs(expected)
+    installs_reported = sum(after[agent] - before.get(agent, 0) for agent in expected)
+    assert {agent: after[agent] for agent in expected} == expected
 
     assert installs_reported == len(paid)
     assert installs_reported < len(jobs)
@@ -72,7 +76,9 @@ def test_failing_test_ends_failed_and_submit_wait_exits_nonzero(stack: Stack) ->
     )
     assert done.returncode == 1, (done.stdout, done.stderr)  # 1 = a test failed (cli/README.md)
 
-    jobs = stack.get("/v1/jobs", app_version_id=version).json()["jobs"]
+    listed = stack.get("/v1/jobs", app_version_id=version)
+    assert listed.status_code == 200, listed.text
+    jobs = listed.json()["jobs"]
     statuses = {job["test_path"]: job["status"] for job in jobs}
     assert statuses == {"tests/login.spec.js": "passed", "tests/checkout_fail.spec.js": "failed"}
 

@@ -1,13 +1,35 @@
-"""(c) The seed project's contract, field by field: POST /submit and GET /status/<job_id>."""
+"""(c) The seed project's contract, exactly, through gunicorn: POST /submit and
+GET /status/<job_id>, and the documented error bodies."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from typing import Any
 
 import pytest
 import requests
 
 from e2e.conftest import Stack
+from qgjob_contract.records import Job
+
+# The /status body is the job record (contract records.Job) plus `final`.
+RECORD_FIELDS = {field.name for field in dataclasses.fields(Job)} | {"final"}
+SUBMIT_FIELDS = {"message", "job_id", "assigned_agent"}
+
+
+def _json_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
+    """An error answer exactly as documented: JSON {"error", "message"[, "field"]}."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body: dict[str, Any] = response.json()
+    expected = {"error", "message", "field"} if code == "validation_error" else {"error", "message"}
+    assert set(body) == expected, body
+    assert body["error"] == code
+    assert isinstance(body["message"], str)
+    assert body["message"].strip()
+    assert "\n" not in body["message"]
+    return body
 
 
 def test_submit_returns_201_with_job_id_and_status_tracks_it_to_passed(stack: Stack) -> None:
@@ -20,28 +42,38 @@ def test_submit_returns_201_with_job_id_and_status_tracks_it_to_passed(stack: St
     }
     response = stack.post("/submit", body)
 
-    assert response.status_code == 201
+    assert response.status_code == 201, response.text
     assert response.headers["Content-Type"].startswith("application/json")
     submitted = response.json()
+    assert set(submitted) == SUBMIT_FIELDS
     assert isinstance(submitted["message"], str)
-    assert submitted["message"]
+    assert submitted["message"].strip()
+    assert submitted["assigned_agent"] is None  # the seed contract: null at submit
     job_id = submitted["job_id"]
-    assert isinstance(job_id, str)
-    assert job_id
-    assert submitted["assigned_agent"] is None or isinstance(submitted["assigned_agent"], str)
+    assert str(uuid.UUID(job_id)) == job_id
 
     status = stack.get(f"/status/{job_id}")
-    assert status.status_code == 200
+    assert status.status_code == 200, status.text
+    assert status.headers["Content-Type"].startswith("application/json")
     record = status.json()
+    assert set(record) == RECORD_FIELDS
     assert record["job_id"] == job_id
     assert record["status"] in {"queued", "assigned", "running", "passed"}
-    assert "assigned_agent" in record
+    assert record["final"] is (record["status"] == "passed")
 
     (final,) = stack.wait_final([job_id], timeout=60)
-    record = stack.get(f"/status/{job_id}").json()
+    status = stack.get(f"/status/{job_id}")
+    assert status.status_code == 200, status.text
+    record = status.json()
     assert record == final
+    assert set(record) == RECORD_FIELDS
     assert record["status"] == "passed"
-    assert record["assigned_agent"].startswith("emulator-")
+    assert record["final"] is True
+    emulators = {a["agent_id"] for a in stack.agents() if a["target"] == "emulator"}
+    assert record["assigned_agent"] in emulators
+    assert record["batch_id"]
+    assert record["history"] == []  # one attempt, nothing before it
+    assert record["run_id"] is None or isinstance(record["run_id"], str)
     for field in ("org_id", "app_version_id", "test_path", "priority", "target"):
         assert record[field] == body[field]
     # It went queued -> assigned -> running -> passed: each step left its timestamp, in order.
@@ -57,15 +89,16 @@ def test_priority_and_target_default_to_1_and_emulator(stack: Stack) -> None:
         {"org_id": "qualgent", "app_version_id": "xyz123", "test_path": "tests/defaults.spec.js"},
     )
     assert response.status_code == 201
-    record = stack.get(f"/status/{response.json()['job_id']}").json()
+    assert response.status_code == 201, response.text
+    assert set(response.json()) == SUBMIT_FIELDS
+    record = stack.job(response.json()["job_id"])
+    assert set(record) == RECORD_FIELDS
     assert record["priority"] == 1
     assert record["target"] == "emulator"
 
 
 def test_unknown_job_id_is_404_with_error(stack: Stack) -> None:
-    response = stack.get(f"/status/{uuid.uuid4()}")
-    assert response.status_code == 404
-    assert response.json()["error"]
+    _json_error(stack.get(f"/status/{uuid.uuid4()}"), 404, "not_found")
 
 
 @pytest.mark.parametrize(
@@ -86,12 +119,9 @@ def test_unknown_job_id_is_404_with_error(stack: Stack) -> None:
 def test_bad_input_is_400_naming_the_field(
     stack: Stack, body: dict[str, object], field: str
 ) -> None:
-    response = stack.post("/submit", body)
-    assert response.status_code == 400
-    error = response.json()
-    assert error["error"] == "validation_error"
+    error = _json_error(stack.post("/submit", body), 400, "validation_error")
     assert error["field"] == field
-    assert field in error["message"]
+    assert error["message"].startswith(f"{field}: ")
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/json"])
@@ -102,11 +132,16 @@ def test_non_json_body_is_400_json_error(stack: Stack, content_type: str) -> Non
         headers={"Content-Type": content_type},
         timeout=10,
     )
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_json"
-    assert response.json()["message"]
+    _json_error(response, 400, "invalid_json")
 
 
 def test_health_and_readiness(stack: Stack) -> None:
     assert stack.get("/healthz").status_code == 200
-    assert stack.get("/readyz").status_code == 200
+    ready = stack.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready", "checks": {"redis": "ok", "rabbitmq": "ok"}}
+
+
+def test_unknown_route_and_wrong_method_are_json_errors(stack: Stack) -> None:
+    _json_error(stack.get("/nope"), 404, "not_found")
+    _json_error(requests.delete(stack.api_url + "/submit", timeout=10), 405, "method_not_allowed")

@@ -18,7 +18,7 @@ DEFAULT_REDIS_URL: Final = "redis://localhost:6379/0"
 DEFAULT_RABBITMQ_URL: Final = "amqp://guest:guest@localhost:5672/%2F"
 DEFAULT_LOG_LEVEL: Final = "INFO"
 # AGENT_TIMEOUT_S: the API and the scheduler must agree on when an agent counts as gone.
-DEFAULT_AGENT_TIMEOUT_S: Final = 10.0
+DEFAULT_AGENT_TIMEOUT_S: Final = 6.0
 
 REDIS_SCHEMES: Final = ("redis", "rediss", "unix")
 AMQP_SCHEMES: Final = ("amqp", "amqps")

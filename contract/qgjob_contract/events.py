@@ -116,8 +116,20 @@ class AgentCounters(TypedDict):
     jobs_run: Count  # jobs finished since the agent started
 
 
+class JobReport(TypedDict):
+    """What the agent reported of one job of a batch (its job.started and job.finished)."""
+
+    started_at: Timestamp | None  # None: the job never started (its install failed)
+    finished_at: Timestamp
+    result: JobResult
+
+
 class BatchFinished(AgentCounters):
     batch_id: Id
+    # Every job of the batch the agent reported, by job id, as its job.started and
+    # job.finished said. The batch's end applies them before it ends the other jobs as not
+    # reported, so the outcome does not depend on the order in which those events arrive.
+    reports: dict[str, JobReport]
 
 
 class AgentHeartbeat(AgentCounters):

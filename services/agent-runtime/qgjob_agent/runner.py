@@ -31,6 +31,7 @@ from qgjob_contract.events import (
     Envelope,
     EventType,
     JobFinished,
+    JobReport,
     JobResult,
     JobStarted,
     make_event,
@@ -95,14 +96,11 @@ class BatchRunner:
             _job_ids(job.job_id for job in batch.jobs),
         )
         self._status.begin_batch(batch.batch_id)
-        reported: set[str] = set()  # jobs whose job.finished is in the outbox
+        reported: dict[str, JobReport] = {}  # jobs whose job.finished is in the outbox
         try:
             self._run_jobs(batch, reported)
-            with self._status.reporting:  # see AgentStatus: no heartbeat overtakes this event
-                finished = self._status.end_batch(batch.batch_id)
-                self._reports.put(make_event(EventType.BATCH_FINISHED, finished))
         except BaseException as exc:
-            self._status.end_batch(batch.batch_id)
+            self._end(batch.batch_id, reported)  # an aborted batch still says what it reported
             log.error(
                 "batch_id=%s: aborted (%s: %s); job_ids not reported: %s",
                 batch.batch_id,
@@ -111,12 +109,19 @@ class BatchRunner:
                 _job_ids(job.job_id for job in batch.jobs if job.job_id not in reported),
             )
             raise
+        finished = self._end(batch.batch_id, reported)
         log.info(
             "batch_id=%s: finished, agent %s (%d jobs run so far)",
             batch.batch_id,
             finished["state"].value,
             finished["jobs_run"],
         )
+        return finished
+
+    def _end(self, batch_id: str, reported: dict[str, JobReport]) -> BatchFinished:
+        with self._status.reporting:  # see AgentStatus: no heartbeat overtakes this event
+            finished = self._status.end_batch(batch_id, reported)
+            self._reports.put(make_event(EventType.BATCH_FINISHED, finished))
         return finished
 
     def refuse(self, batch_id: str | None, error: Exception) -> None:
@@ -137,7 +142,7 @@ class BatchRunner:
         )
         return False
 
-    def _run_jobs(self, batch: Batch, reported: set[str]) -> None:
+    def _run_jobs(self, batch: Batch, reported: dict[str, JobReport]) -> None:
         if not self._bound(batch):
             return
         install = self._install(batch)
@@ -146,9 +151,12 @@ class BatchRunner:
                 return
             if install.error is not None:
                 failed = RunOutcome(JobStatus.ERROR, 0.0, install.error, ErrorReason.INSTALL_FAILED)
-                self._finish(batch, job, failed, reported, install_paid=False, install_s=0.0)
+                self._finish(
+                    batch, job, failed, reported, started_at=None, install_paid=False, install_s=0.0
+                )
                 continue
             pays_install = install.paid and index == 0
+            started_at = self._now()
             self._reports.put(
                 make_event(
                     EventType.JOB_STARTED,
@@ -156,7 +164,7 @@ class BatchRunner:
                         job_id=job.job_id,
                         batch_id=batch.batch_id,
                         agent_id=self._status.agent_id,
-                        started_at=self._now(),
+                        started_at=started_at,
                     ),
                 )
             )
@@ -166,6 +174,7 @@ class BatchRunner:
                 job,
                 outcome,
                 reported,
+                started_at=started_at,
                 install_paid=pays_install,
                 install_s=install.seconds if pays_install else 0.0,
             )
@@ -229,8 +238,9 @@ class BatchRunner:
         batch: Batch,
         job: BatchJob,
         outcome: RunOutcome,
-        reported: set[str],
+        reported: dict[str, JobReport],
         *,
+        started_at: str | None,
         install_paid: bool,
         install_s: float,
     ) -> None:
@@ -246,6 +256,7 @@ class BatchRunner:
         if outcome.reason is not None:
             result["reason"] = outcome.reason.value
         self._status.record_job_finished()
+        finished_at = self._now()
         self._reports.put(
             make_event(
                 EventType.JOB_FINISHED,
@@ -253,12 +264,14 @@ class BatchRunner:
                     job_id=job.job_id,
                     batch_id=batch.batch_id,
                     agent_id=self._status.agent_id,
-                    finished_at=self._now(),
+                    finished_at=finished_at,
                     result=result,
                 ),
             )
         )
-        reported.add(job.job_id)
+        reported[job.job_id] = JobReport(
+            started_at=started_at, finished_at=finished_at, result=result
+        )
         log.info(
             "job_id=%s batch_id=%s: %s in %.2f s%s",
             job.job_id,

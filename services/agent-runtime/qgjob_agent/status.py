@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 
-from qgjob_contract.events import AgentCounters, AgentHeartbeat, BatchFinished
+from qgjob_contract.events import AgentCounters, AgentHeartbeat, BatchFinished, JobReport
 from qgjob_contract.statuses import AgentState
 from qgjob_contract.targets import Target
 
@@ -71,13 +71,21 @@ class AgentStatus:
         with self._lock:
             self._jobs_run += 1
 
-    def end_batch(self, batch_id: str) -> BatchFinished:
-        """The batch is over, finished or aborted: the agent is idle (offline once stopping)."""
+    def end_batch(
+        self, batch_id: str, reports: dict[str, JobReport] | None = None
+    ) -> BatchFinished:
+        """The batch is over, finished or aborted: the agent is idle (offline once stopping).
+
+        `reports`: what the agent reported of the batch's jobs (see BatchFinished)."""
         with self._lock:
             self._state = AgentState.IDLE
             self._batch_id = None
             self._last_batch_id = batch_id
-            return BatchFinished(**self._counters(self._reported_state()), batch_id=batch_id)
+            return BatchFinished(
+                **self._counters(self._reported_state()),
+                batch_id=batch_id,
+                reports=dict(reports or {}),
+            )
 
     def heartbeat(self, sent_at: str, state: AgentState | None = None) -> AgentHeartbeat:
         """A heartbeat payload; `state` overrides the current state (offline at exit)."""

@@ -57,7 +57,7 @@ from qgjob_scheduler.errors import REDIS_ERRORS, InvalidEvent
 
 log = logging.getLogger(__name__)
 
-MAX_RECONNECT_BACKOFF_S = 10.0
+MAX_RECONNECT_BACKOFF_S = 5.0
 MAX_REDIS_BACKOFF_S = 5.0
 # Pause after a connection that was established and then lost, before reconnecting.
 DROPPED_CONNECTION_PAUSE_S = 1.0

@@ -31,6 +31,7 @@ from qgjob_contract.events import (
     Envelope,
     EventType,
     JobFinished,
+    JobReport,
     JobsSubmitted,
     JobStarted,
     timestamp_ms,
@@ -38,8 +39,8 @@ from qgjob_contract.events import (
 )
 from qgjob_contract.lua import script
 from qgjob_contract.names import Keys
-from qgjob_contract.records import Agent, Lease
-from qgjob_contract.statuses import AgentState, JobStatus
+from qgjob_contract.records import Agent, Batch, Job, Lease
+from qgjob_contract.statuses import AgentState, ErrorReason, JobStatus
 from qgjob_scheduler import history, transitions
 from qgjob_scheduler.atomic import fields, transaction
 from qgjob_scheduler.grouping import PRIORITY_WEIGHT
@@ -180,6 +181,7 @@ class EventHandler:
             payload,
             lambda agent: _with_counters(agent, payload),
             ended_batch=payload["batch_id"],
+            reports=payload["reports"],
         )
         outstanding = before.current_batch_id if before is not None else None
         if outstanding != payload["batch_id"]:
@@ -213,21 +215,25 @@ class EventHandler:
         update: Callable[[Agent], Agent],
         *,
         ended_batch: str | None,
+        reports: dict[str, JobReport] | None = None,
     ) -> tuple[Agent | None, Agent]:
         """Upsert an agent record atomically; returns it as it was (None: new) and as written.
 
         When `ended_batch` is the agent's outstanding batch, the same transaction ends it:
-        the agent's `current_batch_id` is cleared (it is free) and the batch joins the ended
-        batches (`Keys.ENDED_BATCHES`, scored by Redis TIME). Its jobs that have no final
-        status yet are settled by the reaper once `report grace` has passed: a job.finished
-        that the broker redelivers after this event (a return after a lost connection does
-        not keep its place) is still applied first, so a pass is never overwritten.
+        the agent's `current_batch_id` is cleared (it is free), and
+        - from a batch.finished (`reports` given): each job of the batch takes the outcome the
+          agent reported for it, and the others end error/not_reported, at once. The outcome
+          does not depend on whether the job's own job.finished came first;
+        - from a heartbeat naming it as `last_batch_id` (the batch.finished was dead-lettered):
+          the batch joins the ended batches (`Keys.ENDED_BATCHES`, on Redis TIME), and the
+          reaper settles its jobs once the report grace has passed, so reports still in the
+          queue are applied first.
         """
         agent_id = payload["agent_id"]
         key = Keys.agent(agent_id)
-        ended_ms = leases.redis_now_ms(self._store) if ended_batch else 0
+        ended_ms = leases.redis_now_ms(self._store) if ended_batch and reports is None else 0
 
-        def read_modify_write(pipe: Pipeline) -> tuple[Agent | None, Agent, bool]:
+        def read_modify_write(pipe: Pipeline) -> tuple[Agent | None, Agent, bool, list[Job]]:
             raw = pipe.hgetall(key)
             before = Agent.from_redis(raw) if raw else None
             lease = Lease.from_redis(agent_id, pipe.hgetall(Keys.lease(agent_id)))
@@ -245,22 +251,42 @@ class EventHandler:
                 and ended_batch is not None
                 and before.current_batch_id == ended_batch
             )
+            settled: list[Job] = []
             if ends:
                 after = dataclasses.replace(after, current_batch_id=None)
+                if reports is not None:
+                    settled = _end_batch_jobs(pipe, str(ended_batch), agent_id, reports)
             pipe.multi()
             pipe.hset(key, mapping=fields(after.to_redis()))
             pipe.sadd(Keys.AGENTS, agent_id)
-            if ends:
+            for job in settled:
+                pipe.hset(Keys.job(job.job_id), mapping=fields(job.to_redis()))
+            if ends and reports is not None:
+                pipe.delete(Keys.batch(str(ended_batch)))
+            elif ends:
                 pipe.zadd(Keys.ENDED_BATCHES, {str(ended_batch): ended_ms})
-            return before, after, ends
+            return before, after, ends, settled
 
-        before, after, ends = transaction(self._store, key, read_modify_write)
+        before, after, ends, settled = transaction(self._store, key, read_modify_write)
         if ends:
             log.info(
-                "batch_id=%s of agent %s ended by %s (event_id=%s): agent freed",
+                "batch_id=%s of agent %s ended by %s (event_id=%s): agent freed%s",
                 ended_batch,
                 agent_id,
                 event.type.value,
+                event.event_id,
+                "" if reports is not None else "; its unreported jobs settle after the grace",
+            )
+        for job in settled:
+            reason = job.result.get("reason") if job.result else None
+            log_final = log.warning if reason == ErrorReason.NOT_REPORTED else log.info
+            log_final(
+                "job_id=%s -> %s%s (batch_id=%s ended on agent %s, event_id=%s)",
+                job.job_id,
+                job.status,
+                f" ({reason})" if reason else "",
+                ended_batch,
+                agent_id,
                 event.event_id,
             )
         return before, after
@@ -279,6 +305,29 @@ def applies(before: Agent | None, lease: Lease | None, instance_id: str, seq: in
     if before.instance_id == instance_id:
         return seq > before.seq
     return lease is None or lease.instance_id == instance_id
+
+
+def _end_batch_jobs(
+    pipe: Pipeline, batch_id: str, agent_id: str, reports: dict[str, JobReport]
+) -> list[Job]:
+    """The batch's jobs that its end changes (see transitions.end_batch_job), read inside the
+    watching transaction."""
+    batch_key = Keys.batch(batch_id)
+    pipe.watch(batch_key)  # type: ignore[no-untyped-call]
+    raw = pipe.hgetall(batch_key)
+    if not raw:
+        return []
+    job_ids = [job.job_id for job in Batch.from_redis(raw).jobs]
+    pipe.watch(*(Keys.job(job_id) for job_id in job_ids))  # type: ignore[no-untyped-call]
+    now = utc_now()
+    changed = []
+    for job_id in job_ids:
+        raw_job = pipe.hgetall(Keys.job(job_id))
+        job = Job.from_redis(raw_job) if raw_job else None
+        moved = transitions.end_batch_job(job, batch_id, agent_id, reports.get(job_id), now)
+        if moved is not None:
+            changed.append(moved)
+    return changed
 
 
 def _with_counters(agent: Agent, payload: AgentCounters) -> Agent:

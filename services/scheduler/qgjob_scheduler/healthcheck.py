@@ -11,7 +11,9 @@ from qgjob_contract.health import is_fresh
 from qgjob_scheduler.config import Config
 from qgjob_scheduler.errors import ConfigError
 
-MAX_AGE_S = 30.0
+# The tick touches the file only when its pass succeeded: a scheduler whose passes keep
+# failing turns unhealthy within this.
+MAX_AGE_S = 15.0
 
 
 def main() -> int:

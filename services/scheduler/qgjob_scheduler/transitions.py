@@ -13,7 +13,7 @@ from enum import StrEnum
 from redis import Redis
 from redis.client import Pipeline
 
-from qgjob_contract.events import JobFinished, JobResult, JobStarted
+from qgjob_contract.events import JobFinished, JobReport, JobResult, JobStarted
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Job
 from qgjob_contract.statuses import ErrorReason, JobStatus, can_transition
@@ -64,6 +64,30 @@ def end_unreported(job: Job | None, batch_id: str, agent_id: str, now: str) -> J
         status=JobStatus.ERROR.value,
         finished_at=now,
         result=not_reported_result(batch_id, agent_id),
+    )
+
+
+def end_batch_job(
+    job: Job | None, batch_id: str, agent_id: str, report: JobReport | None, now: str
+) -> Job | None:
+    """`job` as its batch's end leaves it, or None when the end does not change it (pure).
+
+    A job the agent reported (`report`, from batch.finished) takes that outcome, as its
+    job.finished would have given it (whichever of the two arrives first applies); one it did
+    not report ends error/not_reported. A job already final, or of another batch, is left
+    alone.
+    """
+    if report is None:
+        return end_unreported(job, batch_id, agent_id, now)
+    outcome = report["result"]["outcome"]
+    if job is None or decide(job, batch_id, outcome) is not Verdict.APPLY:
+        return None
+    return dataclasses.replace(
+        job,
+        status=outcome.value if isinstance(outcome, JobStatus) else str(outcome),
+        started_at=job.started_at or report["started_at"],
+        finished_at=report["finished_at"],
+        result=report["result"],
     )
 
 

@@ -56,9 +56,9 @@ def _is(event_type: EventType, **payload: Any) -> Callable[[Envelope], bool]:
 
 
 def _batch_events(event_log: EventLog, batch_id: str) -> list[Envelope]:
-    job_events = event_log.of(EventType.JOB_STARTED, EventType.JOB_FINISHED)
-    batch_events = event_log.of(EventType.BATCH_FINISHED)
-    return [e for e in job_events + batch_events if e.payload["batch_id"] == batch_id]
+    """The batch's job and batch events, in the order the broker routed them."""
+    kinds = (EventType.JOB_STARTED, EventType.JOB_FINISHED, EventType.BATCH_FINISHED)
+    return [e for e in event_log.of(*kinds) if e.payload["batch_id"] == batch_id]
 
 
 def test_agent_heartbeats_and_reports_healthy(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -25,26 +26,8 @@ SEED_JOB = {
     "priority": 4,
     "target": "device",
 }
-RECORD_FIELDS = {
-    "job_id",
-    "org_id",
-    "app_version_id",
-    "test_path",
-    "priority",
-    "target",
-    "created_at",
-    "status",
-    "assigned_agent",
-    "batch_id",
-    "attempts",
-    "assigned_at",
-    "started_at",
-    "finished_at",
-    "result",
-    "run_id",
-    "history",
-    "final",
-}
+# The record as the API shows it: every field of the contract's Job, plus `final`.
+RECORD_FIELDS = {field.name for field in dataclasses.fields(Job)} | {"final"}
 
 Events = Callable[[], list[Envelope]]
 

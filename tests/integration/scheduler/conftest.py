@@ -274,7 +274,18 @@ class World:
         installs: int,
         jobs_run: int,
         state: AgentState = AgentState.IDLE,
+        reported: list[dict[str, Any]] | None = None,
     ) -> None:
+        """The agent's batch.finished; `reported`: the job.finished payloads it sent for the
+        batch (their outcomes travel in the batch.finished too, as the agent's do)."""
+        reports = {
+            str(done["job_id"]): {
+                "started_at": None,
+                "finished_at": done["finished_at"],
+                "result": done["result"],
+            }
+            for done in reported or []
+        }
         self.publish(
             EventType.BATCH_FINISHED,
             {
@@ -288,6 +299,7 @@ class World:
                 "installs": installs,
                 "jobs_run": jobs_run,
                 "batch_id": batch_id,
+                "reports": reports,
             },
         )
 

@@ -51,12 +51,14 @@ def test_batch_finished_ends_a_job_never_reported_as_error_and_the_agent_gets_th
 
     world.publish(EventType.JOB_STARTED, started(passed, batch_id))
     world.publish(EventType.JOB_FINISHED, finished(passed, batch_id))
-    world.batch_finished("emu-1", batch_id, "v1", installs=1, jobs_run=1)
+    world.batch_finished(
+        "emu-1", batch_id, "v1", installs=1, jobs_run=1, reported=[finished(passed, batch_id)]
+    )
 
     batches = world.wait_batches("emu-1", 2)
     assert [job.job_id for job in Batch.from_json(batches[1].args[0]).jobs] == [later]
     assert world.job(passed).status == JobStatus.PASSED
-    _assert_not_reported(_settled(world, never_reported), batch_id)
+    _assert_not_reported(world.job(never_reported), batch_id)  # at once: the agent said so
     assert world.job(never_reported).attempts == 1
 
 
@@ -98,13 +100,32 @@ def test_heartbeat_naming_an_older_batch_leaves_the_outstanding_one_alone(
     assert all(world.job(job_id).status == JobStatus.ASSIGNED for job_id in suite)
 
 
-def test_a_job_finished_redelivered_after_its_batch_ended_still_applies(
+def test_a_batch_finished_arriving_before_the_job_finished_keeps_the_reported_outcome(
     world: World, scheduler: Consumer
 ) -> None:
     # What a lost connection can do: the broker returns job.finished behind batch.finished.
     (job_id,), batch_id = _dispatch_suite(world, 1)
+    report = finished(job_id, batch_id, outcome="failed")
     world.publish(EventType.JOB_STARTED, started(job_id, batch_id))
-    world.batch_finished("emu-1", batch_id, "v1", installs=1, jobs_run=1)
+    world.batch_finished("emu-1", batch_id, "v1", installs=1, jobs_run=1, reported=[report])
+    wait_until(lambda: world.job(job_id).status == JobStatus.FAILED, "the reported outcome")
+    world.publish(EventType.JOB_FINISHED, report)  # late: changes nothing
+    world.sync()
+
+    done = world.job(job_id)
+    assert (done.status, done.result) == (JobStatus.FAILED, report["result"])
+    assert done.started_at == started(job_id, batch_id)["started_at"]
+    assert not world.redis.exists(Keys.batch(batch_id))
+
+
+def test_a_job_finished_redelivered_after_a_heartbeat_ended_its_batch_still_applies(
+    world: World, scheduler: Consumer
+) -> None:
+    # The batch.finished was lost (dead-lettered): the heartbeat ends the batch, and its job
+    # waits out the report grace, so its job.finished still applies.
+    (job_id,), batch_id = _dispatch_suite(world, 1)
+    world.publish(EventType.JOB_STARTED, started(job_id, batch_id))
+    world.heartbeat("emu-1", last_batch_id=batch_id)
     wait_until(lambda: world.agent("emu-1").current_batch_id is None, "emu-1 freed")
     world.publish(EventType.JOB_FINISHED, finished(job_id, batch_id))
     world.sync()

@@ -69,7 +69,14 @@ def test_a_redis_error_neither_reorders_nor_dead_letters_events(
     # its agent ran it; the consumer receives the three reports together (one prefetch)
     world.publish(EventType.JOB_STARTED, started(job.job_id, batch.batch_id))
     world.publish(EventType.JOB_FINISHED, finished(job.job_id, batch.batch_id))
-    world.batch_finished("emu-1", batch.batch_id, "v1", installs=1, jobs_run=1)
+    world.batch_finished(
+        "emu-1",
+        batch.batch_id,
+        "v1",
+        installs=1,
+        jobs_run=1,
+        reported=[finished(job.job_id, batch.batch_id)],
+    )
     # applying the job.finished fails twice: once after the job.started was applied, once as
     # the first event of the next connection (which then backs off)
     flaky = FailingTwice(transitions.apply_finished, error)

@@ -124,6 +124,11 @@ def test_cold_batch_installs_once_then_runs_each_test_in_order(
     assert batch_finished == finished
     # every state snapshot takes the next number (the driver took some during the tests)
     assert batch_finished.pop("seq") == len(driver.seen_during_test) + 1
+    # it says what the agent reported of each job, as its job.started/job.finished did
+    reports = batch_finished.pop("reports")
+    assert list(reports) == ["b1-j0", "b1-j1", "b1-j2"]
+    assert [r["result"] for r in reports.values()] == results
+    assert all(r["started_at"] == "T" and r["finished_at"] == "T" for r in reports.values())
     assert batch_finished == {
         "agent_id": "emulator-a1",
         "instance_id": "i-test",

@@ -15,7 +15,7 @@ def test_defaults() -> None:
     assert config == Config(
         redis_url="redis://localhost:6379/0",
         rabbitmq_url="amqp://guest:guest@localhost:5672/%2F",
-        agent_timeout_s=10.0,
+        agent_timeout_s=6.0,
         max_jobs_per_request=1000,
         log_level="INFO",
     )

@@ -17,7 +17,7 @@ from redis.retry import Retry
 from qgjob_api.app import ThreadPublishers, create_app
 from qgjob_api.config import Config
 from qgjob_contract.amqp import PublishError
-from qgjob_contract.events import Envelope
+from qgjob_contract.events import Envelope, EventType, JobsSubmitted, make_event
 
 VALID_JOB = {"org_id": "qualgent", "app_version_id": "xyz123", "test_path": "tests/a.spec.js"}
 
@@ -131,13 +131,32 @@ def test_oversize_body_is_json_413(client: FlaskClient) -> None:
     _assert_json_error(response, 413, "request_entity_too_large")
 
 
-def test_unreachable_redis_on_submit_is_503_and_nothing_is_published(
-    client: FlaskClient, publishers: list[FakePublisher]
-) -> None:
-    response = client.post("/submit", json=VALID_JOB)
-    body = _assert_json_error(response, 503, "unavailable")
-    assert "Redis" in body["message"]
-    assert all(publisher.published == [] for publisher in publishers)
+@pytest.mark.parametrize(("path", "body"), [("/submit", VALID_JOB), ("/v1/jobs", [VALID_JOB] * 2)])
+def test_unreachable_redis_on_submit_is_503_and_nothing_is_published(path: str, body: Any) -> None:
+    # The broker is reachable here: an API that published before (or despite) the failed
+    # store write would leave the event in `published`, and this test would fail.
+    publishers: list[FakePublisher] = []
+
+    def factory() -> FakePublisher:
+        publishers.append(FakePublisher(reachable=True))
+        return publishers[-1]
+
+    unreachable = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), retries=0))
+    app = create_app(
+        Config(max_jobs_per_request=5), redis_client=unreachable, publisher_factory=factory
+    )
+    response = app.test_client().post(path, json=body)
+    result = _assert_json_error(response, 503, "unavailable")
+    assert "Redis" in result["message"]
+    assert [publisher.published for publisher in publishers] in ([], [[]])
+
+
+def test_the_reachable_fake_broker_does_record_what_is_published() -> None:
+    """The check above can fail: the same fake, given an event, records it."""
+    publisher = FakePublisher(reachable=True)
+    envelope = make_event(EventType.JOBS_SUBMITTED, JobsSubmitted(jobs=[]))
+    publisher.publish(envelope)
+    assert publisher.published == [envelope]
 
 
 @pytest.mark.parametrize("path", ["/status/abc", "/v1/jobs/abc", "/v1/jobs", "/v1/agents"])
@@ -192,19 +211,36 @@ NASTY_BODIES: list[Any] = [
 @pytest.mark.parametrize("path", ["/submit", "/v1/jobs"])
 @pytest.mark.parametrize("body", NASTY_BODIES)
 def test_no_body_produces_a_500(client: FlaskClient, path: str, body: Any) -> None:
+    # Every one of these bodies is invalid: validation must refuse it (400) before the store
+    # is touched. A body that wrongly passed validation would reach the unreachable Redis
+    # and answer 503, which fails here.
     response = client.post(path, json=body)
-    assert response.status_code in {400, 503}, response.get_data(as_text=True)
-    assert set(response.get_json()) >= {"error", "message"}
+    assert response.status_code == 400, response.get_data(as_text=True)
+    error = response.get_json()
+    assert error["error"] in {"validation_error", "invalid_json"}
+    assert set(error) == {"error", "message", "field"} or set(error) == {"error", "message"}
 
 
 @pytest.mark.parametrize(
-    "query",
-    ["limit=-5", "limit=1e9", "limit=%00", "status=%ff", "cursor=" + "A" * 5000, "target=", "a=b"],
+    ("query", "status"),
+    [
+        ("limit=-5", 400),
+        ("limit=1e9", 400),
+        ("limit=%00", 400),
+        ("status=%ff", 400),
+        ("cursor=" + "A" * 5000, 400),
+        ("a=b", 400),
+        # An empty value counts as absent (README): the query is valid, so it reaches the
+        # store, which is unreachable in this module.
+        ("target=", 503),
+    ],
 )
-def test_no_query_produces_a_500(client: FlaskClient, query: str) -> None:
+def test_no_query_produces_a_500(client: FlaskClient, query: str, status: int) -> None:
     response = client.get(f"/v1/jobs?{query}")
-    assert response.status_code in {400, 503}
-    assert set(response.get_json()) >= {"error", "message"}
+    assert response.status_code == status, response.get_data(as_text=True)
+    error = response.get_json()
+    assert error["error"] == ("validation_error" if status == 400 else "unavailable")
+    assert error["message"]
 
 
 def test_each_thread_gets_its_own_publisher() -> None:

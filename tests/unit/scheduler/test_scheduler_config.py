@@ -12,7 +12,7 @@ def test_defaults_when_nothing_is_set() -> None:
     config = Config.from_env({})
     assert config == Config()
     assert config.batch_max_jobs == 10
-    assert config.agent_timeout_s == 10.0
+    assert config.agent_timeout_s == 6.0
     assert config.tick_s == 1.0
     assert config.prefetch == 100
     assert config.redis_url.startswith("redis://localhost")

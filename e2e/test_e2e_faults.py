@@ -1,0 +1,127 @@
+"""Faults through the real compose stack: a killed agent's jobs run elsewhere within 15 s,
+two scheduler replicas under load dispatch nothing twice and corrupt nothing, and the chaos
+run (agents killed and crashed, RabbitMQ, Redis and the scheduler restarted) ends every job
+exactly once with the outcome its test path predicts.
+
+These tests stop and kill containers, so they run on a stack of their own (its own compose
+project), not on the session's shared one.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from e2e.conftest import PROJECT, Stack, wait_until
+from e2e.faults import (
+    Faults,
+    all_final,
+    compose,
+    expected_outcome,
+    fault_stack_up,
+    final_transitions,
+    jobs_by_id,
+    redispatch_seconds,
+    run_chaos,
+    submit_suite,
+)
+
+AGENTS = 4
+
+
+@pytest.fixture(scope="module")
+def fault_stack() -> Iterator[Stack]:
+    with fault_stack_up(f"{PROJECT}-faults", AGENTS, "faults-compose.log") as stack:
+        yield stack
+
+
+def _live_emulators(stack: Stack) -> int:
+    try:
+        agents = stack.agents()
+    except (AssertionError, OSError):
+        return 0
+    return sum(1 for a in agents if a["alive"] and a["target"] == "emulator")
+
+
+def _restore(stack: Stack) -> None:
+    """Every service up again, AGENTS live emulator agents (after containers were killed)."""
+    stack.compose_up("--scale", f"agent-emulator={AGENTS}")
+    wait_until(lambda: _live_emulators(stack) >= AGENTS, timeout=60, what="agents back")
+
+
+def test_a_killed_agents_jobs_run_on_another_agent_within_15_s(fault_stack: Stack) -> None:
+    _restore(fault_stack)
+    paths = [f"tests/kill/t{i:03d}.spec.js" for i in range(200)]  # about 10 s of work
+    job_ids = submit_suite(fault_stack, "org-kill", "2.0.0", paths)
+
+    dead_agent, unfinished, killed_at = Faults().kill_busy_agent(fault_stack, job_ids)
+    assert unfinished, "the agent had finished its batch before it was killed"
+
+    def first_elsewhere() -> float | None:
+        jobs = jobs_by_id(fault_stack, unfinished)
+        times = [
+            t
+            for job in jobs.values()
+            if (t := redispatch_seconds(job, dead_agent, killed_at)) is not None
+        ]
+        return min(times) if times else None
+
+    redispatch = wait_until(first_elsewhere, timeout=40, what="the dead agent's jobs elsewhere")
+    print(
+        f"\nagent {dead_agent} killed: its first unfinished job ran elsewhere after "
+        f"{redispatch:.1f} s",
+        file=sys.stderr,
+    )
+    assert redispatch <= 15
+
+    final = wait_until(lambda: all_final(fault_stack, job_ids), timeout=120, what="every job final")
+    assert {job["status"] for job in final.values()} == {"passed"}
+    # jobs the agent had not finished when it died (some may have been reported just before)
+    requeued = [job_id for job_id in unfinished if final[job_id]["history"]]
+    assert requeued
+    for job_id in requeued:
+        job = final[job_id]
+        assert job["assigned_agent"] != dead_agent
+        assert job["attempts"] == 2
+        (attempt,) = job["history"]
+        assert (attempt["agent_id"], attempt["reason"]) == (dead_agent, "agent_lost")
+    for job_id in set(unfinished) - set(requeued):  # reported before the kill
+        assert (final[job_id]["assigned_agent"], final[job_id]["attempts"]) == (dead_agent, 1)
+
+
+def test_two_scheduler_replicas_under_load_dispatch_nothing_twice(fault_stack: Stack) -> None:
+    _restore(fault_stack)
+    fault_stack.compose_up("--scale", "scheduler=2", "--scale", f"agent-emulator={AGENTS}")
+    assert len(compose(fault_stack, "ps", "-q", "scheduler").splitlines()) == 2
+    paths = [f"tests/replicas/t{i:03d}{'_fail' if i % 9 == 0 else ''}.spec.js" for i in range(150)]
+    job_ids: list[str] = []
+    for v in range(3):  # three suites, one request each, while the first ones run
+        job_ids += submit_suite(fault_stack, "org-two", f"3.{v}.0", paths[v * 50 : (v + 1) * 50])
+    by_id = dict(zip(job_ids, paths, strict=True))
+
+    final = wait_until(lambda: all_final(fault_stack, job_ids), timeout=180, what="every job final")
+
+    assert {job_id: job["status"] for job_id, job in final.items()} == {
+        job_id: expected_outcome(path) for job_id, path in by_id.items()
+    }
+    # one dispatch per job: a single attempt, no history, one batch; one final transition
+    assert {job["attempts"] for job in final.values()} == {1}
+    assert all(job["history"] == [] for job in final.values())
+    finals = final_transitions(compose(fault_stack, "logs", "--no-color", "scheduler"))
+    assert {finals[job_id] for job_id in job_ids} == {1}
+    fault_stack.compose_up("--scale", "scheduler=1", "--scale", f"agent-emulator={AGENTS}")
+
+
+def test_chaos_every_job_ends_exactly_once_with_its_outcome(fault_stack: Stack) -> None:
+    _restore(fault_stack)
+    report = run_chaos(fault_stack, jobs=300, timeout=240)
+    print("\n" + report.json_line(), file=sys.stderr)
+
+    assert report.not_final == []
+    assert report.wrong == []
+    assert report.double_final == 0
+    assert report.dead_letters == 0
+    assert report.redispatch_s, "the killed agent's unfinished jobs never ran elsewhere"
+    assert max(report.redispatch_s) <= 15

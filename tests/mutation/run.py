@@ -1,0 +1,357 @@
+"""`make mutation`: mutation testing of the pure-logic modules against the unit tests.
+
+For every module listed in tests/mutation/modules.toml, cosmic-ray makes each mutant (one small
+change to the source) and runs that module's unit tests on it: a mutant the tests notice is
+killed; one they do not notice survived. A survivor is either a gap in the tests or an
+equivalent mutant (a change no test can notice, such as an unused default); equivalents are
+listed, with the reason, in tests/mutation/equivalents.toml and leave the score's denominator.
+
+cosmic-ray changes files in place, so each module is mutated in its own scratch copy of the
+checkout (never in the work tree, which a docker build may be reading), and that copy's
+packages come first on PYTHONPATH so they shadow the editable installs. Modules run in
+parallel, `--jobs` at a time (default 2, the size of this project's machines).
+
+Prints one line per module, every surviving mutant that is not a listed equivalent, and as
+its LAST line one JSON object: {"mutants", "killed", "survived", "equivalent", "skipped",
+"score", "seconds"}, where score = killed / (mutants - equivalent). Exits 1 when any
+unlisted mutant survived or a module's tests fail unmutated, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+MODULES_FILE = HERE / "modules.toml"
+EQUIVALENTS_FILE = HERE / "equivalents.toml"
+# The package roots of the repository (the editable installs), shadowed in each copy.
+PACKAGE_ROOTS = [
+    "contract",
+    "services/api",
+    "services/scheduler",
+    "services/agent-runtime",
+    "services/agent-emulator",
+    "services/agent-device",
+    "services/agent-browserstack",
+    "cli",
+]
+IGNORED = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", "*.egg-info", ".mypy_cache", ".ruff_cache", ".pytest_cache",
+    ".e2e", "build", "dist", "*.sqlite",
+)  # fmt: skip
+# A mutant whose tests run longer than this many times the unmutated run (an endless loop)
+# counts as killed; never less than MIN_TIMEOUT_S.
+TIMEOUT_FACTOR = 4.0
+MIN_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Module:
+    path: str
+    tests: list[str]
+    skip_definitions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    module: str
+    operator: str
+    line: int
+    original: str  # the source line, stripped
+    mutated: str  # the same line after the mutation, stripped ("" when removed)
+    definition: str | None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.module, self.operator, self.original, self.mutated)
+
+    def describe(self) -> str:
+        where = f"{self.module}:{self.line}" + (f" in {self.definition}" if self.definition else "")
+        return f"{where} [{self.operator}]\n    - {self.original}\n    + {self.mutated}"
+
+
+@dataclass
+class Outcome:
+    module: str
+    mutants: int = 0
+    killed: int = 0
+    skipped: int = 0
+    survivors: list[Mutant] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def load_modules(path: Path = MODULES_FILE) -> list[Module]:
+    entries = tomllib.loads(path.read_text(encoding="utf-8"))["module"]
+    return [
+        Module(entry["path"], list(entry["tests"]), list(entry.get("skip-definitions", [])))
+        for entry in entries
+    ]
+
+
+def load_equivalents(path: Path = EQUIVALENTS_FILE) -> dict[tuple[str, str, str, str], str]:
+    """(module, operator, original line, mutated line) -> why that mutant is equivalent."""
+    if not path.exists():
+        return {}
+    entries = tomllib.loads(path.read_text(encoding="utf-8")).get("equivalent", [])
+    return {(e["module"], e["operator"], e["original"], e["mutated"]): e["reason"] for e in entries}
+
+
+def _config(module: Module, python: str, timeout_s: float) -> str:
+    tests = " ".join(module.tests)
+    command = (
+        f"{python} -m pytest -x -q -p no:randomly -p no:cacheprovider "
+        f"-W ignore::pytest.PytestUnraisableExceptionWarning {tests}"
+    )
+    return "\n".join(
+        [
+            "[cosmic-ray]",
+            f"module-path = {json.dumps(module.path)}",
+            f"timeout = {timeout_s:.1f}",
+            "excluded-modules = []",
+            f"test-command = {json.dumps(command)}",
+            "[cosmic-ray.distributor]",
+            'name = "local"',
+            "",
+        ]
+    )
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+def _mutant(spec: dict[str, Any], diff: str | None, source: list[str]) -> Mutant:
+    line = int(spec["start_pos"][0])
+    original = source[line - 1].strip() if line <= len(source) else ""
+    removed = [
+        d[1:].strip()
+        for d in (diff or "").splitlines()
+        if d.startswith("-") and not d.startswith("---")
+    ]
+    added = [
+        d[1:].strip()
+        for d in (diff or "").splitlines()
+        if d.startswith("+") and not d.startswith("+++")
+    ]
+    if removed:
+        original = removed[0]
+    return Mutant(
+        module=spec["module_path"],
+        operator=spec["operator_name"],
+        line=line,
+        original=original,
+        mutated=added[0] if added else "",
+        definition=spec.get("definition_name"),
+    )
+
+
+def mutate_module(module: Module, scratch: Path) -> Outcome:
+    """Init, filter and execute one cosmic-ray session on a fresh copy of the checkout."""
+    started = time.monotonic()
+    outcome = Outcome(module.path)
+    copy = scratch / module.path.replace("/", "_")
+    shutil.copytree(REPO, copy, ignore=IGNORED)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(copy / root) for root in PACKAGE_ROOTS),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    config = copy / "cosmic-ray.toml"
+    session = copy / "session.sqlite"
+    cosmic_ray = [sys.executable, "-m", "cosmic_ray.cli"]
+
+    config.write_text(_config(module, sys.executable, 600.0), encoding="utf-8")
+    baseline_started = time.monotonic()
+    baseline = _run([*cosmic_ray, "baseline", str(config)], copy, env)
+    timeout_s = max(MIN_TIMEOUT_S, TIMEOUT_FACTOR * (time.monotonic() - baseline_started))
+    config.write_text(_config(module, sys.executable, timeout_s), encoding="utf-8")
+    if baseline.returncode != 0:
+        outcome.error = (
+            f"the unmutated tests fail:\n{baseline.stdout[-3000:]}{baseline.stderr[-3000:]}"
+        )
+        return outcome
+    for step in (["init", str(config), str(session)],):
+        done = _run([*cosmic_ray, *step], copy, env)
+        if done.returncode != 0:
+            outcome.error = f"cosmic-ray {step[0]} failed:\n{done.stderr[-3000:]}"
+            return outcome
+    outcome.skipped = _skip(session, module.skip_definitions, _signature_spans(copy / module.path))
+    done = _run([*cosmic_ray, "exec", str(config), str(session)], copy, env)
+    if done.returncode != 0:
+        outcome.error = f"cosmic-ray exec failed:\n{done.stderr[-3000:]}"
+        return outcome
+    dump = _run([*cosmic_ray, "dump", str(session)], copy, env)
+    source = (copy / module.path).read_text(encoding="utf-8").splitlines()
+    for line in dump.stdout.splitlines():
+        item, result = json.loads(line)
+        if result is None or result["worker_outcome"] == "skipped":
+            continue
+        outcome.mutants += 1
+        if result["test_outcome"] == "survived":
+            (spec,) = item["mutations"]
+            outcome.survivors.append(_mutant(spec, result.get("diff"), source))
+        else:
+            outcome.killed += 1
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+Span = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _signature_spans(path: Path) -> list[Span]:
+    """Where a function's parameter and return annotations are, in a module that has
+    `from __future__ import annotations`: there they are strings never evaluated, so a
+    mutant inside one (`Job | None` -> `Job + None`) cannot change behaviour."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    if not any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "__future__"
+        and any(alias.name == "annotations" for alias in node.names)
+        for node in tree.body
+    ):
+        return []
+    annotations: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            arguments = node.args
+            every = [
+                *arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                *([arguments.vararg] if arguments.vararg else []),
+                *([arguments.kwarg] if arguments.kwarg else []),
+            ]  # fmt: skip
+            annotations += [arg.annotation for arg in every if arg.annotation is not None]
+            if not isinstance(node, ast.Lambda) and node.returns is not None:
+                annotations.append(node.returns)
+    return [
+        ((a.lineno, a.col_offset), (a.end_lineno or a.lineno, a.end_col_offset or 0))
+        for a in annotations
+    ]
+
+
+def _inside(position: tuple[int, int], spans: list[Span]) -> bool:
+    return any(start <= position < end for start, end in spans)
+
+
+def _skip(session: Path, definitions: list[str], annotation_spans: list[Span]) -> int:
+    """Mark skipped the mutants inside `definitions` (not pure logic) or inside a signature's
+    annotations (never evaluated); return how many."""
+    if not definitions and not annotation_spans:
+        return 0
+    from cosmic_ray.work_db import WorkDB, use_db  # noqa: PLC0415 (only with cosmic-ray)
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult  # noqa: PLC0415
+
+    skipped = 0
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in list(db.pending_work_items):
+            (mutation,) = item.mutations
+            if mutation.definition_name in definitions:
+                why = "not pure logic"
+            elif _inside(tuple(mutation.start_pos), annotation_spans):
+                why = "inside an unevaluated annotation"
+            else:
+                continue
+            db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=why))
+            skipped += 1
+    return skipped
+
+
+def _stub(mutant: Mutant) -> str:
+    return (
+        "\n[[equivalent]]\n"
+        f"module = {json.dumps(mutant.module)}\n"
+        f"operator = {json.dumps(mutant.operator)}\n"
+        f"original = {json.dumps(mutant.original)}\n"
+        f"mutated = {json.dumps(mutant.mutated)}\n"
+        'reason = ""\n'
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="modules mutated at once")
+    parser.add_argument("--module", action="append", help="only this module path (repeatable)")
+    parser.add_argument(
+        "--stubs",
+        type=Path,
+        help="write the unexplained survivors to this file as equivalents.toml entries "
+        "(reason left empty) for review",
+    )
+    args = parser.parse_args(argv)
+
+    modules = load_modules()
+    if args.module:
+        modules = [m for m in modules if m.path in args.module]
+    equivalents = load_equivalents()
+    started = time.monotonic()
+    with (
+        tempfile.TemporaryDirectory(prefix="qgjob-mutation-") as scratch,
+        ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool,
+    ):
+        outcomes = list(pool.map(lambda m: mutate_module(m, Path(scratch)), modules))
+
+    total = killed = survived = equivalent = skipped = 0
+    failed = False
+    for outcome in outcomes:
+        if outcome.error:
+            failed = True
+            print(f"{outcome.module}: ERROR {outcome.error}")
+            continue
+        unexplained = [m for m in outcome.survivors if m.key not in equivalents]
+        listed = len(outcome.survivors) - len(unexplained)
+        total += outcome.mutants
+        killed += outcome.killed
+        survived += len(unexplained)
+        equivalent += listed
+        skipped += outcome.skipped
+        print(
+            f"{outcome.module}: {outcome.mutants} mutants, {outcome.killed} killed, "
+            f"{len(unexplained)} survived, {listed} equivalent, {outcome.skipped} skipped "
+            f"({outcome.seconds:.0f} s)"
+        )
+        for mutant in unexplained:
+            print(f"  SURVIVED {mutant.describe()}")
+    if args.stubs:
+        args.stubs.write_text(
+            "".join(_stub(m) for o in outcomes for m in o.survivors if m.key not in equivalents),
+            encoding="utf-8",
+        )
+    stale = set(equivalents) - {m.key for o in outcomes for m in o.survivors}
+    for key in sorted(stale):
+        if any(o.module == key[0] and not o.error for o in outcomes):
+            print(f"  note: listed equivalent no longer survives (remove it): {key}")
+    scored = total - equivalent
+    score = killed / scored if scored else 1.0
+    print(
+        json.dumps(
+            {
+                "mutants": total,
+                "killed": killed,
+                "survived": survived,
+                "equivalent": equivalent,
+                "skipped": skipped,
+                "score": round(score, 4),
+                "seconds": round(time.monotonic() - started, 1),
+            }
+        )
+    )
+    return 1 if failed or survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

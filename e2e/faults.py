@@ -299,9 +299,14 @@ class Faults:
         the kill's epoch time)."""
 
         def busy_snapshot() -> tuple[str, dict[str, dict[str, Any]]] | None:
+            """The agent with the most jobs still waiting in its batch (they cannot have been
+            reported yet), among those running one."""
             snapshot = jobs_by_id(stack, job_ids)
-            busy = running_on(snapshot)
-            return (next(iter(busy)), snapshot) if busy else None
+            waiting = Counter(
+                job["assigned_agent"] for job in snapshot.values() if job["status"] == "assigned"
+            )
+            busy = [agent for agent in running_on(snapshot) if waiting[agent]]
+            return (max(busy, key=lambda a: waiting[a]), snapshot) if busy else None
 
         dead_agent, snapshot = wait_until(busy_snapshot, timeout=60, what="a running job")
         unfinished = [

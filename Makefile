@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 COMPONENTS := contract services/api services/scheduler services/agent-runtime \
 	services/agent-emulator services/agent-device services/agent-browserstack cli
 
-.PHONY: install lint typecheck test test-unit test-integration test-e2e mutation up down logs chaos
+.PHONY: install lint typecheck test test-unit test-integration test-e2e mutation up down logs chaos bench bench-quick
 
 install: ## .venv with every component (editable, the CLI included) and the dev tools
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,3 +46,9 @@ logs:
 
 chaos: ## a larger chaos run on a stack of its own (not part of `make test`); last line: JSON
 	TESTCONTAINERS_RYUK_DISABLED=true $(BIN)/python -m e2e.chaos
+
+bench: ## the benchmark of issue 6 on the real stack (full sizes); last line: one JSON object
+	$(BIN)/python -m bench
+
+bench-quick: ## the same workloads, smaller (under 3 minutes)
+	$(BIN)/python -m bench --quick

@@ -111,6 +111,31 @@ class Keys:
     # zset: every run id, scored by creation time in ms (listing, newest first)
     RUNS_BY_TIME: Final = f"{PREFIX}runs"
 
+    # --- duration history (the scheduler's `history` module) ---------------------------
+    # hash: test_path -> its recent PASSING durations in seconds, oldest first, space
+    # separated, for one (org, target). Bounded: a capped number of runs per test, a capped
+    # number of tests (the least recently run are dropped, see test_history_index), and a
+    # TTL renewed on every write.
+    @staticmethod
+    def test_history(org_id: str, target: str) -> str:
+        return f"{PREFIX}history:test:{org_id}:{target}"
+
+    # zset: the test paths of test_history, scored by when each was last recorded (ms)
+    @staticmethod
+    def test_history_index(org_id: str, target: str) -> str:
+        return f"{PREFIX}history:test-index:{org_id}:{target}"
+
+    # hash: app_version_id -> its recent install times in seconds for one (org, target);
+    # bounded as test_history is
+    @staticmethod
+    def install_history(org_id: str, target: str) -> str:
+        return f"{PREFIX}history:install:{org_id}:{target}"
+
+    # zset: the app versions of install_history, scored by when each was last recorded (ms)
+    @staticmethod
+    def install_history_index(org_id: str, target: str) -> str:
+        return f"{PREFIX}history:install-index:{org_id}:{target}"
+
 
 # A build: an app version of one org. org ids and app version ids never contain ':' (the
 # API validates both), so the member is unambiguous.

@@ -233,6 +233,8 @@ class Batch:
     # was bound to: another instance of the agent does not run it.
     org_id: str = ""
     instance_id: str = ""
+    # Install the build even if the agent has it installed (the `fifo` baseline policy).
+    force_install: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -258,4 +260,5 @@ class Batch:
             jobs=[BatchJob(**job) for job in raw["jobs"]],
             org_id=raw.get("org_id") or "",
             instance_id=raw.get("instance_id") or "",
+            force_install=raw.get("force_install") in (True, "1", "true"),
         )

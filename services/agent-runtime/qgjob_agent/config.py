@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -26,6 +27,38 @@ DEFAULT_HEALTH_FILE = "/tmp/qgjob-agent-alive"  # noqa: S108 (a marker file in t
 HEALTH_MAX_AGE_S = 30.0
 
 _AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_RANGE_SEPARATOR = ".."
+
+
+@dataclass(frozen=True)
+class SimSeconds:
+    """A simulated duration: a number (`low == high`), or a range `A..B` with 0 < A < B.
+
+    In a range every test path (or app version) gets its own fixed duration, log-uniform in
+    [A, B] (see `drivers.simulator.simulated_seconds`).
+    """
+
+    low: float
+    high: float
+
+    @classmethod
+    def read(cls, env: Env, name: str, default: float) -> SimSeconds:
+        """`name` as a number of seconds >= 0, or as `A..B`; ConfigError naming it if bad."""
+        raw = env.text(name, "")
+        if _RANGE_SEPARATOR not in raw:
+            value = env.number(name, default, minimum=0.0)
+            return cls(value, value)
+        low_text, _, high_text = raw.partition(_RANGE_SEPARATOR)
+        problem = f"{name} must be seconds >= 0 or a range A..B with 0 < A <= B (got {raw!r})"
+        bounds = Env({"A": low_text, "B": high_text}, error=ConfigError)
+        try:
+            low = bounds.number("A", math.nan, minimum=0.0, exclusive=True)
+            high = bounds.number("B", math.nan, minimum=0.0, exclusive=True)
+        except ConfigError:
+            raise ConfigError(problem) from None
+        if math.isnan(low) or math.isnan(high) or low > high:
+            raise ConfigError(problem)
+        return cls(low, high)
 
 
 @dataclass(frozen=True)
@@ -35,8 +68,8 @@ class Config:
     redis_url: str  # REDIS_URL
     rabbitmq_url: str  # RABBITMQ_URL
     driver: str  # AGENT_DRIVER: a driver the target's plugin offers
-    sim_install_s: float  # SIM_INSTALL_SECONDS
-    sim_test_s: float  # SIM_TEST_SECONDS
+    sim_install_s: SimSeconds  # SIM_INSTALL_SECONDS: seconds, or A..B per app version
+    sim_test_s: SimSeconds  # SIM_TEST_SECONDS: seconds, or A..B per test path
     sim_fail_pattern: str  # SIM_FAIL_PATTERN: glob on test_path; matching tests fail
     sim_error_pattern: str  # SIM_ERROR_PATTERN: glob on test_path; matching tests end `error`
     command: CommandTemplate  # AGENT_COMMAND: the command driver's per-test command
@@ -76,8 +109,8 @@ class Config:
             redis_url=env.url("REDIS_URL", shared.DEFAULT_REDIS_URL, shared.REDIS_SCHEMES),
             rabbitmq_url=env.url("RABBITMQ_URL", shared.DEFAULT_RABBITMQ_URL, shared.AMQP_SCHEMES),
             driver=driver,
-            sim_install_s=env.number("SIM_INSTALL_SECONDS", 3.0, minimum=0.0),
-            sim_test_s=env.number("SIM_TEST_SECONDS", 1.0, minimum=0.0),
+            sim_install_s=SimSeconds.read(env, "SIM_INSTALL_SECONDS", 3.0),
+            sim_test_s=SimSeconds.read(env, "SIM_TEST_SECONDS", 1.0),
             sim_fail_pattern=env.pattern("SIM_FAIL_PATTERN", "*fail*"),
             sim_error_pattern=env.pattern("SIM_ERROR_PATTERN", ""),
             command=CommandTemplate.parse(

@@ -182,7 +182,7 @@ class BatchRunner:
     def _install(self, batch: Batch) -> _Install:
         version = batch.app_version_id
         build = (batch.org_id, version)
-        if self._status.installed == build:
+        if self._status.installed == build and not batch.force_install:
             log.info(
                 "batch_id=%s: build %s/%s already installed", batch.batch_id, batch.org_id, version
             )

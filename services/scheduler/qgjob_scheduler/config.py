@@ -9,6 +9,13 @@ from dataclasses import dataclass
 from qgjob_contract import env as shared
 from qgjob_contract.env import Env
 from qgjob_scheduler.errors import ConfigError
+from qgjob_scheduler.planning import (
+    DEFAULT_AGING_S,
+    DEFAULT_INSTALL_S,
+    DEFAULT_POLICY,
+    DEFAULT_TEST_S,
+    POLICIES,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,13 @@ class Config:
     # Touched on every pass of the main loop; the container healthcheck reads its age.
     health_file: str = "/tmp/qgjob-scheduler-alive"  # noqa: S108 (a marker, not a secret)
     log_level: str = shared.DEFAULT_LOG_LEVEL
+    # SCHEDULER_POLICY: the name of a policy in `planning.POLICIES` (qgjob or fifo).
+    policy: str = DEFAULT_POLICY
+    # Estimates for a test / a build the duration history has not seen (qgjob policy).
+    default_test_s: float = DEFAULT_TEST_S
+    default_install_s: float = DEFAULT_INSTALL_S
+    # A pending job gains one priority step per this many seconds of waiting (aging).
+    aging_s: float = DEFAULT_AGING_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -52,4 +66,12 @@ class Config:
             ),
             health_file=read.text("SCHEDULER_HEALTH_FILE", defaults.health_file),
             log_level=read.choice("LOG_LEVEL", defaults.log_level, shared.LOG_LEVELS),
+            policy=read.choice("SCHEDULER_POLICY", defaults.policy, tuple(POLICIES)),
+            default_test_s=read.number(
+                "SCHEDULER_DEFAULT_TEST_S", defaults.default_test_s, minimum=0
+            ),
+            default_install_s=read.number(
+                "SCHEDULER_DEFAULT_INSTALL_S", defaults.default_install_s, minimum=0
+            ),
+            aging_s=read.number("SCHEDULER_AGING_S", defaults.aging_s, minimum=0, exclusive=True),
         )

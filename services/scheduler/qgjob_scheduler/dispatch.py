@@ -24,6 +24,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 from redis import Redis
@@ -40,7 +41,9 @@ from qgjob_contract.records import Agent, Batch, Lease, is_alive
 from qgjob_contract.statuses import MAX_ATTEMPTS, AgentState, JobStatus, RequeueReason
 from qgjob_contract.targets import Target
 from qgjob_scheduler.errors import REDIS_ERRORS, DispatchFailed
-from qgjob_scheduler.policy import Assignment, FreeAgent, PendingGroup, Policy, assign
+from qgjob_scheduler.planning import Assignment as Planned
+from qgjob_scheduler.policy import FreeAgent, PendingGroup, Policy, assign
+from qgjob_scheduler.snapshot import Planner, read_situation
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +227,7 @@ class Dispatcher:
         agent_timeout_s: float,
         policy: Policy = assign,
         enqueue: Enqueue = enqueue_batch,
+        planner: Planner | None = None,
     ) -> None:
         self._store = store
         self._rq_connection = rq_connection
@@ -232,6 +236,9 @@ class Dispatcher:
         self._agent_timeout_s = agent_timeout_s
         self._policy = policy
         self._enqueue = enqueue
+        # With a planner, passes plan with `qgjob_scheduler.planning` (SCHEDULER_POLICY) on
+        # a snapshot of the target (`snapshot.read_situation`); `policy` is then unused.
+        self._planner = planner
         self._form_batch = store.register_script(script("qgjob_scheduler", "form_batch"))
 
     def dispatch_all(self) -> list[Batch]:
@@ -262,15 +269,50 @@ class Dispatcher:
 
     def dispatch(self, target: str) -> list[Batch]:
         """One pass over `target`: returns the batches it enqueued."""
+        if self._planner is not None:
+            return self._dispatch_planned(target, self._planner)
         agents = self.free_agents(target)
         if not agents:
             return []
         groups = self.pending_groups(target)
         if not groups:
             return []
-        batches = []
+        formed = []
         for assignment in self._policy(agents, groups, self._batch_max):
-            formed = self._form(target, assignment)
+            org_id, version = names.parse_build(assignment.build)
+            group_key = Keys.group(target, org_id, version)
+            job_ids = cast(list[str], self._store.zrange(group_key, 0, assignment.count - 1))
+            formed.append(self._form(target, assignment.agent_id, org_id, version, job_ids))
+        return self._hand_over(formed)
+
+    def _dispatch_planned(self, target: str, planner: Planner) -> list[Batch]:
+        situation = read_situation(
+            self._store,
+            target,
+            planner,
+            batch_max=self._batch_max,
+            agent_timeout_s=self._agent_timeout_s,
+            now=datetime.now(UTC),
+        )
+        if situation is None:
+            return []
+        plan: list[Planned] = planner.policy(situation)
+        return self._hand_over(
+            self._form(
+                target,
+                a.agent_id,
+                a.org_id,
+                a.app_version_id,
+                list(a.job_ids),
+                force_install=a.force_install,
+            )
+            for a in plan
+        )
+
+    def _hand_over(self, batches_formed: Iterable[Formed | None]) -> list[Batch]:
+        """Enqueue each batch formed in Redis (requeue it if that fails); those enqueued."""
+        batches = []
+        for formed in batches_formed:
             if formed is None:
                 continue
             batch = formed.batch
@@ -375,27 +417,36 @@ class Dispatcher:
             if status != JobStatus.ASSIGNED or job_batch != batch.batch_id
         ]
 
-    def _form(self, target: str, assignment: Assignment) -> Formed | None:
-        org_id, version = names.parse_build(assignment.build)
-        group_key = Keys.group(target, org_id, version)
-        job_ids = self._store.zrange(group_key, 0, assignment.count - 1)
+    def _form(
+        self,
+        target: str,
+        agent_id: str,
+        org_id: str,
+        version: str,
+        job_ids: list[str],
+        *,
+        force_install: bool = False,
+    ) -> Formed | None:
+        """Hand `job_ids` (in the order the agent runs them) of one build to `agent_id`."""
         if not job_ids:
             return None
+        group_key = Keys.group(target, org_id, version)
+        build = names.build(org_id, version)
         batch_id = str(uuid.uuid4())
         now_iso = utc_now()
         formed = self._form_batch(
             keys=[
-                Keys.agent(assignment.agent_id),
-                Keys.lease(assignment.agent_id),
+                Keys.agent(agent_id),
+                Keys.lease(agent_id),
                 group_key,
                 Keys.groups(target),
                 Keys.batch(batch_id),
             ],
             args=[
-                assignment.agent_id,
+                agent_id,
                 org_id,
                 version,
-                assignment.build,
+                build,
                 batch_id,
                 now_iso,
                 timestamp_ms(now_iso),
@@ -410,7 +461,11 @@ class Dispatcher:
         )
         if not formed:
             return None
-        return Formed.from_redis(dict(zip(formed[::2], formed[1::2], strict=True)))
+        raw = dict(zip(formed[::2], formed[1::2], strict=True))
+        if force_install:  # read by the agent from the batch it is sent (records.Batch)
+            self._store.hset(Keys.batch(batch_id), "force_install", "1")
+            raw["force_install"] = "1"
+        return Formed.from_redis(raw)
 
 
 def installed_build(agent: Agent) -> str | None:

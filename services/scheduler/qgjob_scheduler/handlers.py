@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
+from typing import cast
 
 from redis import Redis
 from redis.client import Pipeline
@@ -40,7 +41,7 @@ from qgjob_contract.lua import script
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Agent, Batch, Job, Lease
 from qgjob_contract.statuses import AgentState, ErrorReason, JobStatus
-from qgjob_scheduler import transitions
+from qgjob_scheduler import history, transitions
 from qgjob_scheduler.atomic import fields, transaction
 from qgjob_scheduler.grouping import PRIORITY_WEIGHT
 from qgjob_scheduler.payloads import parse
@@ -127,10 +128,33 @@ class EventHandler:
         _log_verdict(verdict, event, payload["job_id"], payload["batch_id"], JobStatus.RUNNING)
 
     def on_job_finished(self, event: Envelope) -> None:
+        """Apply the outcome; an applied one feeds the duration history (`history`)."""
         payload = parse(JobFinished, event.payload)
         verdict = transitions.apply_finished(self._store, payload)
         outcome = payload["result"]["outcome"]
         _log_verdict(verdict, event, payload["job_id"], payload["batch_id"], outcome)
+        if verdict == Verdict.APPLY:
+            self._learn(payload)
+
+    def _learn(self, payload: JobFinished) -> None:
+        """Record the test's duration (if it passed) and the install it paid, if any.
+
+        A redelivered event is not applied twice, so it is not recorded twice either.
+        """
+        result = payload["result"]
+        org_id, target, version, path = cast(
+            list[str | None],
+            self._store.hmget(
+                Keys.job(payload["job_id"]), ["org_id", "target", "app_version_id", "test_path"]
+            ),
+        )
+        if not (org_id and target and version and path):
+            return
+        history.record_test(
+            self._store, org_id, target, path, result["duration_s"], result["outcome"]
+        )
+        if result.get("install_paid"):
+            history.record_install(self._store, org_id, target, version, result["install_s"])
 
     def on_agent_heartbeat(self, event: Envelope) -> None:
         """Upsert the agent from its report; `current_batch_id` stays the scheduler's.

@@ -16,7 +16,9 @@ from qgjob_scheduler.consumer import Consumer
 from qgjob_scheduler.dispatch import Dispatcher, Requeuer
 from qgjob_scheduler.errors import ConfigError
 from qgjob_scheduler.handlers import EventHandler
+from qgjob_scheduler.planning import POLICIES
 from qgjob_scheduler.reaper import Reaper
+from qgjob_scheduler.snapshot import Planner
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,12 @@ def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Red
         requeuer,
         batch_max=config.batch_max_jobs,
         agent_timeout_s=config.agent_timeout_s,
+        planner=Planner(
+            POLICIES[config.policy],
+            default_test_s=config.default_test_s,
+            default_install_s=config.default_install_s,
+            aging_s=config.aging_s,
+        ),
     )
     reaper = Reaper(
         store,

@@ -386,6 +386,9 @@ def scheduler_config(redis_url: str, rabbitmq_url: str, health_file: Path) -> Co
         report_grace_s=0.5,
         prefetch=10,
         health_file=str(health_file),
+        # Unseen tests are short next to an install (as on real devices): the planner then
+        # keeps a small suite on one agent instead of paying a second install.
+        default_test_s=1.0,
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qgjob_agent.config import Config
+from qgjob_agent.config import Config, SimSeconds
 from qgjob_agent.errors import ConfigError
 from qgjob_agent.plugin import APPWRIGHT_COMMAND, BUILTIN_DRIVERS, TargetPlugin
 from qgjob_agent_browserstack.agent import PLUGIN as BROWSERSTACK
@@ -24,7 +24,7 @@ def test_defaults() -> None:
     assert config.redis_url == "redis://localhost:6379/0"
     assert config.rabbitmq_url == "amqp://guest:guest@localhost:5672/%2F"
     assert config.driver == "simulator"
-    assert (config.sim_install_s, config.sim_test_s) == (3.0, 1.0)
+    assert (config.sim_install_s, config.sim_test_s) == (SimSeconds(3.0, 3.0), SimSeconds(1.0, 1.0))
     assert (config.sim_fail_pattern, config.sim_error_pattern) == ("*fail*", "")
     assert config.command.text == APPWRIGHT_COMMAND
     assert config.command.render({"test_path": "t.js", "target": "device"}) == [
@@ -68,7 +68,7 @@ def test_every_variable_is_read() -> None:
     assert config.redis_url == "redis://redis:6379/1"
     assert config.rabbitmq_url == "amqp://u:p@rabbitmq:5672/%2F"
     assert config.driver == "command"
-    assert (config.sim_install_s, config.sim_test_s) == (0.5, 0.0)
+    assert (config.sim_install_s, config.sim_test_s) == (SimSeconds(0.5, 0.5), SimSeconds(0, 0))
     assert (config.sim_fail_pattern, config.sim_error_pattern) == ("*broken*", "*infra*")
     assert config.command.arguments == ("run", "{test_path}")
     assert config.install_command is not None
@@ -84,6 +84,28 @@ def test_every_variable_is_read() -> None:
     assert config.log_level == "DEBUG"
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0.05..3", SimSeconds(0.05, 3.0)),
+        (" 1 .. 2 ", SimSeconds(1.0, 2.0)),
+        ("2..2", SimSeconds(2, 2)),
+    ],
+)
+def test_simulated_durations_accept_a_range(value: str, expected: SimSeconds) -> None:
+    config = Config.from_env(EMULATOR, {"SIM_TEST_SECONDS": value, "SIM_INSTALL_SECONDS": value})
+    assert config.sim_test_s == expected
+    assert config.sim_install_s == expected
+
+
+def test_a_bad_range_is_one_line_naming_the_variable_and_the_forms() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env(EMULATOR, {"SIM_TEST_SECONDS": "3..1"})
+    assert str(caught.value) == (
+        "SIM_TEST_SECONDS must be seconds >= 0 or a range A..B with 0 < A <= B (got '3..1')"
+    )
+
+
 def test_an_empty_fail_pattern_means_no_test_fails() -> None:
     assert Config.from_env(EMULATOR, {"SIM_FAIL_PATTERN": ""}).sim_fail_pattern == ""
 
@@ -95,6 +117,13 @@ def test_an_empty_fail_pattern_means_no_test_fails() -> None:
         ("SIM_INSTALL_SECONDS", "-1"),
         ("SIM_TEST_SECONDS", "nan"),
         ("SIM_TEST_SECONDS", "inf"),
+        ("SIM_TEST_SECONDS", "0..3"),  # log-uniform needs a lower bound above 0
+        ("SIM_TEST_SECONDS", "3..0.5"),
+        ("SIM_TEST_SECONDS", "0.1..x"),
+        ("SIM_TEST_SECONDS", "..3"),
+        ("SIM_TEST_SECONDS", "0.1..2..3"),
+        ("SIM_INSTALL_SECONDS", "1..inf"),
+        ("SIM_INSTALL_SECONDS", "-1..2"),
         ("AGENT_TEST_TIMEOUT_S", "0"),
         ("AGENT_HEARTBEAT_S", "0"),
         ("AGENT_HEARTBEAT_S", "30"),

@@ -156,6 +156,20 @@ def test_warm_agent_skips_the_install(
     assert finished["jobs_run"] == 3
 
 
+def test_a_forced_install_is_paid_even_when_warm(
+    runner: BatchRunner, driver: FakeDriver, publisher: RecordingPublisher
+) -> None:
+    # The fifo baseline policy asks for an install before every job.
+    runner.run(_batch("b1", "v1", "a.spec.js"))
+    publisher.events.clear()
+    forced = _batch("b2", "v1", "b.spec.js")
+    forced.force_install = True
+    finished = runner.run(forced)
+    assert driver.installs == ["v1", "v1"]
+    assert [r["install_paid"] for r in _results(publisher)] == [True]
+    assert finished["installs"] == 2
+
+
 def test_another_version_pays_a_new_install(runner: BatchRunner, driver: FakeDriver) -> None:
     runner.run(_batch("b1", "v1", "a.spec.js"))
     finished = runner.run(_batch("b2", "v2", "a.spec.js"))

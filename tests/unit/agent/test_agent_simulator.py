@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import math
+import os
+import subprocess
+import sys
+
 import pytest
 
+from qgjob_agent.config import SimSeconds
 from qgjob_agent.drivers.base import JobRun
-from qgjob_agent.drivers.simulator import SimulatorDriver
+from qgjob_agent.drivers.simulator import SimulatorDriver, simulated_seconds
 from qgjob_contract.statuses import ErrorReason, JobStatus
 
 
@@ -77,3 +84,57 @@ def test_results_say_they_are_simulated() -> None:
     assert "simulated" in outcome.log_tail
     assert "no real test ran" in outcome.log_tail
     assert outcome.reason is None
+
+
+def test_a_range_gives_each_test_its_own_fixed_duration_within_it() -> None:
+    sleeps: list[float] = []
+    driver = SimulatorDriver(
+        install_s=SimSeconds(1.0, 4.0),
+        test_s=SimSeconds(0.05, 3.0),
+        fail_pattern="",
+        error_pattern="",
+        sleep=sleeps.append,
+    )
+    paths = [f"tests/t{i}.spec.js" for i in range(400)]
+    first = [driver.run_test(_job(path)).duration_s for path in paths]
+    again = [driver.run_test(_job(path)).duration_s for path in reversed(paths)]
+    assert first == list(reversed(again))  # a path's duration does not depend on order
+    assert sleeps == first + again  # it sleeps what it reports
+    assert all(0.05 <= d <= 3.0 for d in first)
+    assert len(set(first)) == len(first)  # durations vary from test to test
+    driver.install("v1", "emulator")
+    driver.install("v2", "emulator")
+    driver.install("v1", "emulator")
+    installs = sleeps[-3:]
+    assert installs[0] == installs[2] != installs[1]
+    assert all(1.0 <= s <= 4.0 for s in installs)
+
+
+def test_range_durations_are_log_uniform() -> None:
+    # Log-uniform in [0.01, 100]: each decade holds about a quarter of the tests.
+    seconds = SimSeconds(0.01, 100.0)
+    durations = [simulated_seconds(seconds, f"tests/t{i}.spec.js") for i in range(4000)]
+    decades = [0] * 4
+    for duration in durations:
+        decades[min(int(math.log10(duration) + 2), 3)] += 1
+    assert all(850 <= count <= 1150 for count in decades), decades
+
+
+def test_durations_are_the_same_in_another_process() -> None:
+    # Not Python's salted hash(): another interpreter, with another hash seed, agrees.
+    paths = [f"tests/t{i}.spec.js" for i in range(20)]
+    code = (
+        "from qgjob_agent.config import SimSeconds\n"
+        "from qgjob_agent.drivers.simulator import simulated_seconds\n"
+        f"print([simulated_seconds(SimSeconds(0.05, 3.0), p) for p in {paths!r}])"
+    )
+    here = [simulated_seconds(SimSeconds(0.05, 3.0), path) for path in paths]
+    for seed in ("1", "2"):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert ast.literal_eval(out) == here

@@ -53,6 +53,9 @@ def test_agent_and_batch_round_trip() -> None:
     assert Agent.from_redis(agent.to_redis()) == agent
     batch = Batch("b", "a", "device", "v1", "t", [BatchJob("j", "o", "tests/x.js", 1)])
     assert Batch.from_json(batch.to_json()) == batch
+    assert batch.force_install is False
+    forced = Batch("b", "a", "device", "v1", "t", [], force_install=True)
+    assert Batch.from_json(forced.to_json()).force_install is True
 
 
 @pytest.mark.parametrize(

@@ -4,15 +4,22 @@ Installing sleeps SIM_INSTALL_SECONDS; a test sleeps SIM_TEST_SECONDS and then e
 when its path matches SIM_ERROR_PATTERN, `failed` when it matches SIM_FAIL_PATTERN, else
 `passed`. Patterns are shell-style globs (fnmatch, case-sensitive); an empty pattern never
 matches.
+
+Either duration may be a range `A..B`: then each test path (for SIM_TEST_SECONDS) or app
+version (for SIM_INSTALL_SECONDS) gets its own duration, log-uniform in [A, B] (as real
+suites are: many short tests, a few long ones), fixed by a hash of its name, so every run,
+agent and process gives it the same duration.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import time
 from collections.abc import Callable
 from fnmatch import fnmatchcase
 
-from qgjob_agent.config import Config
+from qgjob_agent.config import Config, SimSeconds
 from qgjob_agent.drivers.base import JobRun, RunOutcome
 from qgjob_contract.statuses import DriverName, ErrorReason, JobStatus
 
@@ -24,14 +31,14 @@ class SimulatorDriver:
     def __init__(
         self,
         *,
-        install_s: float,
-        test_s: float,
+        install_s: SimSeconds | float,
+        test_s: SimSeconds | float,
         fail_pattern: str,
         error_pattern: str,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._install_s = install_s
-        self._test_s = test_s
+        self._install_s = _seconds(install_s)
+        self._test_s = _seconds(test_s)
         self._fail_pattern = fail_pattern
         self._error_pattern = error_pattern
         self._sleep = sleep
@@ -46,15 +53,16 @@ class SimulatorDriver:
         )
 
     def install(self, app_version_id: str, target: str) -> None:
-        self._sleep(self._install_s)
+        self._sleep(simulated_seconds(self._install_s, app_version_id))
 
     def run_test(self, job: JobRun) -> RunOutcome:
-        self._sleep(self._test_s)
+        seconds = simulated_seconds(self._test_s, job.test_path)
+        self._sleep(seconds)
         note = f"simulated: no real test ran; {job.test_path} on {job.target}"
         if _matches(job.test_path, self._error_pattern):
             return RunOutcome(
                 status=JobStatus.ERROR,
-                duration_s=self._test_s,
+                duration_s=seconds,
                 log_tail=f"{note}: infrastructure error because the path matches "
                 f"SIM_ERROR_PATTERN {self._error_pattern!r}",
                 reason=ErrorReason.DRIVER_ERROR,
@@ -62,15 +70,32 @@ class SimulatorDriver:
         if _matches(job.test_path, self._fail_pattern):
             return RunOutcome(
                 status=JobStatus.FAILED,
-                duration_s=self._test_s,
+                duration_s=seconds,
                 log_tail=f"{note}: failed because the path matches "
                 f"SIM_FAIL_PATTERN {self._fail_pattern!r}",
             )
         return RunOutcome(
             status=JobStatus.PASSED,
-            duration_s=self._test_s,
-            log_tail=f"{note}: passed after {self._test_s:g} s",
+            duration_s=seconds,
+            log_tail=f"{note}: passed after {seconds:g} s",
         )
+
+
+def simulated_seconds(seconds: SimSeconds, name: str) -> float:
+    """The duration of `name` (a test path or app version): log-uniform in the range, stable.
+
+    The position in [low, high] comes from the SHA-256 of `name`, not from a random
+    generator, so it is the same in every process and run.
+    """
+    if seconds.low == seconds.high:
+        return seconds.low
+    digest = hashlib.sha256(name.encode()).digest()
+    fraction = int.from_bytes(digest[:8], "big") / 2**64  # in [0, 1)
+    return math.exp(math.log(seconds.low) + fraction * math.log(seconds.high / seconds.low))
+
+
+def _seconds(value: SimSeconds | float) -> SimSeconds:
+    return value if isinstance(value, SimSeconds) else SimSeconds(value, value)
 
 
 def _matches(path: str, pattern: str) -> bool:

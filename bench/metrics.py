@@ -1,0 +1,116 @@
+"""Pure figures of a run: lower bounds, makespans, installs, percentiles (no I/O).
+
+Every figure is computed from job records as the API returns them (`created_at`,
+`started_at`, `finished_at`: ISO-8601 UTC written by the API and the agents, which share
+the host's clock; `result.install_paid`, `result.install_s`, `result.duration_s`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+Record = Mapping[str, Any]
+
+
+def standard_lower_bound(
+    jobs: int, versions: int, agents: int, install_s: float, test_s: float
+) -> float:
+    """The issue's bound: max((N*T + V*I)/K, I + ceil(N/K)*T, ceil(V/K)*(I + T)).
+
+    Every build must be installed at least once, tests cannot be shared below one per agent,
+    and an agent installs at least ceil(V/K) builds.
+    """
+    return max(
+        (jobs * test_s + versions * install_s) / agents,
+        install_s + math.ceil(jobs / agents) * test_s,
+        math.ceil(versions / agents) * (install_s + test_s),
+    )
+
+
+def durations_lower_bound(
+    durations_by_build: Mapping[str, Sequence[float]], agents: int, install_s: float
+) -> float:
+    """The bound from actual test durations: all the work (one install per build) over the
+    agents; the longest test after one install; each build's install plus its longest test.
+    """
+    every = [d for durations in durations_by_build.values() for d in durations]
+    if not every:
+        return 0.0
+    builds = len(durations_by_build)
+    return max(
+        (sum(every) + builds * install_s) / agents,
+        install_s + max(every),
+        math.ceil(builds / agents) * install_s + min(every),
+    )
+
+
+def when(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def makespan_s(records: Iterable[Record]) -> float:
+    """From the first job's creation to the last job's end."""
+    items = list(records)
+    start = min(when(r["created_at"]) for r in items)
+    end = max(when(r["finished_at"]) for r in items)
+    return (end - start).total_seconds()
+
+
+def installs(records: Iterable[Record]) -> int:
+    """Installs paid: each is carried by the first job of its batch (`result.install_paid`)."""
+    return sum(1 for r in records if (r.get("result") or {}).get("install_paid"))
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (`fraction` in (0, 1])."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+
+
+def dispatch_latencies_ms(records: Iterable[Record]) -> list[float]:
+    """Per job, from created (ready) to started (running on its agent), in ms.
+
+    `started_at` is written after the install: measured on warm agents, it is the time the
+    platform took to hand the job over.
+    """
+    return [
+        (when(r["started_at"]) - when(r["created_at"])).total_seconds() * 1000
+        for r in records
+        if r.get("started_at")
+    ]
+
+
+@dataclass(frozen=True)
+class Segment:
+    agent: str
+    kind: str  # "install" or "test"
+    start_s: float  # seconds since the run's first creation
+    length_s: float
+
+
+def timeline(records: Sequence[Record]) -> list[Segment]:
+    """What each agent did over time: installs (before the first test of a batch that paid
+    one) and tests (started_at to finished_at), relative to the run's first creation."""
+    origin = min(when(r["created_at"]) for r in records)
+    segments = []
+    for r in records:
+        if not (r.get("started_at") and r.get("finished_at") and r.get("assigned_agent")):
+            continue
+        started = (when(r["started_at"]) - origin).total_seconds()
+        ended = (when(r["finished_at"]) - origin).total_seconds()
+        result = r.get("result") or {}
+        if result.get("install_paid"):
+            install = float(result.get("install_s") or 0.0)
+            segments.append(Segment(r["assigned_agent"], "install", started - install, install))
+        segments.append(Segment(r["assigned_agent"], "test", started, max(ended - started, 0.0)))
+    return segments
+
+
+def ratio(value: float, bound: float) -> float:
+    return value / bound if bound > 0 else math.inf

@@ -1,0 +1,244 @@
+"""The real compose stack under the benchmark's own project name, and a client for its API.
+
+Simulator timings and the policy go through the environment, the number of agents through
+`--scale`, exactly as a user would run them. Only emulator agents run (device and
+browserstack are scaled to 0), so the machine's cores go to the workload.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROJECT = "qgjob-bench"
+TARGET = "emulator"
+
+# The raw RQ baseline, run inside the scheduler container (it has rq, and reaches the
+# stack's Redis): enqueue N no-op jobs, then drain them with one SimpleWorker, timed.
+_RQ_BASELINE = """
+import json, sys, time
+from redis import Redis
+from rq import Queue, SimpleWorker
+from rq.serializers import JSONSerializer
+count = int(sys.argv[1])
+redis = Redis.from_url("redis://redis:6379/0")
+queue = Queue("bench.rq-noop", connection=redis, serializer=JSONSerializer)
+queue.empty()
+with redis.pipeline() as pipe:
+    for _ in range(count):
+        queue.enqueue("os.getpid", pipeline=pipe)
+    pipe.execute()
+worker = SimpleWorker([queue], connection=redis, serializer=JSONSerializer)
+started = time.monotonic()
+worker.work(burst=True, logging_level="WARNING")
+elapsed = time.monotonic() - started
+print(json.dumps({"jobs": count, "seconds": elapsed}))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Stack:
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.port = _free_port()
+        self.api = f"http://127.0.0.1:{self.port}"
+        self.session = requests.Session()
+        self._env: dict[str, str] = {}
+
+    # --- compose -------------------------------------------------------------------------
+
+    def compose(self, *args: str, timeout: float = 900, capture: bool = False) -> str:
+        env = {**os.environ, **self._env, "QGJOB_API_PORT": str(self.port)}
+        done = subprocess.run(
+            ["docker", "compose", "-p", self.project, *args],
+            cwd=REPO_ROOT,
+            env=env,
+            check=True,
+            timeout=timeout,
+            stdout=subprocess.PIPE if capture else sys.stderr,
+            text=True,
+        )
+        return done.stdout if capture else ""
+
+    def up(self, agents: int, settings: Mapping[str, str], *, build: bool = False) -> None:
+        """(Re)start the stack with `settings` (environment) and `agents` emulator agents.
+
+        Services whose settings changed are recreated (agents come back cold, with new ids).
+        Returns once `agents` live agents report.
+        """
+        self._env = {
+            "AGENT_HEARTBEAT_S": "1",
+            "AGENT_STOP_GRACE_PERIOD": "10s",
+            **settings,
+        }
+        started = time.monotonic()
+        try:
+            self.compose(
+                "up",
+                "-d",
+                "--wait",
+                *(["--build"] if build else []),
+                "--scale",
+                f"agent-emulator={agents}",
+                "--scale",
+                "agent-device=0",
+                "--scale",
+                "agent-browserstack=0",
+            )
+        except subprocess.CalledProcessError:
+            # On a loaded machine a healthcheck can time out while its service works: give
+            # the services time to become healthy before giving up.
+            log("compose up --wait failed; waiting for every service to become healthy")
+            self.wait(self.healthy, 180, "every service healthy")
+        self.wait(lambda: self.live_agents() == agents, 120, f"{agents} live agents")
+        log(f"stack up ({agents} agents, {settings}) in {time.monotonic() - started:.1f} s")
+
+    def healthy(self) -> bool:
+        out = self.compose("ps", "--format", "json", capture=True)
+        services = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return bool(services) and all(
+            s.get("Health") in ("healthy", "") and s.get("State") == "running" for s in services
+        )
+
+    def down(self) -> None:
+        self.compose("down", "-v", "--remove-orphans", timeout=300)
+
+    def rq_baseline(self, jobs: int) -> dict[str, Any]:
+        out = self.compose(
+            "exec", "-T", "scheduler", "python", "-c", _RQ_BASELINE, str(jobs), capture=True
+        )
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        return result
+
+    # --- API -----------------------------------------------------------------------------
+
+    def agents(self) -> list[dict[str, Any]]:
+        response = self.session.get(f"{self.api}/v1/agents", timeout=10)
+        response.raise_for_status()
+        agents: list[dict[str, Any]] = response.json()["agents"]
+        return [a for a in agents if a["target"] == TARGET]
+
+    def live_agents(self) -> int:
+        try:
+            return sum(1 for a in self.agents() if a["alive"] and a["state"] != "offline")
+        except requests.RequestException:
+            return -1
+
+    def idle(self) -> bool:
+        return all(a["current_batch_id"] is None for a in self.agents() if a["alive"])
+
+    def submit_suite(self, jobs: Sequence[dict[str, Any]]) -> list[str]:
+        """One request per at most 1,000 jobs (the API's limit); their ids."""
+        ids: list[str] = []
+        for start in range(0, len(jobs), 1000):
+            response = self.session.post(
+                f"{self.api}/v1/jobs", json=list(jobs[start : start + 1000]), timeout=120
+            )
+            response.raise_for_status()
+            ids += [job["job_id"] for job in response.json()["jobs"]]
+        return ids
+
+    def submit_each(self, jobs: Sequence[dict[str, Any]], threads: int = 8) -> list[str]:
+        """One request per job, `threads` at a time (each thread its own session)."""
+
+        def post(job: dict[str, Any]) -> str:
+            response = requests.post(f"{self.api}/v1/jobs", json=job, timeout=60)
+            response.raise_for_status()
+            job_id: str = response.json()["job"]["job_id"]
+            return job_id
+
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(post, jobs))
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = self.session.get(f"{self.api}/v1/jobs/{job_id}", timeout=10)
+        response.raise_for_status()
+        record: dict[str, Any] = response.json()
+        return record
+
+    def wait_final(self, job_ids: Sequence[str], timeout: float) -> list[dict[str, Any]]:
+        """Poll until every job is final; their records, in the order of `job_ids`.
+
+        Checks at most 50 unfinished jobs per round, so polling stays light while the
+        workload runs (the figures come from the records, not from when polling saw them).
+        """
+        records: dict[str, dict[str, Any]] = {}
+        waiting = list(job_ids)
+        deadline = time.monotonic() + timeout
+        while waiting:
+            still = []
+            for job_id in waiting[:50]:
+                record = self.job(job_id)
+                if record["final"]:
+                    records[job_id] = record
+                else:
+                    still.append(job_id)
+            waiting = still + waiting[50:]
+            if still:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(waiting)} jobs not final after {timeout:.0f} s")
+                time.sleep(0.25)
+        self.wait(self.idle, 60, "agents idle")
+        return [records[job_id] for job_id in job_ids]
+
+    @staticmethod
+    def wait(probe: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not probe():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.2)
+
+
+def jobs_for(
+    org: str, versions: Sequence[str], count: int, *, paths: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """`count` jobs spread round-robin over `versions`; test paths unique unless given."""
+    return [
+        {
+            "org_id": org,
+            "app_version_id": versions[i % len(versions)],
+            "test_path": paths[i] if paths else f"tests/{org}/t{i}.spec.js",
+            "target": TARGET,
+        }
+        for i in range(count)
+    ]
+
+
+def run_id() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+@contextmanager
+def running(project: str, keep: bool = False) -> Iterator[Stack]:
+    stack = Stack(project)
+    try:
+        yield stack
+    finally:
+        if keep:
+            log(f"stack left running: docker compose -p {project} down -v")
+        else:
+            stack.down()

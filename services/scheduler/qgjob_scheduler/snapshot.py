@@ -1,0 +1,212 @@
+"""What a planning policy sees: a `planning.Situation` of one target, read from Redis.
+
+- **Pending jobs**: every build in `Keys.groups(target)`, its jobs in group order (the score
+  is the job's `order`; its priority is recovered from the score, see `grouping`), each
+  job's age from its `created_at` and its estimated duration from the duration history
+  (`history.test_estimates`, per org, one round trip each). At most `MAX_JOBS_PER_BUILD`
+  jobs are read per build: a pass never takes that many from one build, and the policy
+  only sees a build's backlog as that large (its batches then stay at `batch_max`).
+- **Agents**: every live agent of the target (lease fresh on Redis TIME, not offline, the
+  record of the instance holding the lease). A free one (no batch outstanding) shows the
+  build it has installed. A busy one shows the build of its outstanding batch (the one it
+  will have installed when it is free) and `busy_for_s`: the estimates of the batch's jobs
+  that have not ended, plus the build's install when it does not have it yet.
+- **Install times**: per build, from the history (`history.install_estimates`).
+
+Ages compare the API's `created_at` with the scheduler's clock: aging works in steps of
+`aging_s` (a minute by default), so a skew of a few seconds between hosts is immaterial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from redis import Redis
+
+from qgjob_contract import leases, names
+from qgjob_contract.names import Keys
+from qgjob_contract.records import Agent, Batch, BatchJob, Lease, is_alive
+from qgjob_contract.statuses import AgentState, JobStatus
+from qgjob_scheduler import history, planning
+from qgjob_scheduler.grouping import PRIORITY_WEIGHT
+
+MAX_JOBS_PER_BUILD = 2000
+_UNFINISHED = (JobStatus.ASSIGNED.value, JobStatus.RUNNING.value)
+
+
+@dataclass(frozen=True)
+class Planner:
+    """A planning policy and the settings the dispatcher gives it (see `config`)."""
+
+    policy: planning.Policy
+    default_test_s: float = planning.DEFAULT_TEST_S
+    default_install_s: float = planning.DEFAULT_INSTALL_S
+    aging_s: float = planning.DEFAULT_AGING_S
+
+
+def priority_of(score: float) -> int:
+    """The priority in a group score `arrival - priority * PRIORITY_WEIGHT` (0 < arrival)."""
+    return -int((score - 1) // PRIORITY_WEIGHT)
+
+
+def is_live(agent: Agent, lease: Lease | None, target: str, now_ms: int, timeout_s: float) -> bool:
+    """Of `target`, not offline, its lease fresh and held by the instance of this record."""
+    return (
+        agent.target == target
+        and agent.state != AgentState.OFFLINE
+        and lease is not None
+        and is_alive(lease, now_ms, timeout_s)
+        and agent.instance_id == lease.instance_id
+    )
+
+
+def read_situation(
+    store: Redis,
+    target: str,
+    planner: Planner,
+    *,
+    batch_max: int,
+    agent_timeout_s: float,
+    now: datetime,
+) -> planning.Situation | None:
+    """The target's situation, or None when no agent is free or no job is pending."""
+    agents = _live_agents(store, target, agent_timeout_s)
+    if not any(not agent.current_batch_id for agent in agents):
+        return None
+    builds = [names.parse_build(str(member)) for member in store.zrange(Keys.groups(target), 0, -1)]
+    if not builds:
+        return None
+    pipe = store.pipeline(transaction=False)
+    for org_id, version in builds:
+        pipe.zrange(Keys.group(target, org_id, version), 0, MAX_JOBS_PER_BUILD - 1, withscores=True)
+    members = cast(list[list[tuple[str, float]]], pipe.execute())
+    pending = [
+        (org_id, version, job_id, score)
+        for (org_id, version), jobs in zip(builds, members, strict=True)
+        for job_id, score in jobs
+    ]
+    pipe = store.pipeline(transaction=False)
+    for *_, job_id, _ in pending:
+        pipe.hmget(Keys.job(job_id), ["test_path", "created_at"])
+    details = cast(list[list[str | None]], pipe.execute())
+
+    batches = _outstanding_batches(store, agents)
+    paths: dict[str, list[str]] = {}  # org -> test paths to estimate
+    for (org_id, *_), (path, _) in zip(pending, details, strict=True):
+        paths.setdefault(org_id, []).append(path or "")
+    for batch, _ in batches.values():
+        paths.setdefault(batch.org_id, []).extend(job.test_path for job in batch.jobs)
+    estimate = _test_estimates(store, target, paths, planner.default_test_s)
+    wanted = {(org_id, version) for org_id, version, *_ in pending}
+    wanted |= {(batch.org_id, batch.app_version_id) for batch, _ in batches.values()}
+    install_s = _install_estimates(store, target, wanted, planner.default_install_s)
+
+    now_s = now.timestamp()
+    jobs = [
+        planning.PendingJob(
+            job_id,
+            org_id,
+            version,
+            priority_of(score),
+            max(now_s - datetime.fromisoformat(created).timestamp(), 0.0) if created else 0.0,
+            estimate[org_id, path or ""],
+            score,
+        )
+        for (org_id, version, job_id, score), (path, created) in zip(pending, details, strict=True)
+    ]
+    views = []
+    for agent in agents:
+        if agent.agent_id in batches:
+            batch, unfinished = batches[agent.agent_id]
+            build = (batch.org_id, batch.app_version_id)
+            busy = sum(estimate[batch.org_id, job.test_path] for job in unfinished)
+            if (agent.installed_org_id, agent.installed_app_version) != build:
+                busy += install_s[build]
+            views.append(planning.AgentView(agent.agent_id, build, False, busy))
+        elif not agent.current_batch_id:
+            views.append(planning.AgentView(agent.agent_id, _installed(agent), True, 0.0))
+    return planning.Situation(
+        target,
+        jobs,
+        views,
+        install_s,
+        batch_max,
+        default_install_s=planner.default_install_s,
+        aging_s=planner.aging_s,
+    )
+
+
+def _live_agents(store: Redis, target: str, timeout_s: float) -> list[Agent]:
+    agent_ids = sorted(str(agent_id) for agent_id in store.smembers(Keys.AGENTS))
+    pipe = store.pipeline(transaction=False)
+    for agent_id in agent_ids:
+        pipe.hgetall(Keys.agent(agent_id))
+    agents = [Agent.from_redis(raw) for raw in pipe.execute() if raw]
+    lease_of = leases.read(store, (agent.agent_id for agent in agents))
+    now_ms = leases.redis_now_ms(store)
+    return [
+        agent
+        for agent in agents
+        if is_live(agent, lease_of.get(agent.agent_id), target, now_ms, timeout_s)
+    ]
+
+
+def _outstanding_batches(
+    store: Redis, agents: Iterable[Agent]
+) -> dict[str, tuple[Batch, list[BatchJob]]]:
+    """agent_id -> (its outstanding batch, the batch's jobs that have not ended)."""
+    busy = [agent for agent in agents if agent.current_batch_id]
+    pipe = store.pipeline(transaction=False)
+    for agent in busy:
+        pipe.hgetall(Keys.batch(agent.current_batch_id or ""))
+    found = [
+        (agent.agent_id, Batch.from_redis(raw))
+        for agent, raw in zip(busy, pipe.execute(), strict=True)
+        if raw
+    ]
+    pipe = store.pipeline(transaction=False)
+    for _, batch in found:
+        for job in batch.jobs:
+            pipe.hget(Keys.job(job.job_id), "status")
+    statuses = iter(pipe.execute())
+    result = {}
+    for agent_id, batch in found:
+        unfinished = [job for job in batch.jobs if next(statuses) in _UNFINISHED]
+        result[agent_id] = (batch, unfinished)
+    return result
+
+
+def _test_estimates(
+    store: Redis, target: str, paths: dict[str, list[str]], default_s: float
+) -> dict[tuple[str, str], float]:
+    estimates = {}
+    for org_id, org_paths in paths.items():
+        unique = sorted(set(org_paths))
+        values = history.test_estimates(store, org_id, target, unique, default_s)
+        estimates.update(
+            {(org_id, path): value for path, value in zip(unique, values, strict=True)}
+        )
+    return estimates
+
+
+def _install_estimates(
+    store: Redis, target: str, builds: Iterable[tuple[str, str]], default_s: float
+) -> dict[tuple[str, str], float]:
+    by_org: dict[str, list[str]] = {}
+    for org_id, version in builds:
+        by_org.setdefault(org_id, []).append(version)
+    estimates = {}
+    for org_id, versions in by_org.items():
+        unique = sorted(set(versions))
+        values = history.install_estimates(store, org_id, target, unique, default_s)
+        estimates.update({(org_id, v): value for v, value in zip(unique, values, strict=True)})
+    return estimates
+
+
+def _installed(agent: Agent) -> tuple[str, str] | None:
+    if agent.installed_org_id is None or agent.installed_app_version is None:
+        return None
+    return (agent.installed_org_id, agent.installed_app_version)

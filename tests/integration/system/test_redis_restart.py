@@ -164,13 +164,6 @@ def test_redis_restart_while_events_are_applied_loses_and_reverts_nothing(
     store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: the agent process exits when Redis is away as RQ finalizes a batch "
-    "(rq.worker: 'found an unhandled exception, quitting...' from "
-    "SimpleWorker.handle_execution_ended -> Job.heartbeat); qgjob_agent.worker.run lets "
-    "worker.work() return and the process ends instead of waiting for Redis",
-)
 def test_agent_process_survives_a_redis_restart_at_the_end_of_a_batch(
     own_redis: OwnRedis, rabbitmq_url: str, tmp_path: Path
 ) -> None:

@@ -122,8 +122,11 @@ def _work_until_stopped(config: Config, status: AgentStatus, connection: redis.R
             connection=connection,
             serializer=JSONSerializer,
         )
-        _clear_stale_registration(worker)
-        worker.work(logging_level=config.log_level)
+        try:
+            _clear_stale_registration(worker)
+            worker.work(logging_level=config.log_level)
+        except redis.exceptions.RedisError as exc:  # raised by RQ's own teardown, say
+            log.error("agent_id=%s: the RQ worker failed on Redis: %r", config.agent_id, exc)
         if status.stopping:
             return
         log.error(

@@ -18,14 +18,14 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 from testcontainers.compose import DockerCompose
 
-from e2e.conftest import REPO_ROOT, Stack, _free_port
+from e2e.conftest import REPO_ROOT, Stack, _free_port, wait_until
 
 # The fault stacks' simulator: short tests, a short install, small batches.
 FAULT_ENV = {
@@ -193,17 +193,6 @@ def running_on(jobs: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     return busy
 
 
-def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
 def final_transitions(logs: str) -> Counter[str]:
     """How many times the scheduler logged a final status for each job id."""
     return Counter(match.group(1) for match in _FINAL_LOG.finditer(logs))
@@ -310,11 +299,16 @@ class Faults:
         the kill's epoch time)."""
 
         def busy_snapshot() -> tuple[str, dict[str, dict[str, Any]]] | None:
+            """The agent with the most jobs still waiting in its batch (they cannot have been
+            reported yet), among those running one."""
             snapshot = jobs_by_id(stack, job_ids)
-            busy = running_on(snapshot)
-            return (next(iter(busy)), snapshot) if busy else None
+            waiting = Counter(
+                job["assigned_agent"] for job in snapshot.values() if job["status"] == "assigned"
+            )
+            busy = [agent for agent in running_on(snapshot) if waiting[agent]]
+            return (max(busy, key=lambda a: waiting[a]), snapshot) if busy else None
 
-        dead_agent, snapshot = wait_for(busy_snapshot, 60, "a running job")
+        dead_agent, snapshot = wait_until(busy_snapshot, timeout=60, what="a running job")
         unfinished = [
             job_id
             for job_id, job in snapshot.items()
@@ -332,7 +326,7 @@ class Faults:
             current = running_on(jobs_by_id(stack, job_ids))
             return next((a for a in current if a != spare), None)
 
-        crashed = wait_for(another_busy, 60, "another agent running a job")
+        crashed = wait_until(another_busy, timeout=60, what="another agent running a job")
         crash_agent_process(agent_container(stack, crashed))
         self.record("agent_crashed_and_restarted", agent_id=crashed)
 

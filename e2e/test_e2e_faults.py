@@ -10,24 +10,21 @@ project), not on the session's shared one.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from e2e.conftest import PROJECT, Stack, wait_until
 from e2e.faults import (
-    agent_container,
+    Faults,
+    all_final,
     compose,
-    docker,
     expected_outcome,
     fault_stack_up,
     final_transitions,
     jobs_by_id,
     redispatch_seconds,
     run_chaos,
-    running_on,
     submit_suite,
 )
 
@@ -59,19 +56,7 @@ def test_a_killed_agents_jobs_run_on_another_agent_within_15_s(fault_stack: Stac
     paths = [f"tests/kill/t{i:03d}.spec.js" for i in range(200)]  # about 10 s of work
     job_ids = submit_suite(fault_stack, "org-kill", "2.0.0", paths)
 
-    def busy_snapshot() -> tuple[str, dict[str, dict[str, Any]]] | None:
-        snapshot = jobs_by_id(fault_stack, job_ids)
-        busy = running_on(snapshot)
-        return (next(iter(busy)), snapshot) if busy else None
-
-    dead_agent, snapshot = wait_until(busy_snapshot, timeout=60, what="a running job")
-    unfinished = [
-        job_id
-        for job_id, job in snapshot.items()
-        if job["assigned_agent"] == dead_agent and not job["final"]
-    ]
-    docker("kill", agent_container(fault_stack, dead_agent))
-    killed_at = time.time()
+    dead_agent, unfinished, killed_at = Faults().kill_busy_agent(fault_stack, job_ids)
     assert unfinished, "the agent had finished its batch before it was killed"
 
     def first_elsewhere() -> float | None:
@@ -91,13 +76,7 @@ def test_a_killed_agents_jobs_run_on_another_agent_within_15_s(fault_stack: Stac
     )
     assert redispatch <= 15
 
-    final = wait_until(
-        lambda: (
-            all((jobs := jobs_by_id(fault_stack, job_ids))[j]["final"] for j in job_ids) and jobs
-        ),
-        timeout=120,
-        what="every job final",
-    )
+    final = wait_until(lambda: all_final(fault_stack, job_ids), timeout=120, what="every job final")
     assert {job["status"] for job in final.values()} == {"passed"}
     # jobs the agent had not finished when it died (some may have been reported just before)
     requeued = [job_id for job_id in unfinished if final[job_id]["history"]]
@@ -122,13 +101,7 @@ def test_two_scheduler_replicas_under_load_dispatch_nothing_twice(fault_stack: S
         job_ids += submit_suite(fault_stack, "org-two", f"3.{v}.0", paths[v * 50 : (v + 1) * 50])
     by_id = dict(zip(job_ids, paths, strict=True))
 
-    final = wait_until(
-        lambda: (
-            all((jobs := jobs_by_id(fault_stack, job_ids))[j]["final"] for j in job_ids) and jobs
-        ),
-        timeout=180,
-        what="every job final",
-    )
+    final = wait_until(lambda: all_final(fault_stack, job_ids), timeout=180, what="every job final")
 
     assert {job_id: job["status"] for job_id, job in final.items()} == {
         job_id: expected_outcome(path) for job_id, path in by_id.items()

@@ -23,6 +23,8 @@ from qgjob_cli.errors import (
 
 # A job record exactly as the server sends it (job_id, status, final, result, ...).
 JobRecord = dict[str, Any]
+# A run as GET /v1/runs/<id> sends it (run_id, counts, timings, finished, jobs, ...).
+RunRecord = dict[str, Any]
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0  # a submit answers only once the broker confirmed every job
@@ -35,10 +37,24 @@ class JobPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[RunRecord]
+    next_cursor: str | None
+
+
 class Client:
-    def __init__(self, base_url: str, *, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        session: requests.Session | None = None,
+        token: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._session = session if session is not None else requests.Session()
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
 
     def close(self) -> None:
         self._session.close()
@@ -53,6 +69,37 @@ class Client:
 
     def get_job(self, job_id: str) -> JobRecord:
         return _record(self._request("GET", f"/v1/jobs/{quote(job_id, safe='')}"))
+
+    def lookup_jobs(self, job_ids: list[str]) -> list[JobRecord]:
+        """Many jobs in ONE request (POST /v1/jobs/lookup), in the order asked."""
+        records = _records(self._request("POST", "/v1/jobs/lookup", json={"job_ids": job_ids}))
+        if [job["job_id"] for job in records] != job_ids:
+            raise _unexpected("the jobs looked up are not the ones asked for")
+        return records
+
+    def create_run(self, run: dict[str, Any]) -> RunRecord:
+        """Submit a suite as one run (POST /v1/runs); return the run as the server shows it."""
+        body = self._request("POST", "/v1/runs", json=run)
+        return _run(body.get("run") if isinstance(body, dict) else None)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        return _run(self._request("GET", f"/v1/runs/{quote(run_id, safe='')}"))
+
+    def list_runs(
+        self, *, org_id: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> RunPage:
+        filters = {"org_id": org_id, "limit": limit, "cursor": cursor}
+        params = {name: value for name, value in filters.items() if value is not None}
+        body = self._request("GET", "/v1/runs", params=params)
+        runs = body.get("runs") if isinstance(body, dict) else None
+        if not isinstance(runs, list) or not all(
+            isinstance(run, dict) and isinstance(run.get("run_id"), str) for run in runs
+        ):
+            raise _unexpected("no 'runs' list in the answer")
+        cursor = body.get("next_cursor")
+        if cursor is not None and not isinstance(cursor, str):
+            raise _unexpected("next_cursor is not a string")
+        return RunPage(runs=runs, next_cursor=cursor)
 
     def list_jobs(
         self,
@@ -79,6 +126,23 @@ class Client:
         if cursor is not None and not isinstance(cursor, str):
             raise _unexpected("next_cursor is not a string")
         return JobPage(jobs=_records(body), next_cursor=cursor)
+
+    def dead_letters(self, limit: int) -> dict[str, Any]:
+        """GET /v1/admin/dead-letters: {"total", "dead_letters": [...]}, newest first."""
+        body = self._request("GET", "/v1/admin/dead-letters", params={"limit": limit})
+        if not isinstance(body, dict) or not isinstance(body.get("dead_letters"), list):
+            raise _unexpected("the dead-letter listing has no dead_letters list")
+        return body
+
+    def replay_dead_letters(self, event_ids: list[str] | None) -> dict[str, Any]:
+        """POST /v1/admin/dead-letters/replay: these event ids, or every one (None)."""
+        request = {"all": True} if event_ids is None else {"event_ids": event_ids}
+        body = self._request("POST", "/v1/admin/dead-letters/replay", json=request)
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(key), list) for key in ("replayed", "missing", "unreplayable")
+        ):
+            raise _unexpected("the replay answer lacks replayed/missing/unreplayable")
+        return body
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         url = self.base_url + path
@@ -156,6 +220,18 @@ def _record(job: Any) -> JobRecord:
     ):
         raise _unexpected("a job record lacks job_id, status or final")
     return job
+
+
+def _run(body: Any) -> RunRecord:
+    """A run with what the CLI relies on: run_id, finished, and job records."""
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("run_id"), str)
+        or not isinstance(body.get("finished"), bool)
+    ):
+        raise _unexpected("a run lacks run_id or finished")
+    body["jobs"] = _records(body)
+    return body
 
 
 def _unexpected(detail: str) -> ServerError:

@@ -105,12 +105,17 @@ def status_block(job: JobRecord) -> str:
     return "\n".join(lines)
 
 
-def jobs_table(jobs: list[JobRecord]) -> str:
-    """`qgjob list`: aligned columns with a header row."""
-    rows = [[title for title, _ in _TABLE_COLUMNS]]
-    rows += [[_text(job.get(field)) for _, field in _TABLE_COLUMNS] for job in jobs]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_TABLE_COLUMNS))]
+def table(rows: list[list[str]]) -> str:
+    """Rows (the first one is the header) as aligned columns, two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
+
+
+def jobs_table(jobs: list[JobRecord]) -> str:
+    """`qgjob list`: aligned columns with a header row."""
+    rows = [[title for title, _ in _TABLE_COLUMNS]]
+    rows += [[_text(job.get(field)) for _, field in _TABLE_COLUMNS] for job in jobs]
+    return table(rows)

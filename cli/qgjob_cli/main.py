@@ -2,53 +2,31 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import click
-import requests
 from click.core import ParameterSource
 
-from qgjob_cli import formatting
+from qgjob_cli import admin, formatting, junit, suite
 from qgjob_cli.client import Client, JobRecord
+from qgjob_cli.context import Deps, State, error_line, warning_line
 from qgjob_cli.errors import QgjobError
 from qgjob_cli.exit_codes import ExitCode, epilog
 from qgjob_cli.vocabulary import DEFAULT_TARGET, STATUSES, TARGETS
-from qgjob_cli.waiting import wait_for_jobs
+from qgjob_cli.waiting import Watch, wait_for
+
+__all__ = ["Deps", "cli"]
 
 DEFAULT_API_URL = "http://localhost:5000"
 DEFAULT_PRIORITY = 1
 
 
-@dataclass(frozen=True)
-class Deps:
-    """What the commands take from the outside world; tests pass fakes as click's `obj`."""
-
-    session: requests.Session | None = None
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-
-
-@dataclass(frozen=True)
-class State:
-    client: Client
-    deps: Deps
-
-
-def _error_line(message: str) -> None:
-    click.echo(f"qgjob: error: {message}", err=True)
-
-
-def _warning_line(message: str) -> None:
-    click.echo(f"qgjob: warning: {message}", err=True)
-
-
 def _fail(message: str, code: int) -> NoReturn:
-    _error_line(message)
+    error_line(message)
     raise click.exceptions.Exit(code)
 
 
@@ -93,7 +71,16 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
-@click.group(cls=_Group, epilog=epilog())
+_EXAMPLES = """\
+  qgjob run --org-id=qualgent --app-version-id=xyz123 'tests/**/*.spec.js' --junit=report.xml
+  qgjob run --org-id=qualgent --app-version-id=xyz123 --target=emulator --target=device \\
+      tests/login.spec.js tests/checkout.spec.js --timeout=900
+  qgjob wait RUN_ID
+  qgjob rerun RUN_ID --failed
+  qgjob runs --org-id=qualgent"""
+
+
+@click.group(cls=_Group, epilog=epilog(_EXAMPLES))
 @click.option(
     "--api-url",
     envvar="QGJOB_API_URL",
@@ -103,18 +90,33 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
     callback=_check_url,
     help="Base URL of the qgjob API.",
 )
+@click.option(
+    "--token",
+    envvar="QGJOB_TOKEN",
+    show_envvar=True,
+    help="Sent as 'Authorization: Bearer TOKEN' when set (prefer the variable: a flag "
+    "shows in the process list).",
+)
 @click.version_option(package_name="qgjob", prog_name="qgjob")
 @click.pass_context
-def cli(ctx: click.Context, api_url: str) -> None:
-    """Submit test jobs to qgjob and follow them to their final status.
+def cli(ctx: click.Context, api_url: str, token: str | None) -> None:
+    """Submit test suites to qgjob, follow them live, and end with an exit code CI acts on.
 
-    Every error is one line on stderr, `qgjob: error: ...`; --json prints machine-readable
-    JSON on stdout.
+    Settings come from the flags, then the environment (QGJOB_API_URL, QGJOB_TOKEN,
+    QGJOB_ORG_ID), then the defaults. Every error is one line on stderr,
+    `qgjob: error: ...`; --json prints machine-readable JSON on stdout.
     """
     deps = ctx.obj if isinstance(ctx.obj, Deps) else Deps()
-    client = Client(api_url, session=deps.session)
+    client = Client(api_url, session=deps.session, token=token)
     ctx.call_on_close(client.close)
-    ctx.obj = State(client=client, deps=deps)
+    ctx.obj = State(client=client, deps=deps, api_url=api_url)
+
+
+cli.add_command(suite.run)
+cli.add_command(suite.wait)
+cli.add_command(suite.rerun)
+cli.add_command(suite.list_runs)
+cli.add_command(admin.admin)
 
 
 @cli.command(epilog=epilog())
@@ -157,6 +159,13 @@ def cli(ctx: click.Context, api_url: str) -> None:
     help="With --wait: seconds between polls.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the job records as JSON.")
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    metavar="PATH",
+    help="With --wait: write a JUnit XML report to PATH.",
+)
 @click.pass_context
 def submit(
     ctx: click.Context,
@@ -170,6 +179,7 @@ def submit(
     timeout: float | None,
     poll_interval: float,
     as_json: bool,
+    junit_path: Path | None,
 ) -> None:
     """Submit one job per --test and print the job ids, one per line.
 
@@ -184,9 +194,10 @@ def submit(
     because the server is unreachable or answers 5xx is retried after 1, 2, 4 and 8 s.
     """
     if not wait:
-        for option in ("timeout", "poll_interval"):
+        for option in ("timeout", "poll_interval", "junit_path"):
             if ctx.get_parameter_source(option) is not ParameterSource.DEFAULT:
-                raise click.UsageError(f"--{option.replace('_', '-')} needs --wait", ctx)
+                flag = option.removesuffix("_path").replace("_", "-")
+                raise click.UsageError(f"--{flag} needs --wait", ctx)
     state: State = ctx.obj
     jobs = state.client.submit(
         [
@@ -212,6 +223,7 @@ def submit(
         poll_interval=poll_interval,
         as_json=as_json,
         test_width=max(len(test) for test in tests),
+        junit_path=junit_path,
     )
     ctx.exit(code)
 
@@ -224,23 +236,27 @@ def _wait_and_report(
     poll_interval: float,
     as_json: bool,
     test_width: int,
+    junit_path: Path | None,
 ) -> ExitCode:
-    """Wait for the jobs, print a line per job as it finishes (or the JSON at the end)."""
+    """Wait for the jobs (one lookup request per poll), print a line per job as it
+    finishes (or the JSON at the end)."""
 
     def echo_line(job: JobRecord) -> None:
         if not as_json:
             click.echo(formatting.job_line(job, test_width))
 
-    result = wait_for_jobs(
-        state.client,
-        job_ids,
+    watch = Watch(state.client, job_ids=job_ids)
+    result = wait_for(
+        watch.poll,
         timeout_s=timeout,
         poll_interval_s=poll_interval,
         clock=state.deps.clock,
         sleep=state.deps.sleep,
         on_final=echo_line,
-        on_retry=lambda error, pause_s: _warning_line(f"retrying in {pause_s:.3g} s: {error}"),
+        on_retry=lambda error, pause_s: warning_line(f"retrying in {pause_s:.3g} s: {error}"),
     )
+    if junit_path is not None:
+        junit.write(junit_path, junit.build(result.jobs, api_url=state.api_url))
     if as_json:
         click.echo(formatting.to_json({"jobs": result.jobs, "timed_out": result.timed_out}))
     else:
@@ -248,7 +264,7 @@ def _wait_and_report(
             echo_line(job)
         click.echo(formatting.summary(result.jobs))
     if result.timed_out:
-        _error_line(
+        error_line(
             f"gave up waiting after {timeout:g} s: {len(result.unfinished)} of "
             f"{len(result.jobs)} jobs not final"
         )
@@ -259,7 +275,7 @@ def _ids(jobs: list[JobRecord]) -> str:
     return "\n".join(job["job_id"] for job in jobs)
 
 
-@cli.command()
+@cli.command(epilog=epilog("  qgjob status --job-id=1edd7f31-e4a9-472b-a760-d65ed9b1f7b0 --json"))
 @click.option("--job-id", required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the job record as JSON.")
 @click.pass_obj
@@ -269,7 +285,7 @@ def status(state: State, job_id: str, as_json: bool) -> None:
     click.echo(formatting.to_json(job) if as_json else formatting.status_block(job))
 
 
-@cli.command("list")
+@cli.command("list", epilog=epilog("  qgjob list --org-id=qualgent --status=failed --limit=20"))
 @click.option("--org-id")
 @click.option("--status", help=", ".join(STATUSES))
 @click.option("--app-version-id")

@@ -11,10 +11,12 @@ from typing import Final
 
 # In lifecycle order: queued -> assigned -> running -> one of the final four.
 STATUSES: Final = ("queued", "assigned", "running", "passed", "failed", "error", "cancelled")
-# The only two statuses the CLI interprets; any other final status (error, cancelled, or one
-# a newer server adds) counts as an infrastructure outcome.
+# The final statuses the CLI interprets; any other final status (one a newer server adds)
+# counts like error, an infrastructure outcome.
 PASSED: Final = "passed"
 FAILED: Final = "failed"
+ERROR: Final = "error"
+CANCELLED: Final = "cancelled"
 
 TARGETS: Final = ("emulator", "device", "browserstack")
 DEFAULT_TARGET: Final = "emulator"  # the server's own default: sent explicitly all the same

@@ -1,29 +1,33 @@
 """Waiting for jobs to finish, and the exit code a finished (or abandoned) wait ends with.
 
-The clock and the sleep are arguments, so tests run without sleeping and every command
-that waits (`submit --wait` now) shares this loop.
+Every command that waits (`run`, `wait`, `rerun`, `submit --wait`) shares this loop. A poll
+is ONE request per run (`GET /v1/runs/<id>`, every job of the run) plus, for jobs named
+outside a run, ONE `POST /v1/jobs/lookup` for those not yet final: never one per job.
+The clock and the sleep are arguments, so tests run without sleeping.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from qgjob_cli.client import JobRecord
+from qgjob_cli.client import JobRecord, RunRecord
 from qgjob_cli.errors import QgjobError
 from qgjob_cli.exit_codes import ExitCode
-from qgjob_cli.vocabulary import FAILED, PASSED
+from qgjob_cli.vocabulary import CANCELLED, FAILED, PASSED
 
-# A transient error (server unreachable, 5xx) while fetching a job is retried after a pause
-# that doubles each time (1, 2, 4, 8 s); the RETRY_ATTEMPTS-th failure in a row, or the
-# deadline passing, ends the wait with that error.
+# A transient error (server unreachable, 5xx) during a poll is retried after a pause that
+# doubles each time (1, 2, 4, 8 s); the RETRY_ATTEMPTS-th failure in a row, or the deadline
+# passing, ends the wait with that error.
 RETRY_ATTEMPTS = 5
 FIRST_RETRY_PAUSE_S = 1.0
 
 
-class JobReader(Protocol):
-    def get_job(self, job_id: str) -> JobRecord: ...
+class Reader(Protocol):
+    def get_run(self, run_id: str) -> RunRecord: ...
+
+    def lookup_jobs(self, job_ids: list[str]) -> list[JobRecord]: ...
 
 
 @dataclass(frozen=True)
@@ -37,74 +41,94 @@ class WaitResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        """The first that applies: a failed test, a timeout, an infrastructure end, success.
+        """The first that applies: failed, timed out, infrastructure error, cancelled, ok.
 
         A failed test is a verdict on the code under test that no rerun changes, so it
-        outranks everything that is about the infrastructure.
+        outranks everything that is about the infrastructure. A final status this CLI does
+        not know counts as an infrastructure error.
         """
         finished = [job["status"] for job in self.jobs if job["final"]]
         if FAILED in finished:
             return ExitCode.TESTS_FAILED
         if self.timed_out:
             return ExitCode.WAIT_TIMEOUT
-        if any(status != PASSED for status in finished):
+        if any(status not in (PASSED, CANCELLED) for status in finished):
             return ExitCode.INFRA_ERROR
+        if CANCELLED in finished:
+            return ExitCode.CANCELLED
         return ExitCode.OK
 
 
-def wait_for_jobs(
-    client: JobReader,
-    job_ids: Iterable[str],
+@dataclass
+class Watch:
+    """What one wait follows: whole runs, and jobs named by id. `poll()` is one round."""
+
+    reader: Reader
+    run_ids: list[str] = field(default_factory=list)
+    job_ids: list[str] = field(default_factory=list)
+    runs: dict[str, RunRecord] = field(default_factory=dict)  # latest of each run
+    _jobs: dict[str, JobRecord] = field(default_factory=dict)
+
+    def poll(self) -> list[JobRecord]:
+        """Every job followed, latest records: run by run, then the loose jobs."""
+        for run_id in self.run_ids:
+            if not self.runs.get(run_id, {}).get("finished"):
+                self.runs[run_id] = self.reader.get_run(run_id)
+        pending = [job_id for job_id in self.job_ids if not self._jobs.get(job_id, {}).get("final")]
+        if pending:
+            for job in self.reader.lookup_jobs(pending):
+                self._jobs[job["job_id"]] = job
+        jobs = [job for run_id in self.run_ids for job in self.runs[run_id]["jobs"]]
+        return jobs + [self._jobs[job_id] for job_id in self.job_ids]
+
+
+def wait_for(
+    poll: Callable[[], list[JobRecord]],
     *,
     timeout_s: float | None,
     poll_interval_s: float,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
+    on_poll: Callable[[list[JobRecord]], None] = lambda jobs: None,
     on_final: Callable[[JobRecord], None] = lambda job: None,
     on_retry: Callable[[QgjobError, float], None] = lambda error, pause_s: None,
 ) -> WaitResult:
-    """Poll each unfinished job until all are final or `timeout_s` has passed.
+    """Poll until every job is final or `timeout_s` has passed; the first round is at once.
 
-    `on_final` is called once per job, as soon as it is seen final. A job is fetched
-    once per round until it is final; the first round starts at once. A transient error
-    is retried (see RETRY_ATTEMPTS); `on_retry` is called with it and the pause before
-    the retry. Any other error, or one retried too often, leaves as the QgjobError.
+    `on_final` is called once per job, as soon as it is seen final (in the order of the
+    poll's answer), then `on_poll` with the whole answer. A transient error is retried (see
+    RETRY_ATTEMPTS); `on_retry` is called with it and the pause before the retry. Any other
+    error, or one retried too often, leaves as the QgjobError.
     """
-    order = list(dict.fromkeys(job_ids))
     deadline = None if timeout_s is None else clock() + timeout_s
-    latest: dict[str, JobRecord] = {}
-    pending = order
+    reported: set[str] = set()
     while True:
-        still_pending = []
-        for job_id in pending:
-            job = latest[job_id] = _fetch(
-                client, job_id, deadline=deadline, clock=clock, sleep=sleep, on_retry=on_retry
-            )
-            if job["final"]:
+        jobs = _poll(poll, deadline=deadline, clock=clock, sleep=sleep, on_retry=on_retry)
+        for job in jobs:
+            if job["final"] and job["job_id"] not in reported:
+                reported.add(job["job_id"])
                 on_final(job)
-            else:
-                still_pending.append(job_id)
-        pending = still_pending
+        on_poll(jobs)
+        pending = [job for job in jobs if not job["final"]]
         now = clock()
         if not pending or _passed(deadline, now):
-            return WaitResult(jobs=[latest[job_id] for job_id in order], timed_out=bool(pending))
+            return WaitResult(jobs=jobs, timed_out=bool(pending))
         sleep(_capped(poll_interval_s, deadline, now))
 
 
-def _fetch(
-    client: JobReader,
-    job_id: str,
+def _poll(
+    poll: Callable[[], list[JobRecord]],
     *,
     deadline: float | None,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
     on_retry: Callable[[QgjobError, float], None],
-) -> JobRecord:
-    """The job's record, fetched again after a pause while the error is transient."""
+) -> list[JobRecord]:
+    """One round, done again after a pause while the error is transient."""
     failures = 0
     while True:
         try:
-            return client.get_job(job_id)
+            return poll()
         except QgjobError as error:
             failures += 1
             now = clock()

@@ -102,6 +102,15 @@ class Keys:
     # zset: the dead-lettered event ids by when they were dead-lettered (ms), oldest first
     DEAD_LETTERS_BY_TIME: Final = f"{PREFIX}dead-letters:by-time"
 
+    # --- runs: a suite submitted as one (POST /v1/runs); written and read by the API only --
+    # hash: one run record (see qgjob_api.run_record.Run): its request and its job ids
+    @staticmethod
+    def run(run_id: str) -> str:
+        return f"{PREFIX}run:{run_id}"
+
+    # zset: every run id, scored by creation time in ms (listing, newest first)
+    RUNS_BY_TIME: Final = f"{PREFIX}runs"
+
 
 # A build: an app version of one org. org ids and app version ids never contain ':' (the
 # API validates both), so the member is unambiguous.

@@ -19,10 +19,10 @@ FINAL_STATUSES: frozenset[JobStatus] = frozenset(
     {JobStatus.PASSED, JobStatus.FAILED, JobStatus.ERROR, JobStatus.CANCELLED}
 )
 
-# Which status may follow which. A final status is never left. `assigned -> queued` is the
-# road back to a group for the jobs of a batch no agent will run: it could not be enqueued,
-# or its agent went offline before starting it (the scheduler's undo). `running -> queued`
-# is room for leases (nothing takes it yet).
+# Which status may follow which. A final status is never left. `assigned -> queued` and
+# `running -> queued` are the road back to a group (the scheduler's requeue script): for the
+# jobs of a batch no agent will run (not enqueued, or its agent went offline before starting
+# it), and for the unfinished jobs of a batch whose agent was lost or restarted.
 _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.ASSIGNED, JobStatus.CANCELLED}),
     # assigned -> final without running: the batch's install failed before the test began.

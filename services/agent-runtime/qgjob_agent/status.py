@@ -51,6 +51,11 @@ class AgentStatus:
         with self._lock:
             return self._installed
 
+    @property
+    def stopping(self) -> bool:
+        """True once a warm stop was requested."""
+        return self._stopping
+
     def stop(self) -> None:
         """The agent is stopping: from now on it reports `offline`. Safe in a signal handler."""
         self._stopping = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 import redis
@@ -84,14 +85,6 @@ def run(config: Config, driver: Driver) -> None:
     connection = redis.Redis.from_url(config.redis_url)  # RQ needs bytes: no decode_responses
     try:
         _wait_for_redis(connection)
-        worker = AgentWorker(
-            status,
-            [names.agent_queue(config.agent_id)],
-            name=config.agent_id,
-            connection=connection,
-            serializer=JSONSerializer,
-        )
-        _clear_stale_registration(worker)
         log.info(
             "agent_id=%s starting: target %s, driver %s, instance %s",
             config.agent_id,
@@ -103,7 +96,7 @@ def run(config: Config, driver: Driver) -> None:
         heartbeat.renew()  # the new instance's lease first: it ends a former one's batch
         heartbeat.start()
         try:
-            worker.work(logging_level=config.log_level)
+            _work_until_stopped(config, status, connection)
         finally:
             heartbeat.stop()
     finally:
@@ -112,6 +105,48 @@ def run(config: Config, driver: Driver) -> None:
         store.close()
         runtime.set_context(None)
     log.info("agent_id=%s stopped", config.agent_id)
+
+
+def _work_until_stopped(config: Config, status: AgentStatus, connection: redis.Redis) -> None:
+    """Run the RQ worker until a warm stop; start it again when it quits on its own.
+
+    RQ's worker quits on an error it does not handle, such as Redis going away while it
+    finishes a job; the agent then waits for Redis (its lease renewals and outbox go on
+    meanwhile) and works again, instead of exiting.
+    """
+    while True:
+        worker = AgentWorker(
+            status,
+            [names.agent_queue(config.agent_id)],
+            name=config.agent_id,
+            connection=connection,
+            serializer=JSONSerializer,
+        )
+        _clear_stale_registration(worker)
+        worker.work(logging_level=config.log_level)
+        if status.stopping:
+            return
+        log.error(
+            "agent_id=%s: the RQ worker quit without a stop request; starting it again "
+            "once Redis answers",
+            config.agent_id,
+        )
+        if not _redis_back_before_a_stop(connection, status):
+            return
+
+
+def _redis_back_before_a_stop(connection: redis.Redis, status: AgentStatus) -> bool:
+    """Wait until Redis answers (True), or a warm stop is requested first (False)."""
+    delay = 0.2
+    while not status.stopping:
+        try:
+            connection.ping()
+        except redis.exceptions.RedisError:
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        else:
+            return True
+    return False
 
 
 class AgentWorker(SimpleWorker):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import redis
@@ -19,6 +20,7 @@ from qgjob_api import store
 from qgjob_api.admin import admin_blueprint
 from qgjob_api.config import Config
 from qgjob_api.errors import HttpError, NotFound, Unavailable
+from qgjob_api.runs import runs_blueprint
 from qgjob_api.submit import Publisher, submit_jobs
 from qgjob_api.validation import parse_job, parse_job_query, parse_jobs, parse_json
 from qgjob_contract.amqp import ConfirmingPublisher, PublishError
@@ -70,10 +72,7 @@ def create_app(
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
         )
 
-    def confirming_publisher() -> Publisher:
-        return ConfirmingPublisher(config.rabbitmq_url)
-
-    factory = publisher_factory or confirming_publisher
+    factory = publisher_factory or partial(ConfirmingPublisher, config.rabbitmq_url)
     publishers = ThreadPublishers(factory)
 
     app = Flask(__name__)
@@ -82,6 +81,7 @@ def create_app(
         _BODY_BYTES_BASE + _BODY_BYTES_PER_JOB * config.max_jobs_per_request
     )
     _register_error_handlers(app)
+    app.register_blueprint(runs_blueprint(client, publishers.get, config))
 
     def request_json() -> Any:
         return parse_json(request.get_data(cache=False), is_json=request.is_json)

@@ -13,6 +13,7 @@ from typing import Any, cast
 import redis
 from redis.typing import EncodableT, FieldT
 
+from qgjob_api.run_record import Run
 from qgjob_contract import leases
 from qgjob_contract.events import timestamp_ms
 from qgjob_contract.names import Keys
@@ -76,23 +77,35 @@ class JobFilter:
         )
 
 
-def create_jobs(client: redis.Redis, jobs: Sequence[Job]) -> None:
-    """Store every record and index it, atomically (one MULTI for the whole request)."""
+def create_jobs(client: redis.Redis, jobs: Sequence[Job], run: Run | None = None) -> None:
+    """Store every record and index it, atomically (one MULTI for the whole request).
+
+    A run's record and index entry, when given, are written in the same MULTI.
+    """
     pipe = client.pipeline(transaction=True)
     for job in jobs:
-        # Copied into redis-py's own key type: Mapping keys are invariant for mypy.
-        record: dict[FieldT, EncodableT] = {k: v for k, v in job.to_redis().items()}
-        pipe.hset(Keys.job(job.job_id), mapping=record)
+        pipe.hset(Keys.job(job.job_id), mapping=_mapping(job.to_redis()))
     pipe.zadd(Keys.JOBS_BY_TIME, {job.job_id: timestamp_ms(job.created_at) for job in jobs})
+    if run is not None:
+        pipe.hset(Keys.run(run.run_id), mapping=_mapping(run.to_redis()))
+        pipe.zadd(Keys.RUNS_BY_TIME, {run.run_id: timestamp_ms(run.created_at)})
     pipe.execute()
 
 
-def delete_jobs(client: redis.Redis, job_ids: Sequence[str]) -> None:
+def delete_jobs(client: redis.Redis, job_ids: Sequence[str], run_id: str | None = None) -> None:
     """Remove records written by create_jobs (the rollback of a refused submission)."""
     pipe = client.pipeline(transaction=True)
     pipe.delete(*(Keys.job(job_id) for job_id in job_ids))
     pipe.zrem(Keys.JOBS_BY_TIME, *job_ids)
+    if run_id is not None:
+        pipe.delete(Keys.run(run_id))
+        pipe.zrem(Keys.RUNS_BY_TIME, run_id)
     pipe.execute()
+
+
+def _mapping(record: dict[str, str]) -> dict[FieldT, EncodableT]:
+    """A record copied into redis-py's own key type: Mapping keys are invariant for mypy."""
+    return {k: v for k, v in record.items()}
 
 
 def get_job(client: redis.Redis, job_id: str) -> Job | None:

@@ -1,4 +1,4 @@
-"""The submit flow shared by POST /submit and POST /v1/jobs.
+"""The submit flow shared by POST /submit, POST /v1/jobs and POST /v1/runs.
 
 Store the records (status queued), then publish ONE jobs.submitted event carrying every job
 of the request, in order, with publisher confirms: the scheduler sees a submitted suite whole
@@ -18,7 +18,8 @@ import redis
 
 from qgjob_api import store
 from qgjob_api.errors import Unavailable
-from qgjob_api.validation import JobIn
+from qgjob_api.run_record import Run
+from qgjob_api.validation import JobIn, RunIn
 from qgjob_contract.amqp import PublishError
 from qgjob_contract.events import Envelope, EventType, JobsSubmitted, make_event, utc_now
 from qgjob_contract.records import Job
@@ -36,9 +37,11 @@ class Publisher(Protocol):
     def close(self) -> None: ...
 
 
-def new_jobs(inputs: Sequence[JobIn]) -> list[Job]:
+def new_jobs(
+    inputs: Sequence[JobIn], *, run_id: str | None = None, created_at: str | None = None
+) -> list[Job]:
     """Records for validated jobs: fresh ids, status queued, one creation time per request."""
-    created_at = utc_now()
+    created_at = created_at or utc_now()
     return [
         Job(
             job_id=str(uuid.uuid4()),
@@ -48,6 +51,7 @@ def new_jobs(inputs: Sequence[JobIn]) -> list[Job]:
             priority=job.priority,
             target=job.target.value,
             created_at=created_at,
+            run_id=run_id,
         )
         for job in inputs
     ]
@@ -56,11 +60,38 @@ def new_jobs(inputs: Sequence[JobIn]) -> list[Job]:
 def submit_jobs(client: redis.Redis, publisher: Publisher, inputs: Sequence[JobIn]) -> list[Job]:
     """Accept jobs: stored and their events confirmed, or nothing (raises Unavailable)."""
     jobs = new_jobs(inputs)
+    _accept(client, publisher, jobs, run=None)
+    return jobs
+
+
+def submit_run(client: redis.Redis, publisher: Publisher, run_in: RunIn) -> tuple[Run, list[Job]]:
+    """Accept a run: its record and its jobs (each with its run_id) stored in one MULTI, then
+    ONE jobs.submitted event for all of them, confirmed; or nothing (raises Unavailable)."""
+    run_id = str(uuid.uuid4())
+    created_at = utc_now()
+    jobs = new_jobs(run_in.jobs(), run_id=run_id, created_at=created_at)
+    run = Run(
+        run_id=run_id,
+        org_id=run_in.org_id,
+        app_version_id=run_in.app_version_id,
+        targets=[target.value for target in run_in.targets],
+        tests=list(run_in.tests),
+        priority=run_in.priority,
+        created_at=created_at,
+        job_ids=_ids(jobs),
+    )
+    _accept(client, publisher, jobs, run=run)
+    log.info("run submitted run_id=%s jobs=%d", run_id, len(jobs))
+    return run, jobs
+
+
+def _accept(client: redis.Redis, publisher: Publisher, jobs: list[Job], *, run: Run | None) -> None:
+    run_id = None if run is None else run.run_id
     try:
-        store.create_jobs(client, jobs)
+        store.create_jobs(client, jobs, run)
     except redis.RedisError as exc:
         log.error("storing jobs failed (%s); job_ids=%s", exc, _ids(jobs))
-        _roll_back(client, jobs)  # EXEC may have run before the connection broke
+        _roll_back(client, jobs, run_id)  # EXEC may have run before the connection broke
         raise Unavailable("the job store (Redis) is unavailable; nothing was submitted") from exc
     event = make_event(
         EventType.JOBS_SUBMITTED, JobsSubmitted(jobs=[job.submitted_payload() for job in jobs])
@@ -75,7 +106,7 @@ def submit_jobs(client: redis.Redis, publisher: Publisher, inputs: Sequence[JobI
             exc,
             _ids(jobs),
         )
-        _roll_back(client, jobs)
+        _roll_back(client, jobs, run_id)
         if isinstance(exc, PublishError):
             raise Unavailable(
                 "the event broker (RabbitMQ) is unavailable; nothing was submitted"
@@ -92,12 +123,11 @@ def submit_jobs(client: redis.Redis, publisher: Publisher, inputs: Sequence[JobI
             job.priority,
             event.event_id,
         )
-    return jobs
 
 
-def _roll_back(client: redis.Redis, jobs: Sequence[Job]) -> None:
+def _roll_back(client: redis.Redis, jobs: Sequence[Job], run_id: str | None) -> None:
     try:
-        store.delete_jobs(client, _ids(jobs))
+        store.delete_jobs(client, _ids(jobs), run_id)
     except redis.RedisError:
         log.exception(
             "could not remove refused jobs: their records stay queued with no event; job_ids=%s",

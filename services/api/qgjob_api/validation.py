@@ -30,6 +30,8 @@ MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 1, 10, 1
 MAX_IDENTIFIER = 128
 MAX_TEST_PATH = 1024
 DEFAULT_PAGE, MAX_PAGE = 50, 500
+# Each listed run costs one read per job (its counts), so run pages are smaller.
+DEFAULT_RUN_PAGE, MAX_RUN_PAGE = 20, 100
 
 _TEST_PATH_ERROR: Final = "test_path"
 # Unicode categories refused in a test path: controls (NUL, newline, ...), format characters
@@ -103,6 +105,52 @@ class JobQuery(BaseModel):
     cursor: Annotated[Cursor, PlainValidator(Cursor.decode)] | None = None
 
 
+class RunIn(BaseModel):
+    """A suite submitted as one run: one job per (test, target), tests in the order given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    org_id: Identifier
+    app_version_id: AppVersionId
+    targets: Annotated[list[Target], Field(min_length=1)] = [DEFAULT_TARGET]
+    tests: Annotated[list[TestPath], Field(min_length=1)]
+    priority: Priority = DEFAULT_PRIORITY
+
+    def jobs(self) -> list[JobIn]:
+        return [
+            JobIn(
+                org_id=self.org_id,
+                app_version_id=self.app_version_id,
+                test_path=test,
+                priority=self.priority,
+                target=target,
+            )
+            for test in self.tests
+            for target in self.targets
+        ]
+
+
+class RunQuery(BaseModel):
+    """Filter and page of GET /v1/runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    org_id: Identifier | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_RUN_PAGE)] = DEFAULT_RUN_PAGE
+    cursor: Annotated[Cursor, PlainValidator(Cursor.decode)] | None = None
+
+
+class JobIds(BaseModel):
+    """The body of POST /v1/jobs/lookup: the jobs to read in one request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_ids: Annotated[
+        list[Annotated[str, Strict(), StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)]],
+        Field(min_length=1),
+    ]
+
+
 _JOB_LIST = TypeAdapter(list[JobIn])
 
 _IDENTIFIER_RULE = (
@@ -120,6 +168,9 @@ _RULES: Final = {
     "target": "must be one of: " + ", ".join(Target),
     "status": "must be one of: " + ", ".join(JobStatus),
     "limit": f"must be an integer from 1 to {MAX_PAGE}",
+    "targets": "must be a non-empty list of: " + ", ".join(Target),
+    "tests": "must be a non-empty list of test paths",
+    "job_ids": f"must be a non-empty list of job ids (1 to {MAX_IDENTIFIER} characters)",
     "cursor": "must be a next_cursor value returned by this API",
 }
 
@@ -175,6 +226,50 @@ def parse_job_query(args: Mapping[str, str]) -> JobQuery:
         return JobQuery.model_validate({name: value for name, value in args.items() if value})
     except ValidationError as exc:
         raise _failure(exc, prefix="") from None
+
+
+def parse_run(body: Any, *, max_jobs: int) -> RunIn:
+    """The body of POST /v1/runs. Duplicates are refused (a (test, target) pair names one
+    job of the run); so is a matrix of more than `max_jobs` jobs."""
+    if not isinstance(body, dict):
+        raise ValidationFailed("body", "must be a JSON object")
+    try:
+        run = RunIn.model_validate(body)
+    except ValidationError as exc:
+        raise _failure(exc, prefix="") from None
+    for name, values in (("targets", run.targets), ("tests", run.tests)):
+        seen: dict[str, int] = {}
+        for index, value in enumerate(values):
+            if value in seen:
+                raise ValidationFailed(f"{name}[{index}]", f"repeats {name}[{seen[value]}]")
+            seen[value] = index
+    total = len(run.tests) * len(run.targets)
+    if total > max_jobs:
+        raise ValidationFailed(
+            "tests",
+            f"at most {max_jobs} jobs per run, got {len(run.tests)} tests x "
+            f"{len(run.targets)} targets = {total}",
+        )
+    return run
+
+
+def parse_run_query(args: Mapping[str, str]) -> RunQuery:
+    """The query string of GET /v1/runs; an empty value counts as absent."""
+    try:
+        return RunQuery.model_validate({name: value for name, value in args.items() if value})
+    except ValidationError as exc:
+        raise _failure(exc, prefix="") from None
+
+
+def parse_job_ids(body: Any, *, max_jobs: int) -> list[str]:
+    """The body of POST /v1/jobs/lookup: `{"job_ids": [...]}`, at most `max_jobs`, no repeat."""
+    try:
+        ids = JobIds.model_validate(body).job_ids
+    except ValidationError as exc:
+        raise _failure(exc, prefix="") from None
+    if len(ids) > max_jobs:
+        raise ValidationFailed("job_ids", f"at most {max_jobs} ids per request, got {len(ids)}")
+    return list(dict.fromkeys(ids))
 
 
 def _failure(exc: ValidationError, *, prefix: str) -> ValidationFailed:

@@ -53,6 +53,7 @@ class FakeApi(BaseAdapter):
         self.error: BaseException | None = None
         self.error_from = 0  # index of the first request `error` applies to
         self.scripted: dict[int, Answer | BaseException] = {}  # by request index
+        self.runs: dict[str, dict[str, Any]] = {}
 
     def respond(self, status: int, body: Any) -> None:
         self.answer = Answer(status, body)
@@ -93,8 +94,26 @@ class FakeApi(BaseAdapter):
     def bodies(self) -> list[Any]:
         return [json.loads(r.body or b"null") for r in self.requests if r.method == "POST"]
 
-    def _route(self, request: requests.PreparedRequest) -> Answer:
+    def _route(self, request: requests.PreparedRequest) -> Answer:  # noqa: PLR0911
         path = urlsplit(request.url or "").path
+        if request.method == "POST" and path == "/v1/runs":
+            return Answer(201, self._create_run(json.loads(request.body or b"{}")))
+        if request.method == "GET" and path == "/v1/runs":
+            runs = [self._run_view(run_id, advance=False) for run_id in reversed(self.runs)]
+            for run in runs:
+                del run["jobs"]
+            return Answer(200, {"runs": runs, "next_cursor": None})
+        if request.method == "GET" and path.startswith("/v1/runs/"):
+            run_id = path.removeprefix("/v1/runs/")
+            if run_id not in self.runs:
+                return Answer(404, {"error": "not_found", "message": f"no run {run_id}"})
+            return Answer(200, self._run_view(run_id, advance=True))
+        if request.method == "POST" and path == "/v1/jobs/lookup":
+            ids = json.loads(request.body or b"{}")["job_ids"]
+            missing = [job_id for job_id in ids if job_id not in self.jobs]
+            if missing:
+                return Answer(404, {"error": "not_found", "message": f"no job {missing[0]}"})
+            return Answer(200, {"jobs": [self._advance(job_id) for job_id in ids]})
         if request.method == "POST" and path == "/v1/jobs":
             return Answer(201, {"jobs": [self._create(job) for job in json.loads(request.body)]})
         if request.method == "GET" and path == "/v1/jobs":
@@ -112,7 +131,54 @@ class FakeApi(BaseAdapter):
             return Answer(200, self._advance(job_id))
         return Answer(404, {"error": "not_found", "message": "no such route"})
 
-    def _create(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _create_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        run_id = f"run-{len(self.runs) + 1}"
+        jobs = [
+            self._create(
+                {
+                    "org_id": body["org_id"],
+                    "app_version_id": body["app_version_id"],
+                    "test_path": test,
+                    "priority": body.get("priority", 1),
+                    "target": target,
+                },
+                run_id=run_id,
+            )
+            for test in body["tests"]
+            for target in body.get("targets", ["emulator"])
+        ]
+        self.runs[run_id] = {
+            **body,
+            "run_id": run_id,
+            "created_at": "2030-01-01T00:00:00.000+00:00",
+            "job_ids": [job["job_id"] for job in jobs],
+        }
+        return {
+            "run_id": run_id,
+            "job_ids": self.runs[run_id]["job_ids"],
+            "run": self._run_view(run_id, advance=False),
+        }
+
+    def _run_view(self, run_id: str, *, advance: bool) -> dict[str, Any]:
+        """The run as GET /v1/runs/<id> answers it; `advance` moves its jobs one step."""
+        run = self.runs[run_id]
+        jobs = [
+            self._advance(job_id) if advance else dict(self.jobs[job_id])
+            for job_id in run["job_ids"]
+        ]
+        counts: dict[str, int] = {}
+        for job in jobs:
+            counts[job["status"]] = counts.get(job["status"], 0) + 1
+        view = {key: value for key, value in run.items() if key != "job_ids"}
+        return {
+            **view,
+            "total": len(jobs),
+            "counts": counts,
+            "finished": all(job["final"] for job in jobs),
+            "jobs": jobs,
+        }
+
+    def _create(self, body: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
         job_id = str(uuid.uuid4())
         self.jobs[job_id] = job = {
             **body,
@@ -127,6 +193,8 @@ class FakeApi(BaseAdapter):
             "started_at": None,
             "finished_at": None,
             "result": None,
+            "run_id": run_id,
+            "history": [],
         }
         kind = next((k for k in PROGRESS if k in body["test_path"]), None)
         self.steps[job_id] = list(PROGRESS[kind] if kind else DEFAULT_PROGRESS)
@@ -147,6 +215,7 @@ class FakeApi(BaseAdapter):
                     "log_tail": "line one\nline two",
                     "driver": "simulator",
                     "simulated": True,
+                    **({"reason": "driver_error"} if job["status"] == "error" else {}),
                 }
         return dict(job)
 
@@ -179,14 +248,20 @@ Run = Callable[..., Result]
 
 @pytest.fixture
 def qgjob(api: FakeApi, clock: FakeClock) -> Run:
-    """Run `qgjob ARGS` against the fake API; `env` adds environment variables."""
+    """Run `qgjob ARGS` against the fake API; `env` adds environment variables, `tty`
+    makes stderr count as a terminal."""
 
-    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    def run(*args: str, env: dict[str, str] | None = None, tty: bool = False) -> Result:
         session = requests.Session()
         session.mount("http://", api)
         session.mount("https://", api)
-        deps = Deps(session=session, clock=clock.now, sleep=clock.sleep)
-        environment: dict[str, str | None] = {"QGJOB_API_URL": None, **(env or {})}
+        deps = Deps(session=session, clock=clock.now, sleep=clock.sleep, isatty=lambda: tty)
+        environment: dict[str, str | None] = {
+            "QGJOB_API_URL": None,
+            "QGJOB_TOKEN": None,
+            "QGJOB_ORG_ID": None,
+            **(env or {}),
+        }
         return CliRunner().invoke(cli, list(args), obj=deps, env=environment, prog_name="qgjob")
 
     return run

@@ -28,11 +28,13 @@ def test_statuses_are_the_contracts_in_lifecycle_order() -> None:
 
 def test_the_wait_reads_the_contracts_final_statuses() -> None:
     assert (vocabulary.PASSED, vocabulary.FAILED) == (JobStatus.PASSED, JobStatus.FAILED)
+    assert (vocabulary.ERROR, vocabulary.CANCELLED) == (JobStatus.ERROR, JobStatus.CANCELLED)
     for status in FINAL_STATUSES:
         job = {"job_id": "j", "status": status.value, "final": True}
         assert WaitResult(jobs=[job], timed_out=False).exit_code == {
             JobStatus.PASSED: ExitCode.OK,
             JobStatus.FAILED: ExitCode.TESTS_FAILED,
+            JobStatus.CANCELLED: ExitCode.CANCELLED,
         }.get(status, ExitCode.INFRA_ERROR)
 
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from qgjob_cli.exit_codes import ExitCode
-from qgjob_cli.waiting import WaitResult, wait_for_jobs
+from qgjob_cli.waiting import WaitResult, Watch, wait_for
 
 if TYPE_CHECKING:
     from tests.unit.cli.conftest import FakeApi, FakeClock, Run
@@ -218,27 +218,34 @@ def test_client_errors_while_waiting_are_not_retried(
 
 
 class ScriptedJobs:
-    """A JobReader whose jobs walk through given statuses, one per fetch."""
+    """A Reader whose jobs walk through given statuses, one step per lookup."""
 
     def __init__(self, **statuses: list[str]) -> None:
         self.statuses = statuses
-        self.fetches: list[str] = []
+        self.lookups: list[list[str]] = []
 
-    def get_job(self, job_id: str) -> dict[str, Any]:
-        self.fetches.append(job_id)
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        raise AssertionError("no run here")
+
+    def lookup_jobs(self, job_ids: list[str]) -> list[dict[str, Any]]:
+        self.lookups.append(job_ids)
+        return [self._step(job_id) for job_id in job_ids]
+
+    def _step(self, job_id: str) -> dict[str, Any]:
         steps = self.statuses[job_id]
         status = steps.pop(0) if len(steps) > 1 else steps[0]
         final = status in ("passed", "failed", "error", "cancelled", "new-final")
         return {"job_id": job_id, "status": status, "final": final}
 
 
-def test_wait_fetches_only_unfinished_jobs_and_reports_each_final_once(clock: FakeClock) -> None:
+def test_wait_looks_up_only_unfinished_jobs_and_reports_each_final_once(
+    clock: FakeClock,
+) -> None:
     jobs = ScriptedJobs(a=["passed"], b=["running", "running", "failed"])
     seen: list[str] = []
 
-    result = wait_for_jobs(
-        jobs,
-        ["a", "b", "a"],
+    result = wait_for(
+        Watch(jobs, job_ids=list(dict.fromkeys(["a", "b", "a"]))).poll,
         timeout_s=None,
         poll_interval_s=2.0,
         clock=clock.now,
@@ -246,7 +253,7 @@ def test_wait_fetches_only_unfinished_jobs_and_reports_each_final_once(clock: Fa
         on_final=lambda job: seen.append(job["job_id"]),
     )
 
-    assert jobs.fetches == ["a", "b", "b", "b"]
+    assert jobs.lookups == [["a", "b"], ["b"], ["b"]]  # one request per poll
     assert seen == ["a", "b"]
     assert [job["status"] for job in result.jobs] == ["passed", "failed"]
     assert not result.timed_out
@@ -254,9 +261,8 @@ def test_wait_fetches_only_unfinished_jobs_and_reports_each_final_once(clock: Fa
 
 
 def test_zero_timeout_polls_once_then_gives_up(clock: FakeClock) -> None:
-    result = wait_for_jobs(
-        ScriptedJobs(a=["queued"]),
-        ["a"],
+    result = wait_for(
+        Watch(ScriptedJobs(a=["queued"]), job_ids=["a"]).poll,
         timeout_s=0,
         poll_interval_s=1.0,
         clock=clock.now,
@@ -277,14 +283,16 @@ def job(status: str, final: bool = True) -> dict[str, Any]:
     [
         ([job("passed"), job("passed")], False, ExitCode.OK),
         ([job("passed"), job("failed"), job("error")], False, ExitCode.TESTS_FAILED),
-        ([job("passed"), job("cancelled")], False, ExitCode.INFRA_ERROR),
+        ([job("passed"), job("cancelled")], False, ExitCode.CANCELLED),
+        ([job("error"), job("cancelled")], False, ExitCode.INFRA_ERROR),
         ([job("passed"), job("new-final")], False, ExitCode.INFRA_ERROR),
+        ([job("cancelled"), job("running", final=False)], True, ExitCode.WAIT_TIMEOUT),
         ([job("error"), job("running", final=False)], True, ExitCode.WAIT_TIMEOUT),
         ([job("failed"), job("running", final=False)], True, ExitCode.TESTS_FAILED),
         ([job("passed"), job("queued", final=False)], True, ExitCode.WAIT_TIMEOUT),
     ],
 )
-def test_exit_code_precedence_failed_then_timeout_then_infrastructure(
+def test_exit_code_precedence_failed_timeout_infrastructure_cancelled(
     jobs: list[dict[str, Any]], timed_out: bool, code: ExitCode
 ) -> None:
     assert WaitResult(jobs=jobs, timed_out=timed_out).exit_code == code

@@ -1,0 +1,71 @@
+"""Routes for runs (a suite submitted as one) and for reading many jobs in one request.
+
+Both exist so that a waiting client sends ONE request per poll whatever the suite's size:
+`GET /v1/runs/<id>` answers every job of the run (pipelined reads), and
+`POST /v1/jobs/lookup` answers the jobs a client names (`qgjob submit --wait`, `qgjob wait`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from flask import Blueprint, request
+
+from qgjob_api import run_record, run_store
+from qgjob_api.config import Config
+from qgjob_api.errors import NotFound
+from qgjob_api.submit import Publisher, submit_run
+from qgjob_api.validation import parse_job_ids, parse_json, parse_run, parse_run_query
+
+
+def runs_blueprint(
+    client: redis.Redis, publisher: Callable[[], Publisher], config: Config
+) -> Blueprint:
+    """The routes, bound to the app's Redis client and its per-thread publishers."""
+    routes = Blueprint("runs", __name__)
+
+    def request_json() -> Any:
+        return parse_json(request.get_data(cache=False), is_json=request.is_json)
+
+    @routes.post("/v1/runs")
+    def create_run() -> tuple[dict[str, Any], int]:
+        run_in = parse_run(request_json(), max_jobs=config.max_jobs_per_request)
+        run, jobs = submit_run(client, publisher(), run_in)
+        body = run_record.view(run, jobs, now=datetime.now(UTC))
+        return {"run_id": run.run_id, "job_ids": run.job_ids, "run": body}, 201
+
+    @routes.get("/v1/runs/<run_id>")
+    def read_run(run_id: str) -> dict[str, Any]:
+        run = run_store.get_run(client, run_id)
+        if run is None:
+            raise NotFound(f"no run with id {run_id!r}")
+        jobs = run_store.run_jobs(client, run)
+        return run_record.view(run, jobs, now=datetime.now(UTC))
+
+    @routes.get("/v1/runs")
+    def list_runs() -> dict[str, Any]:
+        query = parse_run_query(request.args)
+        runs, next_cursor = run_store.list_runs(
+            client, org_id=query.org_id, limit=query.limit, cursor=query.cursor
+        )
+        statuses = run_store.statuses(client, runs)
+        return {
+            "runs": [
+                run_record.summary(run, found) for run, found in zip(runs, statuses, strict=True)
+            ],
+            "next_cursor": None if next_cursor is None else next_cursor.encode(),
+        }
+
+    @routes.post("/v1/jobs/lookup")
+    def lookup_jobs() -> dict[str, Any]:
+        job_ids = parse_job_ids(request_json(), max_jobs=config.max_jobs_per_request)
+        jobs = run_store.get_jobs(client, job_ids)
+        missing = [job_id for job_id, job in zip(job_ids, jobs, strict=True) if job is None]
+        if missing:
+            raise NotFound(f"no job with id {missing[0]!r} ({len(missing)} unknown)")
+        return {"jobs": [job.to_api() for job in jobs if job is not None]}
+
+    return routes

@@ -222,6 +222,11 @@ class Stack:
             print(f"compose up failed, retrying: {done.stderr.strip().splitlines()[-1:]}")
             time.sleep(5)
 
+    def scale(self, service: str, count: int) -> None:
+        """`docker compose up -d --wait --no-deps --scale SERVICE=N SERVICE`: scale one
+        service, waiting for its containers only (not for every other service's health)."""
+        self.compose_up("--no-build", "--no-deps", "--scale", f"{service}={count}", service)
+
     def containers(self, service: str) -> list[Container]:
         """The running containers of one compose service of this project, by number."""
         listed = docker(

@@ -55,10 +55,14 @@ def _the_one_agent(stack: Stack) -> str:
 
 
 def _start_blocker(stack: Stack, org: str) -> list[str]:
-    """A full batch of a fresh version (an install and BATCH_MAX tests, about 3 s with the
-    e2e timings) that the target's one agent is running when this returns."""
+    """Three full batches of a fresh version (an install and 3 x BATCH_MAX tests, about 7 s
+    with the e2e timings; the agent stays on it, warm, batch after batch) that the target's
+    one agent is running when this returns."""
     ids = _submit(
-        stack, org, f"blocker-{uuid.uuid4().hex[:8]}", [(f"tests/b{i}.js", 1) for i in range(10)]
+        stack,
+        org,
+        f"blocker-{uuid.uuid4().hex[:8]}",
+        [(f"tests/b{i}.js", 1) for i in range(3 * BATCH_MAX)],
     )
 
     def running() -> bool:

@@ -17,6 +17,7 @@ import requests
 from e2e.conftest import STACK_ENV, Stack, stop_signals, wait_until
 
 TARGET = "emulator"
+SERVICE = f"agent-{TARGET}"
 INSTALL_S = float(STACK_ENV["SIM_INSTALL_SECONDS"])
 
 
@@ -37,15 +38,8 @@ def _submit(stack: Stack, version: str, count: int, prefix: str) -> list[str]:
     return [job["job_id"] for job in response.json()["jobs"]]
 
 
-def _scale(stack: Stack, agents: int) -> None:
-    """`docker compose up -d --wait --no-deps --scale agent-emulator=N agent-emulator`: scale
-    the one service, waiting for its containers only."""
-    service = f"agent-{TARGET}"
-    stack.compose_up("--no-build", "--no-deps", "--scale", f"{service}={agents}", service)
-
-
 def test_30_single_version_jobs_spread_over_scaled_emulator_agents(stack: Stack) -> None:
-    _scale(stack, 3)
+    stack.scale(SERVICE, 3)
     emulators = stack.live_agents(TARGET, 3)
     assert len({a["agent_id"] for a in emulators}) == 3
     before = {a["agent_id"]: a["installs"] for a in emulators}
@@ -78,7 +72,13 @@ class Sampler:
         self.bound: dict[str, set[tuple[str, str]]] = defaultdict(set)  # job -> (agent, batch)
         self.samples = 0
         self._done = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def seen(self) -> set[tuple[str, str]]:
+        """Every (agent, batch) seen so far."""
+        with self._lock:
+            return {pair for pairs in self.bound.values() for pair in pairs}
 
     def __enter__(self) -> Sampler:
         self._thread.start()
@@ -95,9 +95,10 @@ class Sampler:
                 jobs = page.json()["jobs"] if page.status_code == 200 else []
             except requests.RequestException:
                 jobs = []  # a sample missed; the next one follows
-            for job in jobs:
-                if job["assigned_agent"] and job["batch_id"]:
-                    self.bound[job["job_id"]].add((job["assigned_agent"], job["batch_id"]))
+            with self._lock:
+                for job in jobs:
+                    if job["assigned_agent"] and job["batch_id"]:
+                        self.bound[job["job_id"]].add((job["assigned_agent"], job["batch_id"]))
             self.samples += bool(jobs)
             self._done.wait(0.2)
 
@@ -107,7 +108,7 @@ def test_scaling_down_mid_run_loses_nothing_and_stopped_agents_start_no_batch(
 ) -> None:
     """Three emulator agents share a run long enough to outlast `--scale agent-emulator=1`:
     the two removed agents are told to stop (SIGTERM) mid-run."""
-    _scale(stack, 3)
+    stack.scale(SERVICE, 3)
     wait_until(
         lambda: all(a["current_batch_id"] is None for a in stack.live_agents(TARGET, 3)),
         timeout=60,
@@ -119,31 +120,36 @@ def test_scaling_down_mid_run_loses_nothing_and_stopped_agents_start_no_batch(
     stopped = {c.agent_id(TARGET): c for c in removed}
 
     version = f"down-{uuid.uuid4().hex[:8]}"
-    job_ids = _submit(stack, version, 120, "d")
+    # 400 tests of 0.2 s: over a minute on the one agent left, however long compose takes.
+    job_ids = _submit(stack, version, 400, "d")
     with Sampler(stack, version) as sampler:
         wait_until(
-            lambda: (
-                {stack.job_once(job_id)["assigned_agent"] for job_id in job_ids} >= set(stopped)
-            ),
+            lambda: {agent for agent, _ in sampler.seen()} >= set(stopped),
             timeout=30,
             what="the agents to be removed to have work",
         )
         with stop_signals() as signals:
-            _scale(stack, 1)
+            stack.scale(SERVICE, 1)
         jobs = stack.wait_final(job_ids, timeout=240)
 
     assert [c.container_id for c in stack.containers(f"agent-{TARGET}")] == [kept.container_id]
     # Nothing lost: every job passed, each in one attempt (a batch taken back has its
     # attempts restored before it is assigned again).
-    assert Counter(job["status"] for job in jobs) == {"passed": 120}
-    assert Counter(job["attempts"] for job in jobs) == {1: 120}
+    assert Counter(job["status"] for job in jobs) == {"passed": 400}
+    assert Counter(job["attempts"] for job in jobs) == {1: 400}
     by_id = {job["job_id"]: job for job in jobs}
 
-    # The work outlasted the scale-down: jobs started after the agents were told to stop,
-    # and all of those ran on the agent that stayed.
-    told = max(signals.get(c.container_id, 0.0) for c in removed)
-    after = [job for job in jobs if _epoch(job["started_at"]) > told]
-    assert len(after) >= 20, f"only {len(after)} jobs started after the scale-down"
+    # The work outlasted the scale-down: batches began after the agents were told to stop
+    # (later than a batch already under way could: its install and a margin), holding many
+    # jobs, and all of them ran on the agent that stayed.
+    assert set(signals) >= {c.container_id for c in removed}, signals
+    told = max(signals[c.container_id] for c in removed)
+    first_start: dict[str, float] = {}
+    for job in jobs:
+        start = _epoch(job["started_at"])
+        first_start[job["batch_id"]] = min(start, first_start.get(job["batch_id"], start))
+    after = [job for job in jobs if first_start[job["batch_id"]] > told + INSTALL_S + 1.0]
+    assert len(after) >= 20, f"only {len(after)} jobs ran in batches begun after the scale-down"
     assert {job["assigned_agent"] for job in after} == {kept.agent_id(TARGET)}
 
     # The stopped agents took no new batch after they were told to stop (their SIGTERM, as

@@ -23,3 +23,12 @@ def test_json_output_is_indented_two_spaces_for_reading_in_ci_logs() -> None:
     assert to_json({"jobs": [{"job_id": "a"}]}) == (
         '{\n  "jobs": [\n    {\n      "job_id": "a"\n    }\n  ]\n}'
     )
+
+
+def test_help_epilog_shows_examples_only_when_given() -> None:
+    from qgjob_cli.exit_codes import epilog  # noqa: PLC0415
+
+    assert "Examples:\nqgjob run x" in epilog("qgjob run x")
+    assert "Examples:" not in epilog()
+    assert "Exit codes:" in epilog()
+    assert "Exit codes:" in epilog("x")

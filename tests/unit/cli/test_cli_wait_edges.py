@@ -10,21 +10,20 @@ from typing import Any
 import pytest
 
 from qgjob_cli.exit_codes import ExitCode
-from qgjob_cli.waiting import WaitResult, wait_for_jobs
+from qgjob_cli.waiting import WaitResult, wait_for
 from tests.unit.cli.conftest import FakeClock
 
 
-class NeverFinal:
-    def get_job(self, job_id: str) -> dict[str, Any]:
-        return {"job_id": job_id, "status": "running", "final": False}
+def never_final() -> list[dict[str, Any]]:
+    """One poll's answer: job `a`, still running."""
+    return [{"job_id": "a", "status": "running", "final": False}]
 
 
 @pytest.mark.parametrize("start", [10.0, 1000.0])
 def test_the_sleep_before_the_deadline_ends_exactly_at_it(start: float) -> None:
     clock = FakeClock(now_s=start)
-    result = wait_for_jobs(
-        NeverFinal(),
-        ["a"],
+    result = wait_for(
+        never_final,  # type: ignore[arg-type]
         timeout_s=25.0,
         poll_interval_s=100.0,
         clock=clock.now,
@@ -46,9 +45,8 @@ class OvershootingClock(FakeClock):
 
 def test_a_deadline_overshot_by_the_last_sleep_still_ends_the_wait() -> None:
     clock = OvershootingClock()
-    result = wait_for_jobs(
-        NeverFinal(),
-        ["a"],
+    result = wait_for(
+        never_final,  # type: ignore[arg-type]
         timeout_s=3.0,
         poll_interval_s=1.0,
         clock=clock.now,

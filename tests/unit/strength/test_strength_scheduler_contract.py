@@ -95,3 +95,34 @@ def test_a_group_without_jobs_is_never_assigned_even_to_an_agent_warm_on_it(size
     agents = [FreeAgent("warm", "empty"), FreeAgent("cold", None)]
     groups = [PendingGroup("empty", size, 1.0), PendingGroup("full", 2, 2.0)]
     assert assign(agents, groups, 10) == [Assignment("warm", "full", 2)]
+
+
+def test_a_job_ends_error_after_the_three_attempts_the_readme_states() -> None:
+    from pathlib import Path  # noqa: PLC0415
+
+    from qgjob_contract.statuses import MAX_ATTEMPTS  # noqa: PLC0415
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    assert f"after {MAX_ATTEMPTS} attempts" in readme
+    assert MAX_ATTEMPTS == 3
+
+
+@pytest.mark.parametrize("outcome", [JobStatus.PASSED, "passed"])
+def test_a_reported_outcome_is_applied_whether_enum_or_plain_text(outcome: object) -> None:
+    from qgjob_scheduler.transitions import end_batch_job  # noqa: PLC0415
+
+    report = {
+        "started_at": "2026-11-29T10:00:30",
+        "finished_at": "2026-11-29T10:00:31",
+        "result": {**not_reported_result("b1", "agent-1"), "outcome": outcome, "reason": None},
+    }
+    ended = end_batch_job(
+        _job(JobStatus.RUNNING, "b1"),
+        "b1",
+        "agent-1",
+        report,  # type: ignore[arg-type]
+        "2026-11-29T10:01:00",
+    )
+    assert ended is not None
+    assert ended.status == "passed"
+    assert ended.finished_at == "2026-11-29T10:00:31"

@@ -4,9 +4,10 @@ RabbitMQ dead-letters a message into `names.DEAD_LETTER_QUEUE` when it cannot be
 is invalid, or went past the delivery limit. The scheduler moves each one here (`store`),
 bounded to `names.DEAD_LETTER_MAX` entries (the oldest go first). The API lists them and
 replays chosen ones (`take`, then a confirmed publish to the events exchange under the
-original routing key; `put_back` if that publish fails). `take` removes an entry in one
-transaction and returns it to one caller only, so a replay is done at most once per entry,
-and the consumers' idempotence makes even a replayed duplicate harmless.
+original routing key), and only then remove them (`take`): a replay that dies half way
+loses nothing. `take` removes an entry in one transaction and returns it to one caller only,
+so a later replay of the same id finds it `missing`; two replays racing may both publish, and
+the consumers' idempotence makes that duplicate harmless.
 """
 
 from __future__ import annotations
@@ -94,6 +95,12 @@ def all_ids(client: Redis) -> list[str]:
     return [str(e) for e in client.zrange(Keys.DEAD_LETTERS_BY_TIME, 0, -1)]
 
 
+def peek(client: Redis, event_id: str) -> DeadLetter | None:
+    """The entry, left in place; None when it is not there."""
+    raw = client.hget(Keys.DEAD_LETTERS, event_id)
+    return _letter(raw) if raw else None
+
+
 def take(client: Redis, event_id: str) -> DeadLetter | None:
     """Remove the entry and return it; None when it is not there (or another caller took it)."""
     pipe = client.pipeline(transaction=True)
@@ -104,11 +111,6 @@ def take(client: Redis, event_id: str) -> DeadLetter | None:
     if not deleted or not raw:
         return None
     return _letter(raw)
-
-
-def put_back(client: Redis, letter: DeadLetter) -> None:
-    """Undo `take` (its replay could not be published)."""
-    store(client, letter)
 
 
 def _envelope_ids(body: bytes) -> tuple[str, str]:

@@ -1,12 +1,12 @@
 """Operator routes: the dead-letter queue, listed and replayed.
 
 The scheduler moves every dead-lettered event into the dead-letter store in Redis
-(`qgjob_contract.deadletters`); these routes read it and replay chosen entries: each is taken
-out of the store (once, whoever asks twice), decoded, and published again to the events
-exchange under its own event id, with publisher confirms; if that publish fails it is put
-back and the answer is 503. The consumers are idempotent, so a replayed event that had been
-applied meanwhile changes nothing. A message that is not a valid envelope cannot be replayed:
-it stays listed.
+(`qgjob_contract.deadletters`); these routes read it and replay chosen entries: each is
+decoded, published again to the events exchange under its own event id with publisher
+confirms, and only then removed from the store (a replay of it afterwards finds it
+`missing`); if the publish fails, it stays and the answer is 503. The consumers are
+idempotent, so a replayed event that had been applied meanwhile changes nothing. A message
+that is not a valid envelope cannot be replayed: it stays listed.
 """
 
 from __future__ import annotations
@@ -48,21 +48,22 @@ def admin_blueprint(
         missing: list[str] = []
         unreplayable: list[str] = []
         for event_id in event_ids:
-            letter = deadletters.take(client, event_id)
+            letter = deadletters.peek(client, event_id)
             if letter is None:
                 missing.append(event_id)
                 continue
             try:
                 envelope = decode(letter.body())
             except EventDecodeError:
-                deadletters.put_back(client, letter)
                 unreplayable.append(event_id)
                 continue
             try:
                 publisher().publish(envelope)
             except PublishError as exc:
-                deadletters.put_back(client, letter)
                 raise Unavailable(f"the event broker is unavailable: {exc}") from exc
+            # published (confirmed): only now does it leave the store; a concurrent replay
+            # that took it first makes this one a harmless duplicate
+            deadletters.take(client, event_id)
             replayed.append(event_id)
         return {"replayed": replayed, "missing": missing, "unreplayable": unreplayable}
 

@@ -89,6 +89,7 @@ class Consumer:
         self._on_dead_letter = on_dead_letter
         self._redis_ready = redis_ready
         self._migrated = False
+        self._next_tick = time.monotonic()  # when the next periodic pass is due
         self._stopping = threading.Event()
         self._applied = 0  # events applied on the current connection
         self._passes = 0
@@ -179,7 +180,17 @@ class Consumer:
         return None
 
     def _sleep(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
+        """A backoff (RabbitMQ or Redis away): the tick goes on meanwhile, so lost agents
+        are still reaped and work still dispatched while the broker is down."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            if now >= self._next_tick:
+                self._tick()
+                self._next_tick = time.monotonic() + self._tick_s
+            self._stopping.wait(max(0.0, min(deadline, self._next_tick) - time.monotonic()))
 
     def _stop_requested(self, _state: RetryCallState) -> bool:
         return self._stopping.is_set()
@@ -187,12 +198,12 @@ class Consumer:
     def _consume(self, connection: Any) -> None:
         # process_data_events returns as soon as it has dispatched deliveries: tick by the
         # clock, not once per call.
-        next_tick = time.monotonic()
+        self._next_tick = time.monotonic()
         while not self._stopping.is_set():
-            if time.monotonic() >= next_tick:
+            if time.monotonic() >= self._next_tick:
                 self._tick()
-                next_tick = time.monotonic() + self._tick_s
-            wait = min(MAX_WAIT_S, max(0.0, next_tick - time.monotonic()))
+                self._next_tick = time.monotonic() + self._tick_s
+            wait = min(MAX_WAIT_S, max(0.0, self._next_tick - time.monotonic()))
             connection.process_data_events(time_limit=wait)
             _run_guarded(self._after_events, "dispatch after events")
             self._passes += 1

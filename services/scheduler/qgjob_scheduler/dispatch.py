@@ -240,6 +240,7 @@ class Dispatcher:
         # a snapshot of the target (`snapshot.read_situation`); `policy` is then unused.
         self._planner = planner
         self._form_batch = store.register_script(script("qgjob_scheduler", "form_batch"))
+        self._mark_enqueued = store.register_script(script("qgjob_scheduler", "mark_enqueued"))
 
     def dispatch_all(self) -> list[Batch]:
         """One pass over every target."""
@@ -318,7 +319,6 @@ class Dispatcher:
             batch = formed.batch
             try:
                 self._enqueue(self._rq_connection, batch)
-                self._store.hset(Keys.batch(batch.batch_id), ENQUEUED, "1")
             except Exception:
                 log.exception(
                     "batch_id=%s formed for agent %s but not enqueued (job_ids=%s): requeuing",
@@ -328,6 +328,15 @@ class Dispatcher:
                 )
                 self._requeuer.withdraw(batch, started_too=False)
                 self._requeuer.requeue(formed, RequeueReason.NOT_ENQUEUED)
+                continue
+            # If this fails (Redis gone), the reaper finds the RQ job and marks it itself.
+            if not self._mark_enqueued(keys=[Keys.batch(batch.batch_id)], args=[ENQUEUED]):
+                # another replica requeued the batch meanwhile (it took too long to enqueue)
+                log.warning(
+                    "batch_id=%s was requeued while being enqueued: its RQ job is withdrawn",
+                    batch.batch_id,
+                )
+                self._requeuer.withdraw(batch, started_too=False)
                 continue
             log.info(
                 "dispatched batch_id=%s to agent %s: build %s/%s, job_ids=%s",

@@ -11,6 +11,7 @@ import redis
 
 from qgjob_contract import deadletters, leases
 from qgjob_contract.env import configure_logging
+from qgjob_contract.events import EventType, decode
 from qgjob_scheduler.config import Config
 from qgjob_scheduler.consumer import Consumer
 from qgjob_scheduler.dispatch import Dispatcher, Requeuer
@@ -81,6 +82,23 @@ def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Red
             letter.reason,
             letter.queue,
         )
+        if letter.type == EventType.JOBS_SUBMITTED.value:
+            rejoin(body, letter.event_id)
+
+    def rejoin(body: bytes, event_id: str) -> None:
+        """Accepted jobs must not wait in no group: one more try to join them (idempotent;
+        the entry stays listed for an operator either way)."""
+        try:
+            handler.handle(decode(body))
+        except Exception as exc:
+            log.error(
+                "jobs.submitted event_id=%s dead-lettered and joining its jobs failed again "
+                "(%r): they wait for a replay",
+                event_id,
+                exc,
+            )
+        else:
+            log.warning("jobs.submitted event_id=%s dead-lettered: jobs joined anyway", event_id)
 
     return Consumer(
         config.rabbitmq_url,

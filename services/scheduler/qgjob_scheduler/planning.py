@@ -190,11 +190,16 @@ class _Planner:
         self._ready = {a.agent_id: 0.0 if a.free else a.busy_for_s for a in situation.agents}
         self._holds = {a.agent_id: a.installed for a in situation.agents}
         for agent in situation.agents:
-            if not agent.free and agent.installed is not None:
+            if agent.installed is None:
+                continue
+            if not agent.free:
                 self._servers.setdefault(agent.installed, []).append(agent.busy_for_s)
                 self._serving.setdefault(agent.installed, set()).add(agent.agent_id)
-                org = agent.installed[0]
-                self._org_load[org] = self._org_load.get(org, 0) + 1
+            # A free agent still holding an org's build has just served that org: counting it
+            # makes the org that has waited take the next turn, so a big org's backlog does
+            # not keep a warm agent to itself (one install per turn is the price of sharing).
+            org = agent.installed[0]
+            self._org_load[org] = self._org_load.get(org, 0) + 1
 
     def plan(self) -> list[Assignment]:
         assignments: list[Assignment] = []

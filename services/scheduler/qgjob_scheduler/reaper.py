@@ -33,7 +33,7 @@ from redis.client import Pipeline
 from qgjob_contract import leases
 from qgjob_contract.events import utc_now
 from qgjob_contract.names import Keys
-from qgjob_contract.records import Agent, Batch, Job, Lease, is_alive
+from qgjob_contract.records import Agent, Batch, Job, Lease
 from qgjob_contract.statuses import ErrorReason, RequeueReason
 from qgjob_scheduler import transitions
 from qgjob_scheduler.atomic import fields, transaction
@@ -54,11 +54,14 @@ def verdict(
     timeout_s: float,
     *,
     enqueue_grace_s: float = ENQUEUE_GRACE_S,
+    renewable_since_ms: int = 0,
 ) -> RequeueReason | None:
     """Why the batch must be requeued now, or None while its agent may still end it (pure).
 
-    An agent never seen to renew a lease counts as lost once the batch is older than the
-    timeout (a batch is only bound to an agent with a fresh lease).
+    A lease counts as renewed no earlier than `renewable_since_ms`: when Redis was
+    restarted or unreachable, no agent could renew, so no lease expires before the agents had
+    `timeout_s` to renew again. An agent never seen to renew counts as lost once the batch is
+    older than the timeout (a batch is only bound to an agent with a fresh lease).
     """
     if (
         lease is not None
@@ -66,7 +69,11 @@ def verdict(
         and (lease.instance_id != batch.batch.instance_id)
     ):
         return RequeueReason.AGENT_RESTARTED
-    if not is_alive(lease, now_ms, timeout_s) and now_ms - batch.formed_ms > timeout_s * 1000:
+    if lease is not None:
+        renewed = max(lease.renewed_ms, renewable_since_ms)
+        if now_ms - renewed > timeout_s * 1000:
+            return RequeueReason.AGENT_LOST
+    elif now_ms - max(batch.formed_ms, renewable_since_ms) > timeout_s * 1000:
         return RequeueReason.AGENT_LOST
     if not batch.enqueued and now_ms - batch.formed_ms > enqueue_grace_s * 1000:
         return RequeueReason.NOT_ENQUEUED
@@ -88,6 +95,8 @@ class Reaper:
         self._timeout_s = agent_timeout_s
         self._grace_s = enqueue_grace_s
         self._report_grace_ms = int(report_grace_s * 1000)
+        # Redis TIME of this reaper's last pass that reached Redis (see `_renewable_since`).
+        self._last_pass_ms: int | None = None
 
     def tick(self) -> None:
         """What the scheduler's tick asks of the reaper: lost agents, then ended batches."""
@@ -142,11 +151,12 @@ class Reaper:
 
     def reap(self) -> list[str]:
         """One look at every bound agent; returns the ids of the batches requeued."""
+        now_ms = leases.redis_now_ms(self._store)
+        renewable_since = self._renewable_since(now_ms)
         agents = self._bound_agents()
         if not agents:
             return []
         lease_of = leases.read(self._store, (agent.agent_id for agent in agents))
-        now_ms = leases.redis_now_ms(self._store)
         reaped = []
         for agent in agents:
             batch_id = agent.current_batch_id
@@ -162,13 +172,14 @@ class Reaper:
                 now_ms,
                 self._timeout_s,
                 enqueue_grace_s=self._grace_s,
+                renewable_since_ms=renewable_since,
             )
             if reason is None:
                 continue
             if reason is RequeueReason.NOT_ENQUEUED:
                 if self._requeuer.rq_job_exists(batch_id):
                     # enqueued, but the scheduler that did it died before saying so
-                    self._store.hset(Keys.batch(batch_id), ENQUEUED, "1")
+                    self._store.hset(Keys.batch(batch_id), ENQUEUED, "1")  # it exists: read above
                     continue
             else:
                 self._requeuer.withdraw(formed.batch, started_too=True)
@@ -181,6 +192,17 @@ class Reaper:
             self._requeuer.requeue(formed, reason)
             reaped.append(batch_id)
         return reaped
+
+    def _renewable_since(self, now_ms: int) -> int:
+        """Since when agents could renew their leases, as far as this reaper can tell: not
+        before Redis last started, nor before this reaper reached Redis again after it could
+        not (a gap of more than half the timeout between two of its passes)."""
+        uptime_s = int(self._store.info("server").get("uptime_in_seconds", 0))
+        since = now_ms - uptime_s * 1000
+        last, self._last_pass_ms = self._last_pass_ms, now_ms
+        if last is None or now_ms - last > self._timeout_s * 500:
+            since = max(since, now_ms)
+        return since
 
     def _bound_agents(self) -> list[Agent]:
         agent_ids = sorted(str(agent_id) for agent_id in self._store.smembers(Keys.AGENTS))

@@ -39,8 +39,25 @@ def test_a_batch_whose_agent_lease_expired_is_lost() -> None:
     assert verdict(formed(age_ms=20_000), None, NOW_MS, TIMEOUT_S) == RequeueReason.AGENT_LOST
 
 
-def test_a_batch_younger_than_the_timeout_is_not_lost_yet() -> None:
-    assert verdict(formed(age_ms=2_000), lease(age_ms=9_000), NOW_MS, TIMEOUT_S) is None
+def test_an_expired_lease_loses_the_batch_however_young_the_batch_is() -> None:
+    assert verdict(formed(age_ms=2_000), lease(age_ms=9_000), NOW_MS, TIMEOUT_S) == (
+        RequeueReason.AGENT_LOST
+    )
+
+
+def test_without_a_lease_a_batch_younger_than_the_timeout_is_not_lost_yet() -> None:
+    assert verdict(formed(age_ms=2_000), None, NOW_MS, TIMEOUT_S) is None
+
+
+def test_no_lease_expires_while_agents_could_not_reach_redis() -> None:
+    # Redis came back (restarted, or reachable again) 3 s ago: every lease looks old, but
+    # no agent could renew before; they get the whole timeout from then.
+    back = NOW_MS - 3_000
+    old = lease(age_ms=30_000)
+    assert verdict(formed(age_ms=40_000), old, NOW_MS, TIMEOUT_S, renewable_since_ms=back) is None
+    assert verdict(
+        formed(age_ms=40_000), old, NOW_MS + 5_001, TIMEOUT_S, renewable_since_ms=back
+    ) == (RequeueReason.AGENT_LOST)
 
 
 def test_a_new_instance_of_the_agent_ends_its_former_instances_batch_at_once() -> None:

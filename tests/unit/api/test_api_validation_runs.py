@@ -94,3 +94,14 @@ def test_parsed_runs_are_immutable() -> None:
         run.priority = 5  # type: ignore[misc]
     with pytest.raises(pydantic.ValidationError):
         parse_run_query({}).limit = 5  # type: ignore[misc]
+
+
+def test_a_matrix_counts_tests_times_targets_not_a_power_of_them() -> None:
+    body = {**RUN, "tests": ["t/1.js", "t/2.js", "t/3.js"], "targets": ["emulator", "device"]}
+    assert len(parse_run(body, max_jobs=6).jobs()) == 6
+    assert str(_refused(parse_run, body, max_jobs=5)).endswith("3 tests x 2 targets = 6")
+
+
+def test_one_explicit_target_is_enough() -> None:
+    run = parse_run({**RUN, "targets": ["device"]}, max_jobs=10)
+    assert {job.target.value for job in run.jobs()} == {"device"}

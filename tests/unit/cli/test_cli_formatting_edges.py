@@ -32,3 +32,13 @@ def test_help_epilog_shows_examples_only_when_given() -> None:
     assert "Examples:" not in epilog()
     assert "Exit codes:" in epilog()
     assert "Exit codes:" in epilog("x")
+
+
+def test_a_table_aligns_each_column_two_spaces_apart_and_trims_line_ends() -> None:
+    from qgjob_cli.formatting import table  # noqa: PLC0415 (kept next to its one use)
+
+    assert table([["A", "BB", "C"], ["long", "x", ""], ["y", "", "z"]]).splitlines() == [
+        "A     BB  C",
+        "long  x",
+        "y         z",
+    ]

@@ -188,7 +188,7 @@ class Consumer:
             if now >= deadline:
                 return
             if now >= self._next_tick:
-                self._tick()
+                self._tick(consuming=False)
                 self._next_tick = time.monotonic() + self._tick_s
             self._stopping.wait(max(0.0, min(deadline, self._next_tick) - time.monotonic()))
 
@@ -208,13 +208,15 @@ class Consumer:
             _run_guarded(self._after_events, "dispatch after events")
             self._passes += 1
 
-    def _tick(self) -> None:
-        """The periodic pass; the health file says the scheduler works only when it succeeded.
+    def _tick(self, *, consuming: bool = True) -> None:
+        """The periodic pass; the health file says the scheduler works only when it succeeded
+        while consuming.
 
-        A scheduler whose passes keep failing (Redis unreachable, a bug) lets the file age,
-        and its healthcheck reports it unhealthy.
+        A scheduler whose passes keep failing (Redis unreachable, a bug), or that cannot
+        consume (broker unreachable: the pass still runs, from the backoff), lets the file
+        age, and its healthcheck reports it unhealthy.
         """
-        if not _run_guarded(self._on_tick, "periodic pass"):
+        if not _run_guarded(self._on_tick, "periodic pass") or not consuming:
             return
         try:
             health.touch(self._health_file)

@@ -39,6 +39,8 @@ class EventType(StrEnum):
     BATCH_FINISHED = "batch.finished"
     # agent -> scheduler: an agent is alive (periodic, and on every state change).
     AGENT_HEARTBEAT = "agent.heartbeat"
+    # API -> scheduler: a cancel was asked for these jobs (one request, one or many jobs).
+    JOBS_CANCEL_REQUESTED = "jobs.cancel_requested"
 
 
 EVENT_VERSION = 1
@@ -70,6 +72,12 @@ class JobSubmitted(TypedDict):
 
 class JobsSubmitted(TypedDict):
     jobs: Annotated[list[JobSubmitted], MinLen(1)]
+
+
+class JobsCancelRequested(TypedDict):
+    job_ids: Annotated[list[Id], MinLen(1)]
+    requested_by: str  # a token id, or "anonymous" when auth is off
+    requested_at: Timestamp
 
 
 class JobStarted(TypedDict):

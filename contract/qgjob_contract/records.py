@@ -30,6 +30,14 @@ def _text(value: str | bytes | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _num(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def _float(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
 def _fields(raw: dict[Any, Any]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
 
@@ -56,6 +64,19 @@ class Job:
     # Earlier attempts that ended without a final status (newest last, capped): each
     # {agent_id, batch_id, instance_id, assigned_at, ended_at, reason}.
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Job control (what the submitter asked for): reruns of a test that failed (0-5), a
+    # per-test run timeout and a queue-wait expiry in seconds (None: the agent's and the
+    # scheduler's defaults).
+    retries: int = 0
+    timeout_s: float | None = None
+    queue_ttl_s: float | None = None
+    # True when the test failed and then passed on the same build (a flaky test).
+    flaky: bool = False
+    # A cancel asked for this job: when and by whom (a token id, or "anonymous").
+    cancel_requested_at: str | None = None
+    cancel_requested_by: str | None = None
+    # Who submitted it (a token id, never the secret; None when auth is off).
+    submitted_by: str | None = None
 
     def to_redis(self) -> dict[str, str]:
         return {
@@ -76,6 +97,13 @@ class Job:
             "result": "" if self.result is None else json.dumps(self.result),
             "run_id": _s(self.run_id),
             "history": json.dumps(self.history) if self.history else "",
+            "retries": str(self.retries),
+            "timeout_s": _num(self.timeout_s),
+            "queue_ttl_s": _num(self.queue_ttl_s),
+            "flaky": "1" if self.flaky else "",
+            "cancel_requested_at": _s(self.cancel_requested_at),
+            "cancel_requested_by": _s(self.cancel_requested_by),
+            "submitted_by": _s(self.submitted_by),
         }
 
     @classmethod
@@ -99,6 +127,13 @@ class Job:
             result=json.loads(f["result"]) if f.get("result") else None,
             run_id=_opt(f.get("run_id")),
             history=json.loads(f["history"]) if f.get("history") else [],
+            retries=int(f.get("retries") or 0),
+            timeout_s=_float(f.get("timeout_s")),
+            queue_ttl_s=_float(f.get("queue_ttl_s")),
+            flaky=bool(f.get("flaky")),
+            cancel_requested_at=_opt(f.get("cancel_requested_at")),
+            cancel_requested_by=_opt(f.get("cancel_requested_by")),
+            submitted_by=_opt(f.get("submitted_by")),
         )
 
     def to_api(self) -> dict[str, Any]:

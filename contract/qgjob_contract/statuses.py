@@ -60,6 +60,7 @@ class ErrorReason(StrEnum):
     DRIVER_ERROR = "driver_error"  # the driver crashed or could not start the test
     TIMEOUT = "timeout"  # the test ran longer than the agent's per-test timeout
     NOT_REPORTED = "not_reported"  # its batch ended without the agent reporting the job
+    EXPIRED = "expired"  # no agent took the job within its queue-wait limit
 
 
 class RequeueReason(StrEnum):

@@ -91,6 +91,11 @@ class Keys:
     # settled yet, scored by Redis TIME (ms) of the end
     ENDED_BATCHES: Final = f"{PREFIX}batches:ended"
 
+    # zset: queued job ids scored by the moment (ms) their queue wait expires (the job's
+    # `queue_ttl_s`, else JOB_QUEUE_TTL_S, from when it last joined its group); the
+    # scheduler's tick ends a job still queued past it `error`/`expired`
+    QUEUE_EXPIRY: Final = f"{PREFIX}queue-expiry"
+
     # hash: an agent's lease (see records.Lease), renewed by the agent straight in Redis,
     # stamped with Redis TIME: liveness is judged on Redis's clock, never on an agent's
     @staticmethod

@@ -17,6 +17,7 @@ from qgjob_scheduler.consumer import Consumer
 from qgjob_scheduler.dispatch import Dispatcher, Requeuer
 from qgjob_scheduler.errors import ConfigError
 from qgjob_scheduler.handlers import EventHandler
+from qgjob_scheduler.jobcontrol import Expirer
 from qgjob_scheduler.planning import POLICIES
 from qgjob_scheduler.reaper import Reaper
 from qgjob_scheduler.snapshot import Planner
@@ -39,7 +40,9 @@ def redis_clients(config: Config) -> tuple[redis.Redis, redis.Redis]:
 
 def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Redis) -> Consumer:
     """Wire the scheduler: `store` must decode responses, `rq_connection` must not."""
-    requeuer = Requeuer(store, rq_connection)
+    requeuer = Requeuer(
+        store, rq_connection, policy=config.retry_policy(), queue_ttl_s=config.queue_ttl_s
+    )
     dispatcher = Dispatcher(
         store,
         rq_connection,
@@ -59,7 +62,10 @@ def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Red
         agent_timeout_s=config.agent_timeout_s,
         report_grace_s=config.report_grace_s,
     )
-    handler = EventHandler(store, take_back=dispatcher.take_back)
+    handler = EventHandler(
+        store, take_back=dispatcher.take_back, requeuer=requeuer, queue_ttl_s=config.queue_ttl_s
+    )
+    expirer = Expirer(store)
 
     def dispatch_changed_targets() -> None:
         dispatcher.dispatch_targets(handler.take_dirty())
@@ -69,6 +75,7 @@ def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Red
         target; raises when either failed (the scheduler's health depends on it)."""
         try:
             reaper.tick()
+            expirer.tick()
         finally:
             dispatcher.dispatch_all()
 

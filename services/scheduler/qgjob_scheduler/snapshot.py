@@ -47,6 +47,19 @@ class Planner:
     aging_s: float = planning.DEFAULT_AGING_S
 
 
+# Job hash fields of a retried job's wait (written by lua/requeue_batch.lua).
+_WAIT_FIELDS = ("not_before_ms", "avoid_agent", "avoid_until_ms")
+
+
+def waits(fields: list[str | None], now_ms: int, *, avoid: bool = False) -> str | None:
+    """Of a job's `_WAIT_FIELDS`: "backoff" while its retry delay runs (pure); with `avoid`,
+    instead, the agent it avoids now, if any."""
+    not_before, agent, until = fields
+    if avoid:
+        return agent if agent and until and int(until) > now_ms else None
+    return "backoff" if not_before and int(not_before) > now_ms else None
+
+
 def priority_of(score: float) -> int:
     """The priority in a group score `arrival - priority * PRIORITY_WEIGHT` (0 < arrival)."""
     return -int((score - 1) // PRIORITY_WEIGHT)
@@ -90,8 +103,23 @@ def read_situation(
     ]
     pipe = store.pipeline(transaction=False)
     for *_, job_id, _ in pending:
-        pipe.hmget(Keys.job(job_id), ["test_path", "created_at"])
-    details = cast(list[list[str | None]], pipe.execute())
+        pipe.hmget(Keys.job(job_id), ["test_path", "created_at", *_WAIT_FIELDS])
+    everything = cast(list[list[str | None]], pipe.execute())
+    redis_ms = leases.redis_now_ms(store)
+    free_ids = {agent.agent_id for agent in agents if not agent.current_batch_id}
+    # A retried job in its backoff is not pending yet; one that avoids a free agent puts
+    # that agent last among the free, so that another takes it (form_batch enforces both).
+    eligible = [waits(fields[2:], redis_ms) is None for fields in everything]
+    avoided = {
+        avoids
+        for fields, ok in zip(everything, eligible, strict=True)
+        if ok and (avoids := waits(fields[2:], redis_ms, avoid=True)) in free_ids
+    }
+    pending = [item for item, ok in zip(pending, eligible, strict=True) if ok]
+    details = [fields[:2] for fields, ok in zip(everything, eligible, strict=True) if ok]
+    if not pending:
+        return None
+    agents = sorted(agents, key=lambda agent: agent.agent_id in avoided)
 
     batches = _outstanding_batches(store, agents)
     paths: dict[str, list[str]] = {}  # org -> test paths to estimate

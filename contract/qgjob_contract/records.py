@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from qgjob_contract.events import JobResult, JobSubmitted
 from qgjob_contract.statuses import JobStatus, is_final
@@ -48,6 +48,10 @@ def _opt_int(value: str | None) -> int | None:
 
 def _fields(raw: dict[Any, Any]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
+
+
+# The job field an agent reads to learn that the test it runs must stop (its cancel).
+CANCEL_REQUESTED_AT: Final = "cancel_requested_at"
 
 
 @dataclass

@@ -9,7 +9,9 @@
   stay within the job's `retries`; a later pass makes the job `passed` and `flaky`.
 - Anything else ends the job: passed, a failure with no rerun left, `timeout` (the test
   itself ran too long: rerunning it only costs another timeout), `expired`, `cancelled`,
-  an error of an unknown reason, and any attempt of a job whose cancel was asked.
+  an error of an unknown reason.
+- A job whose cancel was asked is never attempted again: when its outcome would be retried,
+  the requeue script ends it `cancelled` instead (`cancel_requested` only changes the note).
 
 The decision reads only the job's history (the attempts that ended before this one), so it
 is the same in every scheduler replica; the requeue script applies it atomically and only
@@ -107,8 +109,24 @@ def decide(
     failed test the job asked for; `jitter`: a random number in [0, 1).
     """
     earlier = list(history)
-    if cancel_requested:
-        return Decision(Action.END, note="a cancel was asked: no further attempt")
+    decision = _decide(
+        outcome, reason, earlier, retries=retries, agent_id=agent_id, policy=policy, jitter=jitter
+    )
+    if cancel_requested and decision.action is Action.REQUEUE:
+        return Decision(Action.REQUEUE, note="a cancel was asked: it ends cancelled")
+    return decision
+
+
+def _decide(
+    outcome: str,
+    reason: str | None,
+    earlier: list[Mapping[str, Any]],
+    *,
+    retries: int,
+    agent_id: str,
+    policy: RetryPolicy,
+    jitter: float,
+) -> Decision:
     if is_infra(outcome, reason):
         attempt = infra_attempts(earlier) + 1
         if attempt >= policy.max_attempts:

@@ -12,6 +12,8 @@
   will have installed when it is free) and `busy_for_s`: the estimates of the batch's jobs
   that have not ended, plus the build's install when it does not have it yet.
 - **Install times**: per build, from the history (`history.install_estimates`).
+- **Retries** (`retry`): a job in its backoff is left out; a free agent that a retried job
+  avoids is left out while another free agent is not avoided.
 
 Ages compare the API's `created_at` with the scheduler's clock: aging works in steps of
 `aging_s` (a minute by default), so a skew of a few seconds between hosts is immaterial.
@@ -107,8 +109,9 @@ def read_situation(
     everything = cast(list[list[str | None]], pipe.execute())
     redis_ms = leases.redis_now_ms(store)
     free_ids = {agent.agent_id for agent in agents if not agent.current_batch_id}
-    # A retried job in its backoff is not pending yet; one that avoids a free agent puts
-    # that agent last among the free, so that another takes it (form_batch enforces both).
+    # A retried job in its backoff is not pending yet. A free agent that a retried job
+    # avoids (it failed there) sits this pass out while another free agent is not avoided,
+    # so that one takes the job; form_batch.lua enforces both per job.
     eligible = [waits(fields[2:], redis_ms) is None for fields in everything]
     avoided = {
         avoids
@@ -119,7 +122,8 @@ def read_situation(
     details = [fields[:2] for fields, ok in zip(everything, eligible, strict=True) if ok]
     if not pending:
         return None
-    agents = sorted(agents, key=lambda agent: agent.agent_id in avoided)
+    if free_ids - avoided:
+        agents = [agent for agent in agents if agent.agent_id not in avoided]
 
     batches = _outstanding_batches(store, agents)
     paths: dict[str, list[str]] = {}  # org -> test paths to estimate

@@ -69,8 +69,12 @@ class Stop:
         left = self._deadline - self.monotonic()
         return max(min(self.poll_s, left), 0.0)
 
-    def sleep(self, seconds: float) -> StopReason | None:
-        """Wait `seconds` (the simulated test), or less when the test must stop: why."""
+    def sleep(
+        self, seconds: float, pause: Callable[[float], None] | None = None
+    ) -> StopReason | None:
+        """Wait `seconds` (the simulated test) in steps of `pause` (default: this Stop's),
+        or less when the test must stop: why."""
+        pause = pause or self.pause
         end = self.monotonic() + seconds
         while True:
             if (why := self.reason()) is not None:
@@ -78,7 +82,7 @@ class Stop:
             left = end - self.monotonic()
             if left <= 0:
                 return None
-            self.pause(min(left, max(self.slice_s(), 0.001)))
+            pause(min(left, max(self.slice_s(), 0.001)))
 
     def describe(self, why: StopReason) -> str:
         if why is StopReason.TIMEOUT:

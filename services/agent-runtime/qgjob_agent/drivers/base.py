@@ -55,9 +55,10 @@ class Driver(Protocol):
 
         `attempt`: the attempt of the batch's jobs it is for (1 for a first attempt)."""
 
-    def run_test(self, job: JobRun, stop: Stop) -> RunOutcome:
+    def run_test(self, job: JobRun, stop: Stop | None = None) -> RunOutcome:
         """Run one test and say how it ended; stop it early when `stop` says so (its run
-        timeout: error/timeout; its job cancelled: cancelled)."""
+        timeout: error/timeout; its job cancelled: cancelled). The runner always gives a
+        `stop`; without one a driver applies its own default timeout, if any."""
 
 
 def tail(text: str, chars: int) -> str:

@@ -83,7 +83,8 @@ class CommandDriver:
                 f"install command exited with {finished.returncode}:\n{finished.output}"
             )
 
-    def run_test(self, job: JobRun, stop: Stop) -> RunOutcome:
+    def run_test(self, job: JobRun, stop: Stop | None = None) -> RunOutcome:
+        stop = stop or Stop(self._timeout_s, monotonic=self._monotonic)
         finished = self._run(self._command.render(job.variables()), stop)
         if finished.stopped is StopReason.CANCELLED:
             return RunOutcome(JobStatus.CANCELLED, finished.duration_s, finished.output)

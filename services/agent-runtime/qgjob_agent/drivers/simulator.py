@@ -72,11 +72,16 @@ class SimulatorDriver:
                 f"SIM_INSTALL_ERROR_PATTERN {self._install_error_pattern!r} (first attempt)"
             )
 
-    def run_test(self, job: JobRun, stop: Stop) -> RunOutcome:
+    def run_test(self, job: JobRun, stop: Stop | None = None) -> RunOutcome:
         seconds = simulated_seconds(self._test_s, job.test_path)
         note = f"simulated: no real test ran; {job.test_path} on {job.target}"
-        started = stop.monotonic()
-        if (why := stop.sleep(seconds)) is not None:
+        if stop is None:  # nothing can stop it: just the simulated time
+            self._sleep(seconds)
+            why = None
+        else:
+            started = stop.start().monotonic()
+            why = stop.sleep(seconds, self._sleep)
+        if stop is not None and why is not None:
             ran = stop.monotonic() - started
             if why is StopReason.CANCELLED:
                 return RunOutcome(JobStatus.CANCELLED, ran, f"{note}: {stop.describe(why)}")

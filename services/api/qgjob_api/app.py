@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from qgjob_api import store
 from qgjob_api.admin import admin_blueprint
+from qgjob_api.cancel import cancel_blueprint
 from qgjob_api.config import Config
 from qgjob_api.errors import HttpError, NotFound, Unavailable
 from qgjob_api.runs import runs_blueprint
@@ -134,7 +135,11 @@ def create_app(
     def list_agents() -> dict[str, Any]:
         return {"agents": store.list_agents(client, timeout_s=config.agent_timeout_s)}
 
-    app.register_blueprint(admin_blueprint(client, publishers.get, request_json))
+    for blueprint in (
+        admin_blueprint(client, publishers.get, request_json),
+        cancel_blueprint(client, publishers.get, config, request_json),
+    ):
+        app.register_blueprint(blueprint)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

@@ -18,11 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Final
+from functools import cached_property
+from typing import Annotated, Any, Final, cast
 
 import redis
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, ValidationError
+from redis.commands.core import AsyncScript, Script
 
 from qgjob_api import run_store, store
 from qgjob_api.config import Config
@@ -124,8 +126,15 @@ class Canceller:
     def __init__(self, client: redis.Redis, publisher: Callable[[], Publisher]) -> None:
         self._client = client
         self._publisher = publisher
-        self._request = client.register_script(script("qgjob_api", "request_cancel"))
-        self._undo = client.register_script(script("qgjob_api", "undo_cancel"))
+
+    # Registered on first use: building the app touches no Redis.
+    @cached_property
+    def _request(self) -> AsyncScript | Script:
+        return self._client.register_script(script("qgjob_api", "request_cancel"))
+
+    @cached_property
+    def _undo(self) -> AsyncScript | Script:
+        return self._client.register_script(script("qgjob_api", "undo_cancel"))
 
     def cancel(self, job_ids: Sequence[str], *, requested_by: str = ANONYMOUS) -> CancelOutcome:
         """Ask for the cancel of `job_ids`; raises Unavailable (nothing kept) on an outage."""
@@ -133,9 +142,12 @@ class Canceller:
             return CancelOutcome()
         requested_at = utc_now()
         finals = sorted(status.value for status in FINAL_STATUSES)
-        replies = self._request(
-            keys=[Keys.job(job_id) for job_id in job_ids],
-            args=[requested_at, requested_by, _REQUESTED_AT, _REQUESTED_BY, *finals],
+        replies = cast(
+            "list[list[Any]]",
+            self._request(
+                keys=[Keys.job(job_id) for job_id in job_ids],
+                args=[requested_at, requested_by, _REQUESTED_AT, _REQUESTED_BY, *finals],
+            ),
         )
         outcome = classify(job_ids, replies)
         if outcome.requested:

@@ -144,16 +144,27 @@ class Idempotency:
         return self._client.register_script(script("qgjob_api", "release_idempotency"))
 
     def run(
-        self, *, key: str, scope: str, route: str, body: Any, work: Callable[[], Answer]
+        self,
+        *,
+        key: str,
+        scope: str,
+        route: str,
+        body: Any,
+        work: Callable[[], Answer],
+        compact: Callable[[dict[str, Any]], dict[str, Any]] = dict,
+        replay: Callable[[dict[str, Any]], dict[str, Any]] = dict,
     ) -> tuple[dict[str, Any], int, bool]:
-        """(answer body, status, replayed): `work()`'s answer, or the first request's."""
+        """(answer body, status, replayed): `work()`'s answer, or the first request's.
+
+        What is kept is `compact(answer)` (e.g. only the job ids: a run's answer holds
+        every job record) and a repeat answers `replay(kept)` (the records read again)."""
         redis_key = Keys.idempotency(scope, hashlib.sha256(key.encode()).hexdigest())
         print_ = fingerprint(route, body)
         deadline = time.monotonic() + self._wait_s
         while True:
             pending = Stored(_PENDING, print_, marker=str(uuid.uuid4())).encode()
             if self._client.set(redis_key, pending, nx=True, ex=PENDING_TTL_S):
-                answer, status = self._work(redis_key, pending, print_, work)
+                answer, status = self._work(redis_key, pending, print_, work, compact)
                 return answer, status, False
             raw = self._client.get(redis_key)
             if raw is None:
@@ -165,7 +176,7 @@ class Idempotency:
                     "use a new key for a new request"
                 )
             if stored.state == _DONE and stored.body is not None:
-                return stored.body, stored.status, True
+                return replay(stored.body), stored.status, True
             if time.monotonic() >= deadline:
                 raise KeyInProgress(
                     f"a request with this {HEADER} is still being processed; retry shortly"
@@ -173,7 +184,12 @@ class Idempotency:
             self._sleep(POLL_S)
 
     def _work(
-        self, redis_key: str, pending: str, print_: str, work: Callable[[], Answer]
+        self,
+        redis_key: str,
+        pending: str,
+        print_: str,
+        work: Callable[[], Answer],
+        compact: Callable[[dict[str, Any]], dict[str, Any]],
     ) -> Answer:
         try:
             answer, status = work()
@@ -183,7 +199,7 @@ class Idempotency:
             except redis.RedisError:
                 log.exception("could not release idempotency key %s (it expires)", redis_key)
             raise
-        done = Stored(_DONE, print_, status=status, body=answer).encode()
+        done = Stored(_DONE, print_, status=status, body=compact(answer)).encode()
         try:
             self._client.set(redis_key, done, ex=self._ttl_s)
         except redis.RedisError:

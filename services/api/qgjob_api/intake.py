@@ -6,15 +6,18 @@ the Idempotency-Key (idempotency.py) and the warning when a target has no live a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from flask import request
 
-from qgjob_api import idempotency, liveness
+from qgjob_api import idempotency, liveness, run_record, run_store
 from qgjob_api.config import Config
+from qgjob_api.errors import NotFound
 
 Answer = tuple[dict[str, Any], int]
+Compact = Callable[[dict[str, Any]], dict[str, Any]]
 Response = tuple[dict[str, Any], int, dict[str, str]]
 
 
@@ -23,6 +26,29 @@ class Intake:
         self._client = client
         self._timeout_s = config.agent_timeout_s
         self._keys = idempotency.Idempotency(client, retention_s=config.job_retention_s)
+        # What a key keeps of each route's answer, and how a repeat rebuilds it: the job
+        # records of /v1/jobs and /v1/runs are read again (a 1,000-job answer is not kept
+        # for a day); the seed /submit answer is small and kept whole.
+        self._replays: dict[str, tuple[Compact, Compact]] = {
+            "jobs": (_ids_of_jobs, self._jobs_again),
+            "runs": (_id_of_run, self._run_again),
+        }
+
+    def _jobs_again(self, kept: dict[str, Any]) -> dict[str, Any]:
+        jobs = [job for job in run_store.get_jobs(self._client, kept["job_ids"]) if job]
+        if len(jobs) != len(kept["job_ids"]):
+            raise NotFound("the jobs this Idempotency-Key created are gone (retention)")
+        records = [job.to_api() for job in jobs]
+        answer = {"jobs": records} if kept["batch"] else {"job": records[0]}
+        return _with_warning(answer, kept)
+
+    def _run_again(self, kept: dict[str, Any]) -> dict[str, Any]:
+        run = run_store.get_run(self._client, kept["run_id"])
+        if run is None:
+            raise NotFound("the run this Idempotency-Key created is gone (retention)")
+        jobs = run_store.run_jobs(self._client, run)
+        body = run_record.view(run, jobs, now=datetime.now(UTC))
+        return _with_warning({"run_id": run.run_id, "job_ids": run.job_ids, "run": body}, kept)
 
     def respond(
         self,
@@ -48,11 +74,30 @@ class Intake:
         if key is None:
             answer, status = warned_work()
             return answer, status, {}
+        compact, replay = self._replays.get(route, (dict, dict))
         answer, status, replayed = self._keys.run(
             key=idempotency.check_key(key),
             scope=idempotency.org_scope(orgs),
             route=route,
             body=body,
             work=warned_work,
+            compact=compact,
+            replay=replay,
         )
         return answer, status, {idempotency.REPLAYED_HEADER: "true"} if replayed else {}
+
+
+def _ids_of_jobs(answer: dict[str, Any]) -> dict[str, Any]:
+    """What a key keeps of a /v1/jobs answer: the job ids, its shape and its warning."""
+    batch = "jobs" in answer
+    records = answer["jobs"] if batch else [answer["job"]]
+    kept = {"job_ids": [record["job_id"] for record in records], "batch": batch}
+    return _with_warning(kept, answer)
+
+
+def _id_of_run(answer: dict[str, Any]) -> dict[str, Any]:
+    return _with_warning({"run_id": answer["run_id"]}, answer)
+
+
+def _with_warning(target: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    return {**target, "warning": source["warning"]} if "warning" in source else target

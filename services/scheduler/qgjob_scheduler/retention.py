@@ -154,7 +154,9 @@ class Sweeper:
                 pipe.delete(*(Keys.job(job_id) for job_id in verdict.delete))
             pipe.zrem(Keys.JOBS_BY_TIME, *gone)
             pipe.execute()
-        self._job_offset = next_offset(self._job_offset, len(ids), verdict.kept, self._jobs_per_tick)
+        self._job_offset = next_offset(
+            self._job_offset, len(ids), verdict.kept, self._jobs_per_tick
+        )
         return len(verdict.delete)
 
     def _sweep_runs(self, cutoff_ms: int) -> int:

@@ -28,6 +28,14 @@ def _count_jobs(redis_client: redis.Redis) -> int:
     return int(redis_client.zcard(Keys.JOBS_BY_TIME))
 
 
+def _job_ids(answer: dict[str, Any]) -> list[str]:
+    if "job_id" in answer:
+        return [answer["job_id"]]
+    if "job_ids" in answer:
+        return list(answer["job_ids"])
+    return [job["job_id"] for job in answer["jobs"]]
+
+
 def _submits(events: Events) -> int:
     return sum(1 for event in events() if event.type is EventType.JOBS_SUBMITTED)
 
@@ -52,7 +60,11 @@ def test_a_repeat_with_the_same_key_answers_the_first_answer_and_creates_nothing
     again = client.post(path, json=body, headers=headers)
 
     assert again.status_code == 201
-    assert again.get_json() == first.get_json()  # the same job ids, the same answer
+    assert _job_ids(again.get_json()) == _job_ids(first.get_json())
+    if path != "/v1/runs":  # a run's view also says how long it has been running
+        assert again.get_json() == first.get_json()  # the records, read again, unchanged
+    else:
+        assert again.get_json()["run_id"] == first.get_json()["run_id"]
     assert again.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first.headers
     assert _count_jobs(redis_client) == created
@@ -149,3 +161,28 @@ def test_concurrent_requests_with_one_key_create_the_jobs_once(
     assert all(
         status == 201 or body["error"] == "idempotency_in_progress" for status, body in answers
     )
+
+
+def test_a_repeat_answers_the_jobs_as_they_are_now_and_keeps_only_their_ids(
+    client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    headers = {"Idempotency-Key": "later"}
+    first = client.post("/v1/jobs", json=JOB, headers=headers).get_json()
+    job_id = first["job"]["job_id"]
+    redis_client.hset(Keys.job(job_id), "status", "running")  # the scheduler moved it on
+
+    again = client.post("/v1/jobs", json=JOB, headers=headers).get_json()
+
+    assert again["job"]["job_id"] == job_id
+    assert again["job"]["status"] == "running"
+    (key,) = redis_client.keys(Keys.idempotency("*", "*"))
+    assert job_id in redis_client.get(key)
+    assert "test_path" not in redis_client.get(key)  # not the whole record
+
+
+def test_the_warning_is_repeated_with_the_answer(client: FlaskClient) -> None:
+    headers = {"Idempotency-Key": "warned"}
+    first = client.post("/v1/runs", json=RUN, headers=headers).get_json()
+    again = client.post("/v1/runs", json=RUN, headers=headers).get_json()
+    assert "no live agent" in first["warning"]
+    assert again["warning"] == first["warning"]

@@ -116,6 +116,13 @@ class Keys:
     # zset: every run id, scored by creation time in ms (listing, newest first)
     RUNS_BY_TIME: Final = f"{PREFIX}runs"
 
+    # --- idempotent submit: written and read by the API only -------------------------
+    # string (JSON, with a TTL): what a request with an Idempotency-Key did, for one org
+    # scope; `key_digest` is a hash of the client's key (any length, any characters)
+    @staticmethod
+    def idempotency(org_scope: str, key_digest: str) -> str:
+        return f"{PREFIX}idempotency:{org_scope}:{key_digest}"
+
     # --- duration history (the scheduler's `history` module) ---------------------------
     # hash: test_path -> its recent PASSING durations in seconds, oldest first, space
     # separated, for one (org, target). Bounded: a capped number of runs per test, a capped

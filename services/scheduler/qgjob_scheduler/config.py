@@ -54,6 +54,8 @@ class Config:
     retry_avoid_s: float = 5.0
     # A job no agent took within this long (its own `queue_ttl_s` else this) ends expired.
     queue_ttl_s: float = DEFAULT_QUEUE_TTL_S
+    # JOB_RETENTION_S: finished jobs, their runs and batches' RQ results are kept this long.
+    job_retention_s: float = shared.DEFAULT_JOB_RETENTION_S
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -112,6 +114,7 @@ class Config:
             queue_ttl_s=read.number(
                 "JOB_QUEUE_TTL_S", defaults.queue_ttl_s, minimum=0, exclusive=True
             ),
+            job_retention_s=read.number("JOB_RETENTION_S", defaults.job_retention_s, minimum=1),
         )
 
 

@@ -550,6 +550,7 @@ class Dispatcher:
                 group_key,
                 Keys.groups(target),
                 Keys.batch(batch_id),
+                Keys.QUEUE_EXPIRY,
             ],
             args=[
                 agent_id,

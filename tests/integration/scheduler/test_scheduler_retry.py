@@ -164,6 +164,23 @@ def test_a_job_no_agent_takes_in_time_expires(world: World, scheduler: Consumer)
     assert world.job(kept).status == JobStatus.QUEUED  # the default hour is far off
 
 
+def test_a_queue_wait_ends_when_an_agent_takes_the_job_and_restarts_on_a_retry(
+    world: World, scheduler: Consumer
+) -> None:
+    job_id = _submit(world, "v-taken")
+    world.sync()
+    assert world.redis.zscore(Keys.QUEUE_EXPIRY, job_id) is not None
+    world.heartbeat("emu-1")
+    batch_id, _ = _only_job(world.wait_batches("emu-1", 1)[0])
+    # taken: nothing of it is left to expire (the zset holds only jobs that wait)
+    assert world.redis.zscore(Keys.QUEUE_EXPIRY, job_id) is None
+
+    report = _report("emu-1", job_id, batch_id, outcome="error", reason="driver_error")
+    world.publish(EventType.JOB_FINISHED, report)
+    wait_until(lambda: world.job(job_id).status == JobStatus.QUEUED, "job requeued")
+    assert world.redis.zscore(Keys.QUEUE_EXPIRY, job_id) is not None
+
+
 def _cancel(world: World, *job_ids: str, by: str = "tok-1") -> None:
     now = utc_now()
     for job_id in job_ids:  # as the API marks them before it publishes

@@ -1,5 +1,5 @@
 -- Hand chosen pending jobs of one build to one free agent, atomically: the batch.
--- KEYS: agent, lease, group, groups, batch
+-- KEYS: agent, lease, group, groups, batch, queue expiry
 -- ARGV: agent_id, org_id, app_version_id, build member, batch_id, now (ISO), now in ms,
 --       job key prefix, queued status, assigned status, offline state, target,
 --       lease timeout in ms, cancelled status, the result of a cancelled job (JSON),
@@ -16,8 +16,8 @@
 -- as JSON) and `group_score` (the build's score in groups before; empty if none).
 -- The job keys are built from a prefix, not declared in KEYS: fine on one Redis instance;
 -- Redis Cluster would refuse the script.
-local agent_key, lease_key, group_key, groups_key, batch_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local agent_key, lease_key, group_key, groups_key, batch_key, expiry_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local agent_id, org_id, version, build, batch_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, now_ms, job_prefix = ARGV[6], ARGV[7], ARGV[8]
 local queued, assigned, offline, target = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
@@ -52,6 +52,8 @@ for i = 16, #ARGV do
     (job[8] == agent_id and (tonumber(job[9] or '') or 0) > redis_ms))
   if score and not waits then
     redis.call('ZREM', group_key, job_id)
+    -- taken (or cancelled): its queue wait is over (a requeue starts a new one)
+    redis.call('ZREM', expiry_key, job_id)
     if job[1] == queued and job[10] and job[10] ~= '' then
       redis.call('HSET', job_key, 'status', cancelled, 'finished_at', now,
         'result', cancel_result)

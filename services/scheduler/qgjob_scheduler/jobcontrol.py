@@ -8,9 +8,10 @@
   it `cancelled`. Whichever of the scheduler and the agent is first ends the job: the
   transitions never leave a final status, so a cancel racing a finish leaves one status.
 - **Queue-wait expiry**: every job that joins its group gets a deadline in
-  `Keys.QUEUE_EXPIRY` (its `queue_ttl_s`, else JOB_QUEUE_TTL_S, from its creation, or from
-  its return to the group after a retry); the tick ends the jobs still queued past it
-  `error`/`expired`, so a suite for a target with no live agent ends instead of hanging.
+  `Keys.QUEUE_EXPIRY` (its `queue_ttl_s`, else JOB_QUEUE_TTL_S, from when it joined its
+  group, on Redis TIME, or from its return to the group after a retry); the tick ends the
+  jobs still queued past it `error`/`expired`, so a suite for a target with no live agent
+  ends instead of hanging. A batch that takes a job removes its deadline.
 
 Both end a waiting job with one script, `lua/end_waiting.lua`.
 """

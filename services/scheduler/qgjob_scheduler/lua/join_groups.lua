@@ -8,11 +8,14 @@
 -- `grouping.group_score(priority, arrival)`; a redelivered event changes nothing. Its build
 -- joins the target's groups scored by this creation time, unless it is there already (NX: a
 -- waiting group keeps its place).
--- The job's queue wait expires at created_at + its `queue_ttl_s` (else the default).
+-- The job's queue wait expires its `queue_ttl_s` (else the default) after it joined, on Redis
+-- TIME: the API's clock (created_at) is another host's and is never compared with Redis's.
 -- Job hash fields read: status, queue_ttl_s.
 local seq_key, expiry_key = KEYS[1], KEYS[2]
 local queued, weight, default_ttl_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local statuses = {}
+local time = redis.call('TIME')
+local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 for i = 1, (#KEYS - 2) / 3 do
   local job_key, group_key, groups_key = KEYS[3 * i], KEYS[3 * i + 1], KEYS[3 * i + 2]
   local job_id, build = ARGV[4 * i], ARGV[4 * i + 1]
@@ -26,7 +29,7 @@ for i = 1, (#KEYS - 2) / 3 do
     local ttl_ms = default_ttl_ms
     local ttl_s = tonumber(job[2] or '')
     if ttl_s then ttl_ms = ttl_s * 1000 end
-    redis.call('ZADD', expiry_key, 'NX', tonumber(created_ms) + ttl_ms, job_id)
+    redis.call('ZADD', expiry_key, 'NX', now_ms + ttl_ms, job_id)
   end
   statuses[i] = status
 end

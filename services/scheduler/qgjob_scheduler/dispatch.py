@@ -193,6 +193,9 @@ class Requeuer:
         for job_id in job_ids:
             pipe.hmget(Keys.job(job_id), ["history", "retries", "cancel_requested_at"])
         retries = []
+        # One jitter for the whole batch: its jobs come back together, in their order, as
+        # one batch for the next agent (per-job delays would split it and reorder them).
+        jitter = self.jitter()
         for job_id, (raw_history, wanted, cancel_at) in zip(job_ids, pipe.execute(), strict=True):
             decision = retry.decide(
                 JobStatus.ERROR.value,
@@ -202,7 +205,7 @@ class Requeuer:
                 agent_id=batch.agent_id,
                 cancel_requested=bool(cancel_at),
                 policy=self.policy,
-                jitter=self.jitter(),
+                jitter=jitter,
             )
             retries.append(
                 Retry(job_id, formed.job_scores[job_id], decision, JobStatus.ERROR, reason.value)

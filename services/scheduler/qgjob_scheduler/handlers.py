@@ -156,8 +156,9 @@ class EventHandler:
             self._store, payload, self._requeuer.policy, self._requeuer.jitter
         )
         outcome = payload["result"]["outcome"]
-        if finished.verdict == Verdict.APPLY:
-            self._learn(payload)
+        # The job's own step (its final status logged, or its requeue) comes before the
+        # duration history: a Redis error in `_learn` must not lose it (a redelivered
+        # event finds the job final, or no longer of this batch, and changes nothing).
         if finished.retried and finished.job is not None and finished.decision is not None:
             self._retry_one(
                 finished.job,
@@ -172,8 +173,10 @@ class EventHandler:
                 payload["finished_at"],
             )
             self._dirty.add(finished.job.target)
-            return
-        _log_verdict(finished.verdict, event, payload["job_id"], payload["batch_id"], outcome)
+        else:
+            _log_verdict(finished.verdict, event, payload["job_id"], payload["batch_id"], outcome)
+        if finished.verdict == Verdict.APPLY:
+            self._learn(payload)
 
     def _retry_one(self, job: Job, batch_id: str, item: Retry, finished_at: str) -> None:
         """Hand one job of a (maybe still running) batch back to its group."""
@@ -403,6 +406,7 @@ class EventHandler:
         pipe.watch(*(Keys.job(job_id) for job_id in job_ids))  # type: ignore[no-untyped-call]
         now = utc_now()
         changed, retries = [], []
+        jitter = self._requeuer.jitter()  # one per batch: its retried jobs come back together
         for job_id in job_ids:
             raw_job = pipe.hgetall(Keys.job(job_id))
             job = Job.from_redis(raw_job) if raw_job else None
@@ -417,7 +421,7 @@ class EventHandler:
                 reason,
                 agent_id,
                 policy=self._requeuer.policy,
-                jitter=self._requeuer.jitter(),
+                jitter=jitter,
             )
             if decision.action is Action.REQUEUE:
                 score = formed.job_scores.get(job_id) or str(group_score_of(job.priority, 0))

@@ -129,6 +129,7 @@ class Reaper:
                 job_keys = [Keys.job(job.job_id) for job in batch.jobs]
                 pipe.watch(*job_keys)  # type: ignore[no-untyped-call]
                 now = utc_now()
+                jitter = self._requeuer.jitter()  # one per batch: its jobs come back together
                 for job_key in job_keys:
                     raw_job = pipe.hgetall(job_key)
                     job = Job.from_redis(raw_job) if raw_job else None
@@ -142,7 +143,7 @@ class Reaper:
                         reason,
                         batch.agent_id,
                         policy=policy,
-                        jitter=self._requeuer.jitter(),
+                        jitter=jitter,
                     )
                     if decision.action is Action.REQUEUE:
                         score = formed.job_scores.get(job.job_id, "")

@@ -85,8 +85,10 @@ def backoff_s(policy: RetryPolicy, retry_number: int, jitter: float) -> float:
     """The delay before infrastructure retry number `retry_number` (1, 2, ...).
 
     Exponential (`backoff_s * 2**(n-1)`, capped at `backoff_max_s`) with "equal jitter":
-    half of it fixed, the other half scaled by `jitter` in [0, 1), so retries of jobs that
-    failed together (an agent lost with its batch) do not all come back at the same moment.
+    half of it fixed, the other half scaled by `jitter` in [0, 1), so the retries of
+    batches that failed together (several agents lost at once, one broken build failing its
+    installs everywhere) do not all come back at the same moment. The jobs of ONE batch
+    share one jitter: they come back together, in their order, as one batch.
     """
     base = min(policy.backoff_s * 2.0 ** max(retry_number - 1, 0), policy.backoff_max_s)
     return base / 2 + base / 2 * min(max(jitter, 0.0), 1.0)

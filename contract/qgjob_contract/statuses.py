@@ -24,7 +24,8 @@ FINAL_STATUSES: frozenset[JobStatus] = frozenset(
 # jobs of a batch no agent will run (not enqueued, or its agent went offline before starting
 # it), and for the unfinished jobs of a batch whose agent was lost or restarted.
 _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset({JobStatus.ASSIGNED, JobStatus.CANCELLED}),
+    # queued -> error: its queue wait expired (reason `expired`) before an agent took it.
+    JobStatus.QUEUED: frozenset({JobStatus.ASSIGNED, JobStatus.CANCELLED, JobStatus.ERROR}),
     # assigned -> final without running: the batch's install failed before the test began.
     JobStatus.ASSIGNED: FINAL_STATUSES | {JobStatus.RUNNING, JobStatus.QUEUED},
     JobStatus.RUNNING: FINAL_STATUSES | {JobStatus.QUEUED},

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from qgjob_contract.statuses import ErrorReason, JobStatus, RequeueReason
+from qgjob_contract.statuses import ErrorReason, JobStatus, RequeueReason, can_transition
 from qgjob_scheduler import retry
 from qgjob_scheduler.retry import Action, RetryPolicy
 
@@ -192,3 +192,10 @@ def test_an_attempt_entry_names_everything_the_record_lists() -> None:
         "reason": "",
         "retried": True,
     }
+
+
+def test_the_transition_table_knows_the_job_control_ends() -> None:
+    # a queued job ends `cancelled` (cancel) or `error` (its queue wait expired), never
+    # passed/failed without running
+    allowed = {new for new in JobStatus if can_transition(JobStatus.QUEUED, new)}
+    assert allowed == {JobStatus.ASSIGNED, JobStatus.CANCELLED, JobStatus.ERROR}

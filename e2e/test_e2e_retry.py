@@ -200,12 +200,13 @@ def test_a_test_past_its_run_timeout_is_stopped_and_ends_error_timeout(jobctl: S
 
 
 def test_a_job_no_agent_takes_in_time_expires(jobctl: Stack) -> None:
-    # the one browserstack agent is busy with three 3 s tests of another build
+    # the one browserstack agent is busy with three 3 s tests of another build (one batch)
+    busy_version = _version("busy")
     busy = _submit(
         jobctl,
         [
             {
-                "app_version_id": _version("busy"),
+                "app_version_id": busy_version,
                 "test_path": f"tests/long-{n}.spec.js",
                 "target": "browserstack",
                 "timeout_s": LONG,
@@ -238,11 +239,14 @@ def test_a_job_no_agent_takes_in_time_expires(jobctl: Stack) -> None:
 
 
 def _one_running_one_assigned(stack: Stack, label: str) -> tuple[str, str, list[str]]:
+    """Two jobs of one build, so one batch on the one emulator agent: wait until the first
+    runs while the second is assigned (its test not started)."""
+    version = _version(label)
     job_ids = _submit(
         stack,
         [
             {
-                "app_version_id": _version(label),
+                "app_version_id": version,
                 "test_path": f"tests/{label}-{n}.spec.js",
                 "target": "emulator",
                 "timeout_s": LONG,

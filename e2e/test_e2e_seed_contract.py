@@ -72,7 +72,8 @@ def test_submit_returns_201_with_job_id_and_status_tracks_it_to_passed(stack: St
     emulators = {a["agent_id"] for a in stack.agents() if a["target"] == "emulator"}
     assert record["assigned_agent"] in emulators
     assert record["batch_id"]
-    assert record["history"] == []  # one attempt, nothing before it
+    # one attempt, the final one: its history is that attempt
+    assert [(h["attempt"], h["outcome"]) for h in record["history"]] == [(1, "passed")]
     assert record["run_id"] is None or isinstance(record["run_id"], str)
     for field in ("org_id", "app_version_id", "test_path", "priority", "target"):
         assert record[field] == body[field]

@@ -85,13 +85,18 @@ def _kind(job: JobRecord) -> str:
 
 def _rerun(job: JobRecord) -> str | None:
     attempts = job.get("attempts") or 0
-    history = job.get("history") or []
+    # The attempts before the last: the history lists every attempt, the final one (not
+    # `retried`) included; entries of older servers list only the earlier ones.
+    history = [
+        entry
+        for entry in job.get("history") or []
+        if isinstance(entry, dict) and entry.get("retried", True)
+    ]
     if attempts <= 1 and not history:
         return None
     earlier = "; ".join(
-        f"{entry.get('reason', 'ended')} on {entry.get('agent_id', '?')}"
+        f"{entry.get('reason') or entry.get('outcome') or 'ended'} on {entry.get('agent_id', '?')}"
         for entry in history
-        if isinstance(entry, dict)
     )
     return f"{attempts} attempts" + (f" (earlier: {earlier})" if earlier else "")
 

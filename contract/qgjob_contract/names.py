@@ -91,6 +91,11 @@ class Keys:
     # settled yet, scored by Redis TIME (ms) of the end
     ENDED_BATCHES: Final = f"{PREFIX}batches:ended"
 
+    # zset: queued job ids scored by the moment (ms) their queue wait expires (the job's
+    # `queue_ttl_s`, else JOB_QUEUE_TTL_S, from when it last joined its group); the
+    # scheduler's tick ends a job still queued past it `error`/`expired`
+    QUEUE_EXPIRY: Final = f"{PREFIX}queue-expiry"
+
     # hash: an agent's lease (see records.Lease), renewed by the agent straight in Redis,
     # stamped with Redis TIME: liveness is judged on Redis's clock, never on an agent's
     @staticmethod
@@ -110,6 +115,13 @@ class Keys:
 
     # zset: every run id, scored by creation time in ms (listing, newest first)
     RUNS_BY_TIME: Final = f"{PREFIX}runs"
+
+    # --- idempotent submit: written and read by the API only -------------------------
+    # string (JSON, with a TTL): what a request with an Idempotency-Key did, for one org
+    # scope; `key_digest` is a hash of the client's key (any length, any characters)
+    @staticmethod
+    def idempotency(org_scope: str, key_digest: str) -> str:
+        return f"{PREFIX}idempotency:{org_scope}:{key_digest}"
 
     # --- duration history (the scheduler's `history` module) ---------------------------
     # hash: test_path -> its recent PASSING durations in seconds, oldest first, space

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from qgjob_contract.events import JobResult, JobSubmitted
 from qgjob_contract.statuses import JobStatus, is_final
@@ -38,8 +38,20 @@ def _float(value: str | None) -> float | None:
     return float(value) if value else None
 
 
+def _int(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _opt_int(value: str | None) -> int | None:
+    return int(float(value)) if value else None
+
+
 def _fields(raw: dict[Any, Any]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
+
+
+# The job field an agent reads to learn that the test it runs must stop (its cancel).
+CANCEL_REQUESTED_AT: Final = "cancel_requested_at"
 
 
 @dataclass
@@ -61,8 +73,9 @@ class Job:
     result: JobResult | None = None
     # The run (a suite submitted as one) this job belongs to, if any.
     run_id: str | None = None
-    # Earlier attempts that ended without a final status (newest last, capped): each
-    # {agent_id, batch_id, instance_id, assigned_at, ended_at, reason}.
+    # Every attempt that ended, the final one included (oldest first, capped): each
+    # {attempt, agent_id, batch_id, instance_id, assigned_at, started_at, finished_at,
+    # outcome, reason, retried}; `retried` says the job went back to its group after it.
     history: list[dict[str, Any]] = field(default_factory=list)
     # Job control (what the submitter asked for): reruns of a test that failed (0-5), a
     # per-test run timeout and a queue-wait expiry in seconds (None: the agent's and the
@@ -77,6 +90,11 @@ class Job:
     cancel_requested_by: str | None = None
     # Who submitted it (a token id, never the secret; None when auth is off).
     submitted_by: str | None = None
+    # A job retried after an infrastructure error waits for its backoff (Redis TIME, ms)
+    # and avoids the agent it failed on until `avoid_until_ms` (the scheduler's retry).
+    not_before_ms: int | None = None
+    avoid_agent: str | None = None
+    avoid_until_ms: int | None = None
 
     def to_redis(self) -> dict[str, str]:
         return {
@@ -104,6 +122,9 @@ class Job:
             "cancel_requested_at": _s(self.cancel_requested_at),
             "cancel_requested_by": _s(self.cancel_requested_by),
             "submitted_by": _s(self.submitted_by),
+            "not_before_ms": _int(self.not_before_ms),
+            "avoid_agent": _s(self.avoid_agent),
+            "avoid_until_ms": _int(self.avoid_until_ms),
         }
 
     @classmethod
@@ -134,6 +155,9 @@ class Job:
             cancel_requested_at=_opt(f.get("cancel_requested_at")),
             cancel_requested_by=_opt(f.get("cancel_requested_by")),
             submitted_by=_opt(f.get("submitted_by")),
+            not_before_ms=_opt_int(f.get("not_before_ms")),
+            avoid_agent=_opt(f.get("avoid_agent")),
+            avoid_until_ms=_opt_int(f.get("avoid_until_ms")),
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -252,6 +276,10 @@ class BatchJob:
     org_id: str
     test_path: str
     priority: int
+    # Which attempt of the job this run is (1, 2, ...: the job's `attempts` once assigned),
+    # and its own per-test run timeout (None: the agent's AGENT_TEST_TIMEOUT_S).
+    attempt: int = 1
+    timeout_s: float | None = None
 
 
 @dataclass
@@ -292,8 +320,15 @@ class Batch:
             target=raw["target"],
             app_version_id=raw["app_version_id"],
             created_at=raw["created_at"],
-            jobs=[BatchJob(**job) for job in raw["jobs"]],
+            jobs=[BatchJob(**_batch_job(job)) for job in raw["jobs"]],
             org_id=raw.get("org_id") or "",
             instance_id=raw.get("instance_id") or "",
             force_install=raw.get("force_install") in (True, "1", "true"),
         )
+
+
+def _batch_job(raw: dict[str, Any]) -> dict[str, Any]:
+    """A batch job's fields as BatchJob takes them: the ones it does not know are dropped, so
+    an agent reads batches from a newer scheduler."""
+    known = BatchJob.__dataclass_fields__
+    return {key: value for key, value in raw.items() if key in known}

@@ -24,7 +24,8 @@ FINAL_STATUSES: frozenset[JobStatus] = frozenset(
 # jobs of a batch no agent will run (not enqueued, or its agent went offline before starting
 # it), and for the unfinished jobs of a batch whose agent was lost or restarted.
 _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset({JobStatus.ASSIGNED, JobStatus.CANCELLED}),
+    # queued -> error: its queue wait expired (reason `expired`) before an agent took it.
+    JobStatus.QUEUED: frozenset({JobStatus.ASSIGNED, JobStatus.CANCELLED, JobStatus.ERROR}),
     # assigned -> final without running: the batch's install failed before the test began.
     JobStatus.ASSIGNED: FINAL_STATUSES | {JobStatus.RUNNING, JobStatus.QUEUED},
     JobStatus.RUNNING: FINAL_STATUSES | {JobStatus.QUEUED},
@@ -61,6 +62,7 @@ class ErrorReason(StrEnum):
     TIMEOUT = "timeout"  # the test ran longer than the agent's per-test timeout
     NOT_REPORTED = "not_reported"  # its batch ended without the agent reporting the job
     EXPIRED = "expired"  # no agent took the job within its queue-wait limit
+    CANCELLED = "cancelled"  # a cancel was asked (the reason of a `cancelled` result)
 
 
 class RequeueReason(StrEnum):
@@ -72,9 +74,10 @@ class RequeueReason(StrEnum):
     TAKEN_BACK = "taken_back"  # the agent went offline before it started the batch
 
 
-# A job whose attempts reach this many, and whose batch is lost again, ends `error` with the
-# requeue reason instead of going back to its group (an agent that dies on one test every
-# time must not loop forever).
+# The default of the scheduler's JOB_MAX_ATTEMPTS: a job whose infrastructure errors (install
+# failed, driver error, not reported, agent lost or restarted) reach this many attempts ends
+# `error` with the last reason instead of going back to its group (an agent that dies on one
+# test every time must not loop forever).
 MAX_ATTEMPTS = 3
 
 

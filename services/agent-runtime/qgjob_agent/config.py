@@ -72,9 +72,14 @@ class Config:
     sim_test_s: SimSeconds  # SIM_TEST_SECONDS: seconds, or A..B per test path
     sim_fail_pattern: str  # SIM_FAIL_PATTERN: glob on test_path; matching tests fail
     sim_error_pattern: str  # SIM_ERROR_PATTERN: glob on test_path; matching tests end `error`
+    # SIM_FLAKY_PATTERN: glob on test_path; a matching test fails on its first attempt only
+    sim_flaky_pattern: str
+    # SIM_INSTALL_ERROR_PATTERN: glob on app_version_id; its install fails on a first attempt
+    sim_install_error_pattern: str
     command: CommandTemplate  # AGENT_COMMAND: the command driver's per-test command
     install_command: CommandTemplate | None  # AGENT_INSTALL_COMMAND: None = no install step
-    test_timeout_s: float  # AGENT_TEST_TIMEOUT_S: per process (test or install)
+    test_timeout_s: float  # AGENT_TEST_TIMEOUT_S: per process (test or install); a job's
+    # own `timeout_s` replaces it for its test
     heartbeat_s: float  # AGENT_HEARTBEAT_S
     log_tail_chars: int  # AGENT_LOG_TAIL_CHARS
     health_file: Path  # AGENT_HEALTH_FILE: touched after each heartbeat the broker confirmed
@@ -113,6 +118,8 @@ class Config:
             sim_test_s=SimSeconds.read(env, "SIM_TEST_SECONDS", 1.0),
             sim_fail_pattern=env.pattern("SIM_FAIL_PATTERN", "*fail*"),
             sim_error_pattern=env.pattern("SIM_ERROR_PATTERN", ""),
+            sim_flaky_pattern=env.pattern("SIM_FLAKY_PATTERN", ""),
+            sim_install_error_pattern=env.pattern("SIM_INSTALL_ERROR_PATTERN", ""),
             command=CommandTemplate.parse(
                 env.text("AGENT_COMMAND", plugin.default_command),
                 TEST_VARIABLES,

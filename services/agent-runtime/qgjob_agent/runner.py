@@ -6,6 +6,12 @@ outage: the batch does not stop for one). When the install fails no test runs: e
 gets only `job.finished` (error, install_failed). A driver that crashes on a test ends that
 job `error` (driver_error) and the batch goes on.
 
+Job control: each test runs under a `Stop` (its run timeout: the job's `timeout_s`, else
+AGENT_TEST_TIMEOUT_S; and a cancel of its job, looked up in Redis while it runs), the one
+stop mechanism the drivers share: a test that times out ends `error` (reason `timeout`), one
+whose job is cancelled ends `cancelled`, and the batch goes on with its next job. A job whose
+cancel was asked before its test started is not started: it is reported `cancelled`.
+
 Fencing: a batch bound to another instance of this agent (a former incarnation) is not run,
 and before each test the runner asks `still_bound` whether the scheduler still holds the
 batch bound to this agent: if it was requeued meanwhile (the lease was judged expired), the
@@ -26,6 +32,7 @@ from typing import Protocol
 from qgjob_agent.drivers.base import Driver, JobRun, RunOutcome
 from qgjob_agent.errors import InstallError
 from qgjob_agent.status import AgentStatus
+from qgjob_agent.stopping import CANCEL_POLL_S, Stop
 from qgjob_contract.events import (
     BatchFinished,
     Envelope,
@@ -59,6 +66,14 @@ def _always_bound(_batch_id: str) -> bool:
     return True
 
 
+def _never_cancelled(_job_id: str) -> bool:
+    return False
+
+
+# AGENT_TEST_TIMEOUT_S's default.
+DEFAULT_TEST_TIMEOUT_S = 600.0
+
+
 class BatchRunner:
     def __init__(
         self,
@@ -67,6 +82,9 @@ class BatchRunner:
         status: AgentStatus,
         *,
         still_bound: Callable[[str], bool] = _always_bound,
+        cancelled: Callable[[str], bool] = _never_cancelled,
+        test_timeout_s: float = DEFAULT_TEST_TIMEOUT_S,
+        cancel_poll_s: float = CANCEL_POLL_S,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], str] = utc_now,
     ) -> None:
@@ -74,6 +92,9 @@ class BatchRunner:
         self._reports = reports
         self._status = status
         self._still_bound = still_bound
+        self._cancelled = cancelled  # job_id -> was its cancel asked? (Redis)
+        self._test_timeout_s = test_timeout_s
+        self._cancel_poll_s = cancel_poll_s
         self._monotonic = monotonic
         self._now = now
 
@@ -146,6 +167,7 @@ class BatchRunner:
         if not self._bound(batch):
             return
         install = self._install(batch)
+        paid_reported = False  # the install is reported on the first job that runs
         for index, job in enumerate(batch.jobs):
             if index > 0 and install.error is None and not self._bound(batch):
                 return
@@ -155,7 +177,25 @@ class BatchRunner:
                     batch, job, failed, reported, started_at=None, install_paid=False, install_s=0.0
                 )
                 continue
-            pays_install = install.paid and index == 0
+            if self._cancelled(job.job_id):
+                skipped = RunOutcome(
+                    JobStatus.CANCELLED,
+                    0.0,
+                    "[qgjob] not started: its job was cancelled",
+                    ErrorReason.CANCELLED,
+                )
+                self._finish(
+                    batch,
+                    job,
+                    skipped,
+                    reported,
+                    started_at=None,
+                    install_paid=False,
+                    install_s=0.0,
+                )
+                continue
+            pays_install = install.paid and not paid_reported
+            paid_reported = paid_reported or pays_install
             started_at = self._now()
             self._reports.put(
                 make_event(
@@ -189,7 +229,8 @@ class BatchRunner:
             return _Install(paid=False, seconds=0.0)
         started = self._monotonic()
         try:
-            self._driver.install(version, self._status.target)
+            attempt = min((job.attempt for job in batch.jobs), default=1)
+            self._driver.install(version, self._status.target, attempt=attempt)
         except InstallError as exc:
             error = str(exc)
             log.error(
@@ -215,10 +256,22 @@ class BatchRunner:
             test_path=job.test_path,
             app_version_id=batch.app_version_id,
             target=self._status.target,
+            attempt=job.attempt,
+        )
+        stop = Stop(
+            job.timeout_s if job.timeout_s else self._test_timeout_s,
+            cancelled=lambda: self._cancelled(job.job_id),
+            poll_s=self._cancel_poll_s,
+            monotonic=self._monotonic,
         )
         started = self._monotonic()
         try:
-            return self._driver.run_test(run)
+            outcome = self._driver.run_test(run, stop)
+            if outcome.status is JobStatus.CANCELLED and outcome.reason is None:
+                outcome = RunOutcome(
+                    outcome.status, outcome.duration_s, outcome.log_tail, ErrorReason.CANCELLED
+                )
+            return outcome
         except Exception as exc:
             log.exception(
                 "job_id=%s batch_id=%s: driver %s crashed",
@@ -241,8 +294,8 @@ class BatchRunner:
         reported: dict[str, JobReport],
         *,
         started_at: str | None,
-        install_paid: bool,
-        install_s: float,
+        install_paid: bool = False,
+        install_s: float = 0.0,
     ) -> None:
         result = JobResult(
             outcome=outcome.status,

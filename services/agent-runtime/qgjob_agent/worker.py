@@ -35,6 +35,7 @@ from qgjob_contract import names
 from qgjob_contract.env import configure_logging
 from qgjob_contract.leases import LeaseRenewer
 from qgjob_contract.names import Keys
+from qgjob_contract.records import CANCEL_REQUESTED_AT
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,21 @@ def run(config: Config, driver: Driver) -> None:
             return True  # cannot tell: keep running (the scheduler fences the reports)
         return bound is None or bound == batch_id
 
-    runner = BatchRunner(driver, outbox, status, still_bound=still_bound)
+    def cancelled(job_id: str) -> bool:
+        """Was a cancel of `job_id` asked (the API stamps `cancel_requested_at`)?"""
+        try:
+            return bool(store.hget(Keys.job(job_id), CANCEL_REQUESTED_AT))
+        except redis.RedisError:
+            return False  # cannot tell: the test goes on (the scheduler still ends it once)
+
+    runner = BatchRunner(
+        driver,
+        outbox,
+        status,
+        still_bound=still_bound,
+        cancelled=cancelled,
+        test_timeout_s=config.test_timeout_s,
+    )
     runtime.set_context(runtime.AgentContext(runner, heartbeat.beat_soon))
     connection = redis.Redis.from_url(config.redis_url)  # RQ needs bytes: no decode_responses
     try:

@@ -18,8 +18,10 @@ from werkzeug.wrappers import Response
 
 from qgjob_api import store
 from qgjob_api.admin import admin_blueprint
+from qgjob_api.cancel import cancel_blueprint
 from qgjob_api.config import Config
 from qgjob_api.errors import HttpError, NotFound, Unavailable
+from qgjob_api.intake import Intake
 from qgjob_api.runs import runs_blueprint
 from qgjob_api.submit import Publisher, submit_jobs
 from qgjob_api.validation import parse_job, parse_job_query, parse_jobs, parse_json
@@ -53,7 +55,7 @@ class ThreadPublishers:
         return publisher
 
 
-def create_app(
+def create_app(  # noqa: PLR0915 (the composition root: every route is wired here)
     config: Config,
     *,
     redis_client: redis.Redis | None = None,
@@ -92,15 +94,23 @@ def create_app(
             raise NotFound(f"no job with id {job_id!r}")
         return job
 
+    intake = Intake(client, config)
+
     @app.post("/submit")
-    def submit() -> tuple[dict[str, Any], int]:
-        job_in = parse_job(request_json())
-        (job,) = submit_jobs(client, publishers.get(), [job_in])
-        return {
-            "message": "Job submitted successfully",
-            "job_id": job.job_id,
-            "assigned_agent": job.assigned_agent,
-        }, 201
+    def submit() -> tuple[dict[str, Any], int, dict[str, str]]:
+        job_in = parse_job(body := request_json())
+
+        def work() -> tuple[dict[str, Any], int]:
+            (job,) = submit_jobs(client, publishers.get(), [job_in])
+            return {
+                "message": "Job submitted successfully",
+                "job_id": job.job_id,
+                "assigned_agent": job.assigned_agent,
+            }, 201
+
+        return intake.respond(
+            "submit", body, orgs=[job_in.org_id], targets=[job_in.target], work=work
+        )
 
     @app.get("/status/<job_id>")
     @app.get("/v1/jobs/<job_id>")
@@ -108,12 +118,18 @@ def create_app(
         return find_job(job_id).to_api()
 
     @app.post("/v1/jobs")
-    def create_jobs() -> tuple[dict[str, Any], int]:
-        inputs, is_batch = parse_jobs(request_json(), max_jobs=config.max_jobs_per_request)
-        jobs = submit_jobs(client, publishers.get(), inputs)
-        if is_batch:
-            return {"jobs": [job.to_api() for job in jobs]}, 201
-        return {"job": jobs[0].to_api()}, 201
+    def create_jobs() -> tuple[dict[str, Any], int, dict[str, str]]:
+        body = request_json()
+        inputs, is_batch = parse_jobs(body, max_jobs=config.max_jobs_per_request)
+
+        def work() -> tuple[dict[str, Any], int]:
+            jobs = submit_jobs(client, publishers.get(), inputs)
+            if is_batch:
+                return {"jobs": [job.to_api() for job in jobs]}, 201
+            return {"job": jobs[0].to_api()}, 201
+
+        orgs, targets = [j.org_id for j in inputs], [j.target for j in inputs]
+        return intake.respond("jobs", body, orgs=orgs, targets=targets, work=work)
 
     @app.get("/v1/jobs")
     def list_jobs() -> dict[str, Any]:
@@ -134,7 +150,11 @@ def create_app(
     def list_agents() -> dict[str, Any]:
         return {"agents": store.list_agents(client, timeout_s=config.agent_timeout_s)}
 
-    app.register_blueprint(admin_blueprint(client, publishers.get, request_json))
+    for blueprint in (
+        admin_blueprint(client, publishers.get, request_json),
+        cancel_blueprint(client, publishers.get, config, request_json),
+    ):
+        app.register_blueprint(blueprint)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

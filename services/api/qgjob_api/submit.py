@@ -52,6 +52,9 @@ def new_jobs(
             target=job.target.value,
             created_at=created_at,
             run_id=run_id,
+            retries=job.retries,
+            timeout_s=job.timeout_s,
+            queue_ttl_s=job.queue_ttl_s,
         )
         for job in inputs
     ]
@@ -79,6 +82,9 @@ def submit_run(client: redis.Redis, publisher: Publisher, run_in: RunIn) -> tupl
         priority=run_in.priority,
         created_at=created_at,
         job_ids=_ids(jobs),
+        retries=run_in.retries,
+        timeout_s=run_in.timeout_s,
+        queue_ttl_s=run_in.queue_ttl_s,
     )
     _accept(client, publisher, jobs, run=run)
     log.info("run submitted run_id=%s jobs=%d", run_id, len(jobs))

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from qgjob_contract import env as shared
 from qgjob_contract.env import Env
+from qgjob_contract.statuses import MAX_ATTEMPTS
+from qgjob_scheduler.dispatch import DEFAULT_QUEUE_TTL_S
 from qgjob_scheduler.errors import ConfigError
 from qgjob_scheduler.planning import (
     DEFAULT_AGING_S,
@@ -16,6 +18,7 @@ from qgjob_scheduler.planning import (
     DEFAULT_TEST_S,
     POLICIES,
 )
+from qgjob_scheduler.retry import MAX_MAX_ATTEMPTS, RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,24 @@ class Config:
     default_install_s: float = DEFAULT_INSTALL_S
     # A pending job gains one priority step per this many seconds of waiting (aging).
     aging_s: float = DEFAULT_AGING_S
+    # Retries of infrastructure errors (`retry`): attempts in all, the first backoff and its
+    # cap, how long a retried job avoids the agent it failed on.
+    job_max_attempts: int = MAX_ATTEMPTS
+    retry_backoff_s: float = 1.0
+    retry_backoff_max_s: float = 60.0
+    retry_avoid_s: float = 5.0
+    # A job no agent took within this long (its own `queue_ttl_s` else this) ends expired.
+    queue_ttl_s: float = DEFAULT_QUEUE_TTL_S
+    # JOB_RETENTION_S: finished jobs, their runs and batches' RQ results are kept this long.
+    job_retention_s: float = shared.DEFAULT_JOB_RETENTION_S
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.job_max_attempts,
+            backoff_s=self.retry_backoff_s,
+            backoff_max_s=self.retry_backoff_max_s,
+            avoid_s=self.retry_avoid_s,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -74,4 +95,30 @@ class Config:
                 "SCHEDULER_DEFAULT_INSTALL_S", defaults.default_install_s, minimum=0
             ),
             aging_s=read.number("SCHEDULER_AGING_S", defaults.aging_s, minimum=0, exclusive=True),
+            job_max_attempts=_at_most(
+                read.number(
+                    "JOB_MAX_ATTEMPTS",
+                    defaults.job_max_attempts,
+                    minimum=0,
+                    exclusive=True,
+                    integer=True,
+                ),
+                MAX_MAX_ATTEMPTS,
+                "JOB_MAX_ATTEMPTS",
+            ),
+            retry_backoff_s=read.number("JOB_RETRY_BACKOFF_S", defaults.retry_backoff_s, minimum=0),
+            retry_backoff_max_s=read.number(
+                "JOB_RETRY_BACKOFF_MAX_S", defaults.retry_backoff_max_s, minimum=0
+            ),
+            retry_avoid_s=read.number("JOB_RETRY_AVOID_S", defaults.retry_avoid_s, minimum=0),
+            queue_ttl_s=read.number(
+                "JOB_QUEUE_TTL_S", defaults.queue_ttl_s, minimum=0, exclusive=True
+            ),
+            job_retention_s=read.number("JOB_RETENTION_S", defaults.job_retention_s, minimum=1),
         )
+
+
+def _at_most(value: int, most: int, name: str) -> int:
+    if value > most:
+        raise ConfigError(f"{name} must be at most {most} (got {value})")
+    return value

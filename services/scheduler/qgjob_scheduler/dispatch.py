@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,15 +35,17 @@ from rq.job import Job as RqJob
 from rq.serializers import JSONSerializer
 
 from qgjob_contract import leases, names
-from qgjob_contract.events import timestamp_ms, utc_now
+from qgjob_contract.events import JobResult, timestamp_ms, utc_now
 from qgjob_contract.lua import script
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Agent, Batch, Lease, is_alive
-from qgjob_contract.statuses import MAX_ATTEMPTS, AgentState, JobStatus, RequeueReason
+from qgjob_contract.statuses import AgentState, ErrorReason, JobStatus, RequeueReason
 from qgjob_contract.targets import Target
+from qgjob_scheduler import retry
 from qgjob_scheduler.errors import REDIS_ERRORS, DispatchFailed
 from qgjob_scheduler.planning import Assignment as Planned
 from qgjob_scheduler.policy import FreeAgent, PendingGroup, Policy, assign
+from qgjob_scheduler.retry import Decision, RetryPolicy
 from qgjob_scheduler.snapshot import Planner, read_situation
 
 log = logging.getLogger(__name__)
@@ -60,10 +63,24 @@ FORMED_MS: Final = "formed_ms"  # Redis TIME when the batch was formed
 ENQUEUED: Final = "enqueued"  # "1" once the batch's RQ job is on the agent's queue
 BATCH_PRIVATE_FIELDS: Final = (JOB_SCORES, GROUP_SCORE, FORMED_MS, ENQUEUED)
 
-# Most entries kept in a job's `history`.
-HISTORY_MAX = 10
+# JOB_QUEUE_TTL_S's default: a job no agent took within an hour ends `error`/`expired`.
+DEFAULT_QUEUE_TTL_S = 3600.0
 
 Enqueue = Callable[[Redis, Batch], None]
+
+# The result of a job whose cancel was asked before a batch took it (form_batch.lua).
+CANCELLED_BEFORE_DISPATCH: Final = json.dumps(
+    JobResult(
+        outcome=JobStatus.CANCELLED,
+        duration_s=0.0,
+        install_paid=False,
+        install_s=0.0,
+        log_tail="cancelled before an agent took it",
+        driver="",
+        simulated=False,
+        reason=ErrorReason.CANCELLED.value,
+    )
+)
 
 
 def is_free(agent: Agent, lease: Lease | None, target: str, now_ms: int, timeout_s: float) -> bool:
@@ -89,15 +106,22 @@ def agent_queue(connection: Redis, agent_id: str) -> Queue:
     return Queue(names.agent_queue(agent_id), connection=connection, serializer=JSONSerializer)
 
 
-def enqueue_batch(connection: Redis, batch: Batch) -> None:
-    """Put `batch` on its agent's own RQ queue as one RQ job, enqueued by function name."""
+def enqueue_batch(
+    connection: Redis,
+    batch: Batch,
+    *,
+    result_ttl: float = BATCH_RESULT_TTL_S,
+    failure_ttl: float = BATCH_FAILURE_TTL_S,
+) -> None:
+    """Put `batch` on its agent's own RQ queue as one RQ job, enqueued by function name.
+    The TTLs bound what RQ keeps of it (main.py passes JOB_RETENTION_S, see retention.py)."""
     agent_queue(connection, batch.agent_id).enqueue(
         names.RUN_BATCH_FUNCTION,
         batch.to_json(),
         job_id=batch.batch_id,
         job_timeout=BATCH_JOB_TIMEOUT_S,
-        result_ttl=BATCH_RESULT_TTL_S,
-        failure_ttl=BATCH_FAILURE_TTL_S,
+        result_ttl=int(result_ttl),
+        failure_ttl=int(failure_ttl),
     )
 
 
@@ -123,27 +147,103 @@ class Formed:
         )
 
 
+@dataclass(frozen=True)
+class Retry:
+    """One job to hand to the requeue script: what `retry.decide` chose after its attempt."""
+
+    job_id: str
+    score: str  # its score in the group before the batch
+    decision: Decision
+    outcome: str  # the attempt's outcome and reason, as its history entry records them
+    reason: str
+    result: str = ""  # the result to store if it ends (JSON); "" = an error from `reason`
+
+
 class Requeuer:
     """The one way jobs go back to their group (`lua/requeue_batch.lua`), and RQ withdrawal."""
 
-    def __init__(self, store: Redis, rq_connection: Redis, *, max_attempts: int = MAX_ATTEMPTS):
+    def __init__(
+        self,
+        store: Redis,
+        rq_connection: Redis,
+        *,
+        policy: RetryPolicy | None = None,
+        queue_ttl_s: float = DEFAULT_QUEUE_TTL_S,
+        jitter: Callable[[], float] = random.random,
+    ):
         self._store = store
         self._rq_connection = rq_connection
-        self._max_attempts = max_attempts
+        self.policy = policy or RetryPolicy()
+        self._queue_ttl_ms = int(queue_ttl_s * 1000)
+        self.jitter = jitter
         self._requeue = store.register_script(script("qgjob_scheduler", "requeue_batch"))
 
     def requeue(self, formed: Formed, reason: RequeueReason) -> tuple[list[str], list[str]]:
         """End the batch: its unfinished jobs go back to their group, in their order.
 
         A batch that never ran (not enqueued, taken back) gives the attempts back; one that
-        ran (agent lost or restarted) records the attempt in each job's history, and a job
-        out of attempts ends `error` instead. Returns (requeued job ids, ended job ids).
+        ran (agent lost or restarted) records the attempt in each job's history, and
+        `retry.decide` says, per job, whether it goes back (after a backoff, away from this
+        agent) or ends `error` (out of attempts). Returns (requeued, ended job ids).
         """
         batch = formed.batch
         restore = reason in (RequeueReason.NOT_ENQUEUED, RequeueReason.TAKEN_BACK)
-        pairs = [
-            value for job in batch.jobs for value in (job.job_id, formed.job_scores[job.job_id])
-        ]
+        job_ids = [job.job_id for job in batch.jobs]
+        pipe = self._store.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(Keys.job(job_id), ["history", "retries", "cancel_requested_at"])
+        retries = []
+        # One jitter for the whole batch: its jobs come back together, in their order, as
+        # one batch for the next agent (per-job delays would split it and reorder them).
+        jitter = self.jitter()
+        for job_id, (raw_history, wanted, cancel_at) in zip(job_ids, pipe.execute(), strict=True):
+            decision = retry.decide(
+                JobStatus.ERROR.value,
+                reason.value,
+                json.loads(raw_history) if raw_history else [],
+                retries=int(wanted or 0),
+                agent_id=batch.agent_id,
+                cancel_requested=bool(cancel_at),
+                policy=self.policy,
+                jitter=jitter,
+            )
+            retries.append(
+                Retry(job_id, formed.job_scores[job_id], decision, JobStatus.ERROR, reason.value)
+            )
+        return self.requeue_jobs(
+            batch, formed.group_score, retries, why=reason.value, restore=restore, end_batch=True
+        )
+
+    def requeue_jobs(
+        self,
+        batch: Batch,
+        group_score: str | None,
+        retries: list[Retry],
+        *,
+        why: str,
+        restore: bool = False,
+        end_batch: bool = False,
+        now: str | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """Run the requeue script on `retries` of `batch` (see `lua/requeue_batch.lua`).
+
+        Without `end_batch`, only these jobs leave the batch (their attempt ended with a
+        retried outcome) and the agent goes on with the rest of it.
+        """
+        args: list[str | int | float] = []
+        for item in retries:
+            decision = item.decision
+            args += [
+                item.job_id,
+                item.score,
+                "1" if decision.action is retry.Action.END else "0",
+                int(decision.delay_s * 1000),
+                decision.avoid_agent or "",
+                int(self.policy.avoid_s * 1000) if decision.avoid_agent else 0,
+                item.outcome,
+                item.reason,
+                item.result,
+            ]
         fallback_score = timestamp_ms(batch.created_at)  # the group had no score (not expected)
         build = names.build(batch.org_id, batch.app_version_id)
         requeued, ended = self._requeue(
@@ -152,6 +252,7 @@ class Requeuer:
                 Keys.group(batch.target, batch.org_id, batch.app_version_id),
                 Keys.groups(batch.target),
                 Keys.batch(batch.batch_id),
+                Keys.QUEUE_EXPIRY,
             ],
             args=[
                 batch.batch_id,
@@ -159,30 +260,32 @@ class Requeuer:
                 JobStatus.ASSIGNED.value,
                 JobStatus.RUNNING.value,
                 JobStatus.QUEUED.value,
-                JobStatus.ERROR.value,
+                JobStatus.CANCELLED.value,
                 build,
-                formed.group_score if formed.group_score is not None else fallback_score,
+                group_score if group_score is not None else fallback_score,
                 "1" if restore else "0",
-                reason.value,
-                utc_now(),
-                HISTORY_MAX,
-                self._max_attempts,
+                now or utc_now(),
+                retry.HISTORY_MAX,
                 batch.agent_id,
-                *pairs,
+                "1" if end_batch else "0",
+                self._queue_ttl_ms,
+                *args,
             ],
         )
+        notes = {item.job_id: item.decision.note for item in retries if item.decision.note}
         log.warning(
-            "batch_id=%s requeued (%s) from agent %s: job_ids=%s back in group %s/%s%s",
+            "batch_id=%s requeued (%s) from agent %s: job_ids=%s back in group %s/%s%s%s",
             batch.batch_id,
-            reason.value,
+            why,
             batch.agent_id,
             ",".join(requeued) or "none",
             batch.target,
             build,
-            f"; job_ids={','.join(ended)} out of attempts, ended error" if ended else "",
+            f"; job_ids={','.join(ended)} ended instead" if ended else "",
+            "".join(f"; {job_id}: {note}" for job_id, note in notes.items()),
         )
         touched = {*requeued, *ended}
-        if left := [job.job_id for job in batch.jobs if job.job_id not in touched]:
+        if left := [item.job_id for item in retries if item.job_id not in touched]:
             log.info(
                 "batch_id=%s: job_ids=%s had left it meanwhile and were not touched",
                 batch.batch_id,
@@ -450,6 +553,7 @@ class Dispatcher:
                 group_key,
                 Keys.groups(target),
                 Keys.batch(batch_id),
+                Keys.QUEUE_EXPIRY,
             ],
             args=[
                 agent_id,
@@ -465,6 +569,8 @@ class Dispatcher:
                 AgentState.OFFLINE.value,
                 target,
                 int(self._agent_timeout_s * 1000),
+                JobStatus.CANCELLED.value,
+                CANCELLED_BEFORE_DISPATCH,
                 *job_ids,
             ],
         )

@@ -32,6 +32,7 @@ from qgjob_contract.events import (
     EventType,
     JobFinished,
     JobReport,
+    JobsCancelRequested,
     JobsSubmitted,
     JobStarted,
     timestamp_ms,
@@ -43,8 +44,12 @@ from qgjob_contract.records import Agent, Batch, Job, Lease
 from qgjob_contract.statuses import AgentState, ErrorReason, JobStatus
 from qgjob_scheduler import history, transitions
 from qgjob_scheduler.atomic import fields, transaction
+from qgjob_scheduler.dispatch import DEFAULT_QUEUE_TTL_S, Formed, Requeuer, Retry
 from qgjob_scheduler.grouping import PRIORITY_WEIGHT
-from qgjob_scheduler.payloads import parse
+from qgjob_scheduler.grouping import group_score as group_score_of
+from qgjob_scheduler.jobcontrol import Canceller
+from qgjob_scheduler.payloads import parse, timestamp
+from qgjob_scheduler.retry import Action
 from qgjob_scheduler.transitions import Verdict
 
 log = logging.getLogger(__name__)
@@ -53,9 +58,20 @@ TakeBack = Callable[[str, str], object]  # (batch_id, why): `Dispatcher.take_bac
 
 
 class EventHandler:
-    def __init__(self, store: Redis, *, take_back: TakeBack) -> None:
+    def __init__(
+        self,
+        store: Redis,
+        *,
+        take_back: TakeBack,
+        requeuer: Requeuer | None = None,
+        queue_ttl_s: float = DEFAULT_QUEUE_TTL_S,
+    ) -> None:
         self._store = store
         self._take_back = take_back
+        # Jobs whose attempt ended with a retried outcome go back through it.
+        self._requeuer = requeuer or Requeuer(store, store, queue_ttl_s=queue_ttl_s)
+        self._queue_ttl_ms = int(queue_ttl_s * 1000)
+        self._cancel = Canceller(store)
         self._join_groups = store.register_script(script("qgjob_scheduler", "join_groups"))
         self._dirty: set[str] = set()
         self._handlers: dict[EventType, Callable[[Envelope], None]] = {
@@ -64,6 +80,7 @@ class EventHandler:
             EventType.JOB_FINISHED: self.on_job_finished,
             EventType.BATCH_FINISHED: self.on_batch_finished,
             EventType.AGENT_HEARTBEAT: self.on_agent_heartbeat,
+            EventType.JOBS_CANCEL_REQUESTED: self.on_jobs_cancel_requested,
         }
 
     def handle(self, event: Envelope) -> None:
@@ -78,8 +95,8 @@ class EventHandler:
         """Every queued job of the request joins its group, in the request's order, in one
         atomic step."""
         jobs = parse(JobsSubmitted, event.payload)["jobs"]
-        keys: list[str] = [Keys.ARRIVAL_SEQ]
-        args: list[str | int] = [JobStatus.QUEUED.value, PRIORITY_WEIGHT]
+        keys: list[str] = [Keys.ARRIVAL_SEQ, Keys.QUEUE_EXPIRY]
+        args: list[str | int] = [JobStatus.QUEUED.value, PRIORITY_WEIGHT, self._queue_ttl_ms]
         for job in jobs:
             target, org_id, version = job["target"].value, job["org_id"], job["app_version_id"]
             keys += [
@@ -128,13 +145,81 @@ class EventHandler:
         _log_verdict(verdict, event, payload["job_id"], payload["batch_id"], JobStatus.RUNNING)
 
     def on_job_finished(self, event: Envelope) -> None:
-        """Apply the outcome; an applied one feeds the duration history (`history`)."""
+        """Apply the outcome; an applied one feeds the duration history (`history`).
+
+        An outcome `retry.decide` retries (an infrastructure error, a failed test with
+        reruns left) sends the job back to its group instead, through the requeue script;
+        the agent goes on with the rest of its batch.
+        """
         payload = parse(JobFinished, event.payload)
-        verdict = transitions.apply_finished(self._store, payload)
+        finished = transitions.apply_finished(
+            self._store, payload, self._requeuer.policy, self._requeuer.jitter
+        )
         outcome = payload["result"]["outcome"]
-        _log_verdict(verdict, event, payload["job_id"], payload["batch_id"], outcome)
-        if verdict == Verdict.APPLY:
+        # The job's own step (its final status logged, or its requeue) comes before the
+        # duration history: a Redis error in `_learn` must not lose it (a redelivered
+        # event finds the job final, or no longer of this batch, and changes nothing).
+        if finished.retried and finished.job is not None and finished.decision is not None:
+            self._retry_one(
+                finished.job,
+                payload["batch_id"],
+                Retry(
+                    finished.job.job_id,
+                    "",
+                    finished.decision,
+                    outcome.value,
+                    payload["result"].get("reason") or "",
+                ),
+                payload["finished_at"],
+            )
+            self._dirty.add(finished.job.target)
+        else:
+            _log_verdict(finished.verdict, event, payload["job_id"], payload["batch_id"], outcome)
+        if finished.verdict == Verdict.APPLY:
             self._learn(payload)
+
+    def _retry_one(self, job: Job, batch_id: str, item: Retry, finished_at: str) -> None:
+        """Hand one job of a (maybe still running) batch back to its group."""
+        raw = self._store.hgetall(Keys.batch(batch_id))
+        if raw:
+            formed = Formed.from_redis(raw)
+            batch, group_score = formed.batch, formed.group_score
+            score = formed.job_scores.get(job.job_id, "")
+        else:  # the batch ended meanwhile: the job's own record says where it goes back
+            batch = Batch(
+                batch_id,
+                job.assigned_agent or "",
+                job.target,
+                job.app_version_id,
+                job.created_at,
+                org_id=job.org_id,
+            )
+            group_score, score = None, ""
+        if not score:
+            score = str(group_score_of(job.priority, 0))  # at the head of its priority
+        self._requeuer.requeue_jobs(
+            batch,
+            group_score,
+            [dataclasses.replace(item, score=score)],
+            why=f"{item.outcome}/{item.reason}" if item.reason else item.outcome,
+            now=timestamp(finished_at),
+        )
+
+    def on_jobs_cancel_requested(self, event: Envelope) -> None:
+        """A queued job leaves its group and ends `cancelled`; an assigned one not started
+        ends `cancelled` (its agent skips it); a running one is its agent's to stop."""
+        payload = parse(JobsCancelRequested, event.payload)
+        for job_id in payload["job_ids"]:
+            outcome = self._cancel.cancel(
+                job_id, payload["requested_by"], timestamp(payload["requested_at"])
+            )
+            log.info(
+                "cancel of job_id=%s by %s: %s (event_id=%s)",
+                job_id,
+                payload["requested_by"],
+                outcome,
+                event.event_id,
+            )
 
     def _learn(self, payload: JobFinished) -> None:
         """Record the test's duration (if it passed) and the install it paid, if any.
@@ -233,7 +318,10 @@ class EventHandler:
         key = Keys.agent(agent_id)
         ended_ms = leases.redis_now_ms(self._store) if ended_batch and reports is None else 0
 
+        retried: list[tuple[Formed, list[Retry]]] = []
+
         def read_modify_write(pipe: Pipeline) -> tuple[Agent | None, Agent, bool, list[Job]]:
+            retried.clear()
             raw = pipe.hgetall(key)
             before = Agent.from_redis(raw) if raw else None
             lease = Lease.from_redis(agent_id, pipe.hgetall(Keys.lease(agent_id)))
@@ -255,7 +343,9 @@ class EventHandler:
             if ends:
                 after = dataclasses.replace(after, current_batch_id=None)
                 if reports is not None:
-                    settled = _end_batch_jobs(pipe, str(ended_batch), agent_id, reports)
+                    settled = self._end_batch_jobs(
+                        pipe, str(ended_batch), agent_id, reports, retried
+                    )
             pipe.multi()
             pipe.hset(key, mapping=fields(after.to_redis()))
             pipe.sadd(Keys.AGENTS, agent_id)
@@ -268,6 +358,10 @@ class EventHandler:
             return before, after, ends, settled
 
         before, after, ends, settled = transaction(self._store, key, read_modify_write)
+        for formed, retries in retried:  # the batch is over: these jobs go back to their group
+            self._requeuer.requeue_jobs(
+                formed.batch, formed.group_score, retries, why=f"{event.type.value} reports"
+            )
         if ends:
             log.info(
                 "batch_id=%s of agent %s ended by %s (event_id=%s): agent freed%s",
@@ -291,6 +385,53 @@ class EventHandler:
             )
         return before, after
 
+    def _end_batch_jobs(
+        self,
+        pipe: Pipeline,
+        batch_id: str,
+        agent_id: str,
+        reports: dict[str, JobReport],
+        retried: list[tuple[Formed, list[Retry]]],
+    ) -> list[Job]:
+        """The batch's jobs that its end changes (see transitions.end_batch_job), read inside
+        the watching transaction; a job whose outcome is retried is not changed but added to
+        `retried`, for the requeue script once the transaction is done."""
+        batch_key = Keys.batch(batch_id)
+        pipe.watch(batch_key)  # type: ignore[no-untyped-call]
+        raw = pipe.hgetall(batch_key)
+        if not raw:
+            return []
+        formed = Formed.from_redis(raw)
+        job_ids = [job.job_id for job in formed.batch.jobs]
+        pipe.watch(*(Keys.job(job_id) for job_id in job_ids))  # type: ignore[no-untyped-call]
+        now = utc_now()
+        changed, retries = [], []
+        jitter = self._requeuer.jitter()  # one per batch: its retried jobs come back together
+        for job_id in job_ids:
+            raw_job = pipe.hgetall(Keys.job(job_id))
+            job = Job.from_redis(raw_job) if raw_job else None
+            report = reports.get(job_id)
+            moved = transitions.end_batch_job(job, batch_id, agent_id, report, now)
+            if moved is None or job is None or moved.result is None:
+                continue
+            outcome, reason = moved.status, moved.result.get("reason")
+            decision = transitions.retry_decision(
+                job,
+                outcome,
+                reason,
+                agent_id,
+                policy=self._requeuer.policy,
+                jitter=jitter,
+            )
+            if decision.action is Action.REQUEUE:
+                score = formed.job_scores.get(job_id) or str(group_score_of(job.priority, 0))
+                retries.append(Retry(job_id, score, decision, outcome, reason or ""))
+            else:
+                changed.append(moved)
+        if retries:
+            retried.append((formed, retries))
+        return changed
+
 
 def applies(before: Agent | None, lease: Lease | None, instance_id: str, seq: int) -> bool:
     """Does an agent report (`instance_id`, `seq`) move the agent's record forward? (pure)
@@ -305,29 +446,6 @@ def applies(before: Agent | None, lease: Lease | None, instance_id: str, seq: in
     if before.instance_id == instance_id:
         return seq > before.seq
     return lease is None or lease.instance_id == instance_id
-
-
-def _end_batch_jobs(
-    pipe: Pipeline, batch_id: str, agent_id: str, reports: dict[str, JobReport]
-) -> list[Job]:
-    """The batch's jobs that its end changes (see transitions.end_batch_job), read inside the
-    watching transaction."""
-    batch_key = Keys.batch(batch_id)
-    pipe.watch(batch_key)  # type: ignore[no-untyped-call]
-    raw = pipe.hgetall(batch_key)
-    if not raw:
-        return []
-    job_ids = [job.job_id for job in Batch.from_redis(raw).jobs]
-    pipe.watch(*(Keys.job(job_id) for job_id in job_ids))  # type: ignore[no-untyped-call]
-    now = utc_now()
-    changed = []
-    for job_id in job_ids:
-        raw_job = pipe.hgetall(Keys.job(job_id))
-        job = Job.from_redis(raw_job) if raw_job else None
-        moved = transitions.end_batch_job(job, batch_id, agent_id, reports.get(job_id), now)
-        if moved is not None:
-            changed.append(moved)
-    return changed
 
 
 def _with_counters(agent: Agent, payload: AgentCounters) -> Agent:

@@ -14,7 +14,8 @@ that arrives late from the dead batch changes nothing: its jobs no longer name t
 
 It also settles ended batches (`settle`): once a batch ended (its batch.finished, or a
 heartbeat naming it as `last_batch_id`) more than `report_grace_s` ago, each of its jobs that
-still has no final status ends `error` (reason `not_reported`), and the batch record goes.
+still has no final status ends `error` (reason `not_reported`), or goes back to its group
+when `retry.decide` retries it (through the requeue script), and the batch record goes.
 The grace lets a report that the broker redelivered after the end be applied first.
 
 Every step is conditional in Redis (the requeue acts only on jobs still of that batch, and
@@ -33,11 +34,12 @@ from redis.client import Pipeline
 from qgjob_contract import leases
 from qgjob_contract.events import utc_now
 from qgjob_contract.names import Keys
-from qgjob_contract.records import Agent, Batch, Job, Lease
-from qgjob_contract.statuses import ErrorReason, RequeueReason
+from qgjob_contract.records import Agent, Job, Lease
+from qgjob_contract.statuses import ErrorReason, JobStatus, RequeueReason
 from qgjob_scheduler import transitions
 from qgjob_scheduler.atomic import fields, transaction
-from qgjob_scheduler.dispatch import ENQUEUED, Formed, Requeuer
+from qgjob_scheduler.dispatch import ENQUEUED, Formed, Requeuer, Retry
+from qgjob_scheduler.retry import Action
 
 log = logging.getLogger(__name__)
 
@@ -115,29 +117,48 @@ class Reaper:
 
     def _settle_one(self, batch_id: str) -> list[str]:
         batch_key = Keys.batch(batch_id)
+        policy = self._requeuer.policy
 
-        def settle(pipe: Pipeline) -> list[Job]:
+        def settle(pipe: Pipeline) -> tuple[list[Job], Formed | None, list[Retry]]:
             raw = pipe.hgetall(batch_key)
-            batch = Batch.from_redis(raw) if raw else None
+            formed = Formed.from_redis(raw) if raw else None
             moved: list[Job] = []
-            if batch is not None:
+            retries: list[Retry] = []
+            if formed is not None:
+                batch = formed.batch
                 job_keys = [Keys.job(job.job_id) for job in batch.jobs]
                 pipe.watch(*job_keys)  # type: ignore[no-untyped-call]
                 now = utc_now()
+                jitter = self._requeuer.jitter()  # one per batch: its jobs come back together
                 for job_key in job_keys:
                     raw_job = pipe.hgetall(job_key)
                     job = Job.from_redis(raw_job) if raw_job else None
                     lost = transitions.end_unreported(job, batch_id, batch.agent_id, now)
-                    if lost is not None:
+                    if lost is None or job is None:
+                        continue
+                    reason = ErrorReason.NOT_REPORTED.value
+                    decision = transitions.retry_decision(
+                        job,
+                        JobStatus.ERROR,
+                        reason,
+                        batch.agent_id,
+                        policy=policy,
+                        jitter=jitter,
+                    )
+                    if decision.action is Action.REQUEUE:
+                        score = formed.job_scores.get(job.job_id, "")
+                        retries.append(Retry(job.job_id, score, decision, JobStatus.ERROR, reason))
+                    else:
                         moved.append(lost)
             pipe.multi()
             for job in moved:
                 pipe.hset(Keys.job(job.job_id), mapping=fields(job.to_redis()))
-            pipe.delete(batch_key)
+            if not retries:
+                pipe.delete(batch_key)
             pipe.zrem(Keys.ENDED_BATCHES, batch_id)
-            return moved
+            return moved, formed, retries
 
-        moved = transaction(self._store, batch_key, settle)
+        moved, formed, retries = transaction(self._store, batch_key, settle)
         for job in moved:
             log.warning(
                 "job_id=%s -> %s (%s): batch_id=%s ended on agent %s without reporting it",
@@ -146,6 +167,15 @@ class Reaper:
                 ErrorReason.NOT_REPORTED.value,
                 batch_id,
                 job.assigned_agent,
+            )
+        if formed is not None and retries:
+            # the script ends the batch (its record goes); the agent is free already
+            self._requeuer.requeue_jobs(
+                formed.batch,
+                formed.group_score,
+                retries,
+                why=ErrorReason.NOT_REPORTED.value,
+                end_batch=True,
             )
         return [job.job_id for job in moved]
 

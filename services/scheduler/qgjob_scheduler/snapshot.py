@@ -12,6 +12,8 @@
   will have installed when it is free) and `busy_for_s`: the estimates of the batch's jobs
   that have not ended, plus the build's install when it does not have it yet.
 - **Install times**: per build, from the history (`history.install_estimates`).
+- **Retries** (`retry`): a job in its backoff is left out; a free agent that a retried job
+  avoids is left out while another free agent is not avoided.
 
 Ages compare the API's `created_at` with the scheduler's clock: aging works in steps of
 `aging_s` (a minute by default), so a skew of a few seconds between hosts is immaterial.
@@ -45,6 +47,19 @@ class Planner:
     default_test_s: float = planning.DEFAULT_TEST_S
     default_install_s: float = planning.DEFAULT_INSTALL_S
     aging_s: float = planning.DEFAULT_AGING_S
+
+
+# Job hash fields of a retried job's wait (written by lua/requeue_batch.lua).
+_WAIT_FIELDS = ("not_before_ms", "avoid_agent", "avoid_until_ms")
+
+
+def waits(fields: list[str | None], now_ms: int, *, avoid: bool = False) -> str | None:
+    """Of a job's `_WAIT_FIELDS`: "backoff" while its retry delay runs (pure); with `avoid`,
+    instead, the agent it avoids now, if any."""
+    not_before, agent, until = fields
+    if avoid:
+        return agent if agent and until and int(until) > now_ms else None
+    return "backoff" if not_before and int(not_before) > now_ms else None
 
 
 def priority_of(score: float) -> int:
@@ -90,8 +105,25 @@ def read_situation(
     ]
     pipe = store.pipeline(transaction=False)
     for *_, job_id, _ in pending:
-        pipe.hmget(Keys.job(job_id), ["test_path", "created_at"])
-    details = cast(list[list[str | None]], pipe.execute())
+        pipe.hmget(Keys.job(job_id), ["test_path", "created_at", *_WAIT_FIELDS])
+    everything = cast(list[list[str | None]], pipe.execute())
+    redis_ms = leases.redis_now_ms(store)
+    free_ids = {agent.agent_id for agent in agents if not agent.current_batch_id}
+    # A retried job in its backoff is not pending yet. A free agent that a retried job
+    # avoids (it failed there) sits this pass out while another free agent is not avoided,
+    # so that one takes the job; form_batch.lua enforces both per job.
+    eligible = [waits(fields[2:], redis_ms) is None for fields in everything]
+    avoided = {
+        avoids
+        for fields, ok in zip(everything, eligible, strict=True)
+        if ok and (avoids := waits(fields[2:], redis_ms, avoid=True)) in free_ids
+    }
+    pending = [item for item, ok in zip(pending, eligible, strict=True) if ok]
+    details = [fields[:2] for fields, ok in zip(everything, eligible, strict=True) if ok]
+    if not pending:
+        return None
+    if free_ids - avoided:
+        agents = [agent for agent in agents if agent.agent_id not in avoided]
 
     batches = _outstanding_batches(store, agents)
     paths: dict[str, list[str]] = {}  # org -> test paths to estimate

@@ -2,6 +2,10 @@
 
 Also the end of a job its agent never reported: when its batch ends, a job of that batch that
 is not final moves to `error` with reason `not_reported` (`end_unreported`).
+
+An attempt's end is recorded in the job's `history` (`retry.attempt_entry`), and a job whose
+outcome `retry.decide` retries is not written here: `apply_finished` returns the decision,
+and the caller hands the job to the requeue script (the one way back to a group).
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from qgjob_contract.events import JobFinished, JobReport, JobResult, JobStarted
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Job
 from qgjob_contract.statuses import ErrorReason, JobStatus, can_transition
+from qgjob_scheduler import retry
 from qgjob_scheduler.atomic import fields, transaction
 from qgjob_scheduler.payloads import timestamp
+from qgjob_scheduler.retry import Action, Decision, RetryPolicy
 
 
 class Verdict(StrEnum):
@@ -53,17 +59,55 @@ def not_reported_result(batch_id: str, agent_id: str) -> JobResult:
     )
 
 
+def ended(
+    job: Job,
+    result: JobResult,
+    *,
+    batch_id: str,
+    agent_id: str,
+    started_at: str | None,
+    finished_at: str,
+    instance_id: str = "",
+) -> Job:
+    """`job` with `result` as its final outcome: the attempt joins its history, and a pass
+    after a failed run makes it flaky (pure)."""
+    outcome = str(result["outcome"])
+    entry = retry.attempt_entry(
+        attempt=job.attempts,
+        agent_id=agent_id,
+        batch_id=batch_id,
+        instance_id=instance_id,
+        assigned_at=job.assigned_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        outcome=outcome,
+        reason=result.get("reason"),
+        retried=False,
+    )
+    return dataclasses.replace(
+        job,
+        status=outcome,
+        started_at=started_at,
+        finished_at=finished_at,
+        result=result,
+        history=retry.with_entry(job.history, entry),
+        flaky=job.flaky or retry.is_flaky(outcome, job.history),
+    )
+
+
 def end_unreported(job: Job | None, batch_id: str, agent_id: str, now: str) -> Job | None:
     """`job` moved to error/not_reported because its batch `batch_id` ended, or None when
     that does not apply: the job is gone, belongs to another batch now, or may not move to
     error from its status (it is final already)."""
     if job is None or decide(job, batch_id, JobStatus.ERROR) is not Verdict.APPLY:
         return None
-    return dataclasses.replace(
+    return ended(
         job,
-        status=JobStatus.ERROR.value,
+        not_reported_result(batch_id, agent_id),
+        batch_id=batch_id,
+        agent_id=agent_id,
+        started_at=job.started_at,
         finished_at=now,
-        result=not_reported_result(batch_id, agent_id),
     )
 
 
@@ -82,12 +126,31 @@ def end_batch_job(
     outcome = report["result"]["outcome"]
     if job is None or decide(job, batch_id, outcome) is not Verdict.APPLY:
         return None
-    return dataclasses.replace(
+    result = report["result"]
+    status = outcome.value if isinstance(outcome, JobStatus) else str(outcome)
+    return ended(
         job,
-        status=outcome.value if isinstance(outcome, JobStatus) else str(outcome),
+        JobResult(**{**result, "outcome": status}),  # type: ignore[typeddict-item]
+        batch_id=batch_id,
+        agent_id=agent_id,
         started_at=job.started_at or report["started_at"],
         finished_at=report["finished_at"],
-        result=report["result"],
+    )
+
+
+def retry_decision(
+    job: Job, outcome: str, reason: str | None, agent_id: str, *, policy: RetryPolicy, jitter: float
+) -> Decision:
+    """`retry.decide` for the attempt of `job` that ended `outcome` on `agent_id` (pure)."""
+    return retry.decide(
+        outcome,
+        reason,
+        job.history,
+        retries=job.retries,
+        agent_id=agent_id,
+        cancel_requested=job.cancel_requested_at is not None,
+        policy=policy,
+        jitter=jitter,
     )
 
 
@@ -104,21 +167,63 @@ def apply_started(store: Redis, payload: JobStarted) -> Verdict:
     )
 
 
-def apply_finished(store: Redis, payload: JobFinished) -> Verdict:
-    """-> the reported outcome, with finished_at and the result."""
-    outcome = payload["result"]["outcome"]
-    return _apply(
-        store,
-        payload["job_id"],
-        payload["batch_id"],
-        outcome,
-        lambda job: dataclasses.replace(
-            job,
-            status=outcome.value,
-            finished_at=timestamp(payload["finished_at"]),
-            result=payload["result"],
-        ),
-    )
+@dataclasses.dataclass(frozen=True)
+class Finished:
+    """What `apply_finished` did: its verdict, and, when the attempt's outcome is retried
+    (nothing written then), the job as it was and the decision for the requeue script."""
+
+    verdict: Verdict
+    job: Job | None = None
+    decision: Decision | None = None
+
+    @property
+    def retried(self) -> bool:
+        return self.decision is not None and self.decision.action is Action.REQUEUE
+
+
+def apply_finished(
+    store: Redis,
+    payload: JobFinished,
+    policy: RetryPolicy | None = None,
+    jitter: Callable[[], float] = lambda: 0.5,
+) -> Finished:
+    """-> the reported outcome, with finished_at, the result and the attempt in `history`;
+    unless `retry.decide` retries it: then nothing is written (see `Finished`)."""
+    result = payload["result"]
+    outcome = result["outcome"].value
+    key = Keys.job(payload["job_id"])
+    batch_id = payload["batch_id"]
+
+    def read_check_write(pipe: Pipeline) -> Finished:
+        raw = pipe.hgetall(key)
+        job = Job.from_redis(raw) if raw else None
+        verdict = decide(job, batch_id, outcome)
+        decision = None
+        if job is not None and verdict is Verdict.APPLY:
+            decision = retry_decision(
+                job,
+                outcome,
+                result.get("reason"),
+                payload["agent_id"],
+                policy=policy or RetryPolicy(),
+                jitter=jitter(),
+            )
+        instance_id = pipe.hget(Keys.batch(batch_id), "instance_id") or ""
+        pipe.multi()
+        if job is not None and decision is not None and decision.action is Action.END:
+            final = ended(
+                job,
+                JobResult(**{**result, "outcome": outcome}),  # type: ignore[typeddict-item]
+                batch_id=batch_id,
+                agent_id=payload["agent_id"],
+                started_at=job.started_at,
+                finished_at=timestamp(payload["finished_at"]),
+                instance_id=str(instance_id),
+            )
+            pipe.hset(key, mapping=fields(final.to_redis()))
+        return Finished(verdict, job, decision)
+
+    return transaction(store, key, read_check_write)
 
 
 def _apply(

@@ -1,17 +1,33 @@
 """A batch ends (batch.finished, or a heartbeat naming it as the agent's last batch): the
 agent is freed at once, and once the report grace has passed the jobs it never reported end
-`error` with reason `not_reported`; a report redelivered within the grace still applies."""
+`error` with reason `not_reported`; a report redelivered within the grace still applies.
+
+These run with JOB_MAX_ATTEMPTS=1 (no retry left): how a not-reported job is retried instead
+is test_scheduler_retry's."""
 
 from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
 
 from qgjob_contract.events import EventType
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Batch, Job
 from qgjob_contract.statuses import ErrorReason, JobStatus
+from qgjob_scheduler.config import Config
 from qgjob_scheduler.consumer import Consumer
 
-from .conftest import World, wait_until
+from .conftest import World, scheduler_config, wait_until
 from .test_scheduler_job_events import finished, started
+
+
+@pytest.fixture
+def config(redis_url: str, rabbitmq_url: str, health_file: Path) -> Config:
+    return dataclasses.replace(
+        scheduler_config(redis_url, rabbitmq_url, health_file), job_max_attempts=1
+    )
 
 
 def _dispatch_suite(world: World, count: int) -> tuple[list[str], str]:

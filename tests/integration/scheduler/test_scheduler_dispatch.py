@@ -16,6 +16,7 @@ from qgjob_contract.targets import Target
 from qgjob_scheduler.consumer import Consumer
 
 from .conftest import BATCH_MAX, World, running_scheduler, scheduler_config, wait_until
+from .test_scheduler_job_events import finished
 
 
 def test_submitted_jobs_wait_in_their_groups_while_no_agent_is_free(
@@ -131,14 +132,16 @@ def test_busy_agent_gets_nothing_more_until_its_batch_finishes(
     assert world.group("v1") == [second]
     assert world.agent("emu-1").current_batch_id == first_batch
 
-    world.batch_finished("emu-1", first_batch, "v1", installs=1, jobs_run=1)
+    world.batch_finished(
+        "emu-1", first_batch, "v1", installs=1, jobs_run=1, reported=[finished(first, first_batch)]
+    )
     batches = world.wait_batches("emu-1", 2)
     next_batch = Batch.from_json(batches[1].args[0])
     assert [job.job_id for job in next_batch.jobs] == [second]
     agent = world.agent("emu-1")
     assert (agent.installed_app_version, agent.installs, agent.jobs_run) == ("v1", 1, 1)
     assert agent.current_batch_id == next_batch.batch_id
-    assert world.job(first).batch_id == first_batch
+    assert (world.job(first).batch_id, world.job(first).status) == (first_batch, JobStatus.PASSED)
     assert world.groups() == []
 
 

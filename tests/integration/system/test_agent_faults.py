@@ -67,9 +67,13 @@ def _kill_mid_batch(
 
 
 def _requeued_from(world: World, job_ids: list[str], batch_id: str) -> list[str]:
-    """The jobs whose history names `batch_id` (read in one round trip)."""
+    """The jobs whose history names `batch_id` as an attempt retried (read in one round trip)."""
     jobs = read_jobs(world.redis, job_ids)
-    return [j for j in job_ids if any(h["batch_id"] == batch_id for h in jobs[j].history)]
+    return [
+        j
+        for j in job_ids
+        if any(h["batch_id"] == batch_id and h["retried"] for h in jobs[j].history)
+    ]
 
 
 def test_killed_agent_jobs_run_elsewhere_in_order_and_late_reports_change_nothing(
@@ -111,15 +115,26 @@ def test_killed_agent_jobs_run_elsewhere_in_order_and_late_reports_change_nothin
         assert requeued == job_ids[len(done_on_victim) :], "the unfinished jobs are a suffix"
         for job_id in done_on_victim:
             assert (jobs[job_id].assigned_agent, jobs[job_id].attempts) == (victim.agent_id, 1)
-            assert jobs[job_id].history == []
+            # its one attempt, the final one, is its history
+            assert [(h["agent_id"], h["outcome"]) for h in jobs[job_id].history] == [
+                (victim.agent_id, JobStatus.PASSED.value)
+            ]
         for job_id in requeued:
             job = jobs[job_id]
             assert job.assigned_agent == survivor.agent_id
             assert job.batch_id != dead_batch
             assert job.attempts == 2
-            assert [
-                (h["agent_id"], h["batch_id"], h["instance_id"], h["reason"]) for h in job.history
-            ] == [(victim.agent_id, dead_batch, dead_instance, RequeueReason.AGENT_LOST.value)]
+            lost, final = job.history
+            assert (lost["agent_id"], lost["batch_id"], lost["instance_id"], lost["reason"]) == (
+                victim.agent_id,
+                dead_batch,
+                dead_instance,
+                RequeueReason.AGENT_LOST.value,
+            )
+            assert (final["agent_id"], final["outcome"]) == (
+                survivor.agent_id,
+                JobStatus.PASSED.value,
+            )
         # In their order: the survivor started them in the order they were submitted.
         started = [
             e.payload["job_id"]
@@ -207,9 +222,10 @@ def test_restarted_agent_ends_its_old_batch_at_once_and_takes_work(
             job = jobs[job_id]
             assert job.attempts == 2
             assert job.batch_id != dead_batch
-            assert [(h["instance_id"], h["reason"]) for h in job.history] == [
+            assert [(h["instance_id"], h["reason"]) for h in job.history if h["retried"]] == [
                 (dead_instance, RequeueReason.AGENT_RESTARTED.value)
             ]
+            assert [h["outcome"] for h in job.history] == ["error", JobStatus.PASSED.value]
         assert not RqJob.exists(dead_batch, connection=world.rq_redis)
         assert world.agent(reborn.agent_id).instance_id == new_instance
 

@@ -50,7 +50,8 @@ def _assert_each_once(
     """Every job ended with the outcome its path predicts, on its one and only attempt."""
     wrong = {j.job_id: j.status for j in jobs.values() if j.status != expected_status(j.test_path)}
     assert wrong == {}
-    assert {(j.attempts, len(j.history)) for j in jobs.values()} == {(1, 0)}
+    # one attempt each: its history is that one (final) attempt
+    assert {(j.attempts, len(j.history)) for j in jobs.values()} == {(1, 1)}
     started_per_job(tap, started)
     twice = {job_id: batches for job_id, batches in started.items() if len(batches) != 1}
     assert twice == {}, "a job was dispatched (started) more than once"

@@ -13,6 +13,7 @@ from qgjob_agent.drivers.simulator import SimulatorDriver
 from qgjob_agent.errors import InstallError
 from qgjob_agent.runner import BatchRunner
 from qgjob_agent.status import AgentStatus
+from qgjob_agent.stopping import Stop
 from qgjob_contract.events import AgentHeartbeat, EventType
 from qgjob_contract.records import Batch, BatchJob
 from qgjob_contract.statuses import AgentState, ErrorReason, JobStatus
@@ -48,13 +49,13 @@ class FakeDriver:
         self.seen_during_test: list[AgentHeartbeat] = []
         self.during_test: Callable[[], None] = lambda: None  # runs inside each test
 
-    def install(self, app_version_id: str, target: str) -> None:
+    def install(self, app_version_id: str, target: str, *, attempt: int = 1) -> None:
         self.clock.sleep(INSTALL_S)
         if app_version_id in self.bad_versions:
             raise InstallError("adb: INSTALL_FAILED_INSUFFICIENT_STORAGE")
         self.installs.append(app_version_id)
 
-    def run_test(self, job: JobRun) -> RunOutcome:
+    def run_test(self, job: JobRun, stop: Stop | None = None) -> RunOutcome:
         self.seen_during_test.append(self.status.heartbeat("now"))
         self.during_test()
         if "crash" in job.test_path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from qgjob_agent.stopping import Stop
 from qgjob_contract.statuses import ErrorReason, JobStatus
 
 
@@ -17,6 +18,7 @@ class JobRun:
     test_path: str
     app_version_id: str
     target: str
+    attempt: int = 1  # which attempt of the job this is (1, 2, ...)
 
     def variables(self) -> dict[str, str]:
         """The values a command template may use."""
@@ -30,7 +32,8 @@ class JobRun:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How one test ended: passed, failed (the test failed) or error (infrastructure)."""
+    """How one test ended: passed, failed (the test failed), error (infrastructure or its
+    run timeout) or cancelled (stopped because its job was cancelled)."""
 
     status: JobStatus
     duration_s: float
@@ -47,11 +50,15 @@ class Driver(Protocol):
     def simulated(self) -> bool:
         """True when no real test runs; reported in every job result."""
 
-    def install(self, app_version_id: str, target: str) -> None:
-        """Install the app version on the device; raise InstallError when that fails."""
+    def install(self, app_version_id: str, target: str, *, attempt: int = 1) -> None:
+        """Install the app version on the device; raise InstallError when that fails.
 
-    def run_test(self, job: JobRun) -> RunOutcome:
-        """Run one test and say how it ended."""
+        `attempt`: the attempt of the batch's jobs it is for (1 for a first attempt)."""
+
+    def run_test(self, job: JobRun, stop: Stop | None = None) -> RunOutcome:
+        """Run one test and say how it ended; stop it early when `stop` says so (its run
+        timeout: error/timeout; its job cancelled: cancelled). The runner always gives a
+        `stop`; without one a driver applies its own default timeout, if any."""
 
 
 def tail(text: str, chars: int) -> str:

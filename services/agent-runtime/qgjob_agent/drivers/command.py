@@ -1,7 +1,10 @@
 """The command driver: one real process per test, from a command template, without a shell.
 
-Exit code 0 = passed, anything else = failed; a test still running after the timeout is
-killed (with every process it started) and ends `error`, reason `timeout`. The combined
+Exit code 0 = passed, anything else = failed. A test is watched through its `Stop` (the one
+stop mechanism every driver shares): still running after its run timeout (the job's
+`timeout_s`, else AGENT_TEST_TIMEOUT_S) it is killed, with every process it started (its
+process group), and ends `error`, reason `timeout`; when its job is cancelled it is killed
+the same way and ends `cancelled`. An install command has AGENT_TEST_TIMEOUT_S. The combined
 stdout and stderr, cut to its tail, is the job's log tail. The agent refuses to start when a
 template's program is not installed, rather than failing every job it is given.
 """
@@ -20,15 +23,17 @@ from dataclasses import dataclass
 from qgjob_agent.config import Config
 from qgjob_agent.drivers.base import JobRun, RunOutcome, tail
 from qgjob_agent.errors import ConfigError, InstallError
+from qgjob_agent.stopping import Stop, StopReason
 from qgjob_agent.template import CommandTemplate
 from qgjob_contract.statuses import DriverName, ErrorReason, JobStatus
 
 
 @dataclass(frozen=True)
 class _Finished:
-    returncode: int | None  # None when killed at the timeout
+    returncode: int | None  # None when stopped (`stopped` says why)
     output: str
     duration_s: float
+    stopped: StopReason | None = None
 
 
 class CommandDriver:
@@ -63,12 +68,12 @@ class CommandDriver:
             log_tail_chars=config.log_tail_chars,
         )
 
-    def install(self, app_version_id: str, target: str) -> None:
+    def install(self, app_version_id: str, target: str, *, attempt: int = 1) -> None:
         if self._install_command is None:
             return
         argv = self._install_command.render({"app_version_id": app_version_id, "target": target})
         try:
-            finished = self._run(argv)
+            finished = self._run(argv, Stop(self._timeout_s, monotonic=self._monotonic))
         except OSError as exc:
             raise InstallError(f"install command could not start: {exc}") from exc
         if finished.returncode is None:
@@ -78,8 +83,11 @@ class CommandDriver:
                 f"install command exited with {finished.returncode}:\n{finished.output}"
             )
 
-    def run_test(self, job: JobRun) -> RunOutcome:
-        finished = self._run(self._command.render(job.variables()))
+    def run_test(self, job: JobRun, stop: Stop | None = None) -> RunOutcome:
+        stop = stop or Stop(self._timeout_s, monotonic=self._monotonic)
+        finished = self._run(self._command.render(job.variables()), stop)
+        if finished.stopped is StopReason.CANCELLED:
+            return RunOutcome(JobStatus.CANCELLED, finished.duration_s, finished.output)
         if finished.returncode is None:
             return RunOutcome(
                 JobStatus.ERROR, finished.duration_s, finished.output, ErrorReason.TIMEOUT
@@ -87,9 +95,14 @@ class CommandDriver:
         status = JobStatus.PASSED if finished.returncode == 0 else JobStatus.FAILED
         return RunOutcome(status, finished.duration_s, finished.output)
 
-    def _run(self, argv: Sequence[str]) -> _Finished:
-        """Run argv in its own process group; kill the whole group at the timeout."""
+    def _run(self, argv: Sequence[str], stop: Stop) -> _Finished:
+        """Run argv in its own process group; kill the whole group when `stop` says so.
+
+        `communicate` is called again after each short wait (it keeps the output read so
+        far), so the pipe never fills while the test runs.
+        """
         started = self._monotonic()
+        stop.start()
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -97,24 +110,30 @@ class CommandDriver:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        returncode: int | None
+        returncode: int | None = None
+        why: StopReason | None = None
         try:
-            output, _ = process.communicate(timeout=self._timeout_s)
-            returncode = process.returncode
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            output, _ = process.communicate()
-            returncode = None
+            while True:
+                try:
+                    output, _ = process.communicate(timeout=max(stop.slice_s(), 0.01))
+                    returncode = process.returncode
+                    break
+                except subprocess.TimeoutExpired:
+                    why = stop.reason()
+                    if why is not None:
+                        _kill_group(process)
+                        output, _ = process.communicate()
+                        break
         except BaseException:
             _kill_group(process)
             process.wait()
             raise
         text = output.decode(errors="replace")
-        if returncode is None:
-            text += (
-                f"\n[qgjob] killed after the {self._timeout_s:g} s timeout (AGENT_TEST_TIMEOUT_S)"
-            )
-        return _Finished(returncode, tail(text, self._log_tail_chars), self._monotonic() - started)
+        if why is not None:
+            text += f"\n{stop.describe(why)}: killed with its process group"
+        return _Finished(
+            returncode, tail(text, self._log_tail_chars), self._monotonic() - started, why
+        )
 
 
 def _require_program(template: CommandTemplate, source: str) -> None:

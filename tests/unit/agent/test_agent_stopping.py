@@ -1,0 +1,201 @@
+"""`Stop`, the one way a running test stops early (its run timeout, a cancel of its job), and
+how each driver honours it: the simulator stops waiting, the command driver kills the test's
+process group; plus the simulator's first-attempt faults (SIM_FLAKY_PATTERN,
+SIM_INSTALL_ERROR_PATTERN)."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+
+import pytest
+
+from qgjob_agent.drivers.base import JobRun
+from qgjob_agent.drivers.command import CommandDriver
+from qgjob_agent.drivers.simulator import SimulatorDriver
+from qgjob_agent.errors import InstallError
+from qgjob_agent.stopping import Stop, StopReason
+from qgjob_agent.template import TEST_VARIABLES, CommandTemplate
+from qgjob_contract.statuses import ErrorReason, JobStatus
+
+
+class Clock:
+    """A fake monotonic clock that `sleep` moves forward."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def _stop(clock: Clock, timeout_s: float, cancel_at: float | None = None) -> Stop:
+    return Stop(
+        timeout_s,
+        cancelled=lambda: cancel_at is not None and clock.now >= cancel_at,
+        poll_s=0.5,
+        monotonic=clock.monotonic,
+        pause=clock.sleep,
+    ).start()
+
+
+def test_a_stop_says_nothing_before_its_deadline_then_timeout() -> None:
+    clock = Clock()
+    stop = _stop(clock, 2.0)
+    assert stop.reason() is None
+    clock.now += 1.99
+    assert stop.reason() is None
+    clock.now += 0.01
+    assert stop.reason() is StopReason.TIMEOUT
+    assert "2 s run timeout" in stop.describe(StopReason.TIMEOUT)
+
+
+def test_a_cancel_is_looked_up_at_most_every_poll() -> None:
+    clock = Clock()
+    asked: list[float] = []
+    stop = Stop(
+        60.0,
+        cancelled=lambda: asked.append(clock.now) is not None and False,
+        poll_s=0.5,
+        monotonic=clock.monotonic,
+    ).start()
+    for _ in range(10):  # 10 looks within 0.25 s: one lookup
+        stop.reason()
+        clock.now += 0.025
+    clock.now += 0.3
+    stop.reason()
+    assert len(asked) == 2
+
+
+def test_sleep_runs_the_whole_time_when_nothing_stops_it() -> None:
+    clock = Clock()
+    assert _stop(clock, 10.0).sleep(3.0) is None
+    assert sum(clock.slept) == pytest.approx(3.0)
+    assert max(clock.slept) <= 0.5  # it wakes up to look for a cancel
+
+
+def test_sleep_ends_at_the_timeout() -> None:
+    clock = Clock()
+    assert _stop(clock, 1.5).sleep(30.0) is StopReason.TIMEOUT
+    assert sum(clock.slept) == pytest.approx(1.5)
+
+
+def test_sleep_ends_within_a_poll_of_a_cancel() -> None:
+    clock = Clock()
+    started = clock.now
+    assert _stop(clock, 60.0, cancel_at=started + 2.2).sleep(30.0) is StopReason.CANCELLED
+    assert 2.2 <= clock.now - started <= 2.2 + 0.5
+
+
+def _sim(clock: Clock, **patterns: str) -> SimulatorDriver:
+    return SimulatorDriver(
+        install_s=1.0,
+        test_s=5.0,
+        fail_pattern="*fail*",
+        error_pattern="",
+        sleep=clock.sleep,
+        **patterns,
+    )
+
+
+def _job(test_path: str = "tests/a.spec.js", attempt: int = 1) -> JobRun:
+    return JobRun("j1", "org", test_path, "v1", "emulator", attempt=attempt)
+
+
+def test_the_simulator_stops_a_test_at_its_run_timeout() -> None:
+    clock = Clock()
+    outcome = _sim(clock).run_test(_job(), _stop(clock, 2.0))
+    assert outcome.status is JobStatus.ERROR
+    assert outcome.reason is ErrorReason.TIMEOUT
+    assert outcome.duration_s == pytest.approx(2.0)
+    assert "2 s run timeout" in outcome.log_tail
+
+
+def test_the_simulator_stops_a_cancelled_test() -> None:
+    clock = Clock()
+    outcome = _sim(clock).run_test(_job(), _stop(clock, 60.0, cancel_at=clock.now + 1.0))
+    assert outcome.status is JobStatus.CANCELLED
+    assert outcome.duration_s < 2.0
+    assert "cancelled" in outcome.log_tail
+
+
+def test_a_test_within_its_timeout_runs_its_simulated_time() -> None:
+    clock = Clock()
+    outcome = _sim(clock).run_test(_job(), _stop(clock, 6.0))
+    assert outcome.status is JobStatus.PASSED
+    assert sum(clock.slept) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize(("attempt", "expected"), [(1, JobStatus.FAILED), (2, JobStatus.PASSED)])
+def test_a_flaky_test_fails_on_its_first_attempt_only(attempt: int, expected: JobStatus) -> None:
+    clock = Clock()
+    driver = _sim(clock, flaky_pattern="*flaky*")
+    outcome = driver.run_test(_job("tests/flaky.spec.js", attempt), _stop(clock, 60.0))
+    assert outcome.status is expected
+    assert driver.run_test(_job("tests/steady.spec.js", 1), _stop(clock, 60.0)).status is (
+        JobStatus.PASSED
+    )
+
+
+def test_the_flaky_pattern_is_empty_by_default() -> None:
+    clock = Clock()
+    outcome = _sim(clock).run_test(_job("tests/flaky.spec.js"), _stop(clock, 60.0))
+    assert outcome.status is JobStatus.PASSED
+
+
+def test_an_install_matching_the_pattern_fails_on_a_first_attempt_only() -> None:
+    clock = Clock()
+    driver = _sim(clock, install_error_pattern="*bad-install*")
+    with pytest.raises(InstallError, match="SIM_INSTALL_ERROR_PATTERN"):
+        driver.install("1.0-bad-install", "emulator", attempt=1)
+    driver.install("1.0-bad-install", "emulator", attempt=2)
+    driver.install("1.0", "emulator", attempt=1)
+
+
+def _command(command: str) -> CommandDriver:
+    return CommandDriver(
+        command=CommandTemplate.parse(command, TEST_VARIABLES, source="AGENT_COMMAND"),
+        install_command=None,
+        timeout_s=30.0,
+        log_tail_chars=4000,
+    )
+
+
+def test_the_command_driver_kills_a_cancelled_test_and_its_children(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 30 & echo $! > {shlex.quote(str(pid_file))}; wait"
+    started = time.monotonic()
+    stop = Stop(30.0, cancelled=lambda: time.monotonic() - started > 0.5, poll_s=0.1)
+    outcome = _command(f"sh -c {shlex.quote(script)}").run_test(_job(), stop)
+    assert outcome.status is JobStatus.CANCELLED
+    assert time.monotonic() - started < 2.0  # stopped within the 2 s the issue asks
+    assert "cancelled" in outcome.log_tail
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while not _gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(child)
+
+
+def _gone(pid: int) -> bool:
+    """True once the process no longer exists or is a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_the_job_timeout_replaces_the_agents_for_the_command_driver() -> None:
+    started = time.monotonic()
+    outcome = _command("sleep 30").run_test(_job(), Stop(0.5, poll_s=0.1))
+    assert outcome.status is JobStatus.ERROR
+    assert outcome.reason is ErrorReason.TIMEOUT
+    assert time.monotonic() - started < 5
+    assert "0.5 s run timeout" in outcome.log_tail

@@ -19,6 +19,7 @@ Ages compare the API's `created_at` with the scheduler's clock: aging works in s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -62,9 +63,6 @@ def is_live(agent: Agent, lease: Lease | None, target: str, now_ms: int, timeout
     )
 
 
-Pending = tuple[str, str, str, float]  # (org_id, app_version_id, job_id, group score)
-
-
 def read_situation(
     store: Redis,
     target: str,
@@ -74,34 +72,38 @@ def read_situation(
     agent_timeout_s: float,
     now: datetime,
 ) -> planning.Situation | None:
-    """The target's situation, or None when no agent is free or no job is pending.
-
-    Four pipelined round trips, whatever the number of agents, builds and jobs (a pass
-    runs after every burst of events, on the path from a job ready to a job running):
-    the agents, the clock and the builds; each agent's record and lease and each build's
-    jobs; the jobs' details and the outstanding batches; the batches' job statuses and the
-    duration history.
-    """
-    read = _agents_and_pending(store, target, agent_timeout_s)
-    if read is None:
+    """The target's situation, or None when no agent is free or no job is pending."""
+    agents = _live_agents(store, target, agent_timeout_s)
+    if not any(not agent.current_batch_id for agent in agents):
         return None
-    agents, pending = read
-    busy = [agent for agent in agents if agent.current_batch_id]
+    builds = [names.parse_build(str(member)) for member in store.zrange(Keys.groups(target), 0, -1)]
+    if not builds:
+        return None
+    pipe = store.pipeline(transaction=False)
+    for org_id, version in builds:
+        pipe.zrange(Keys.group(target, org_id, version), 0, MAX_JOBS_PER_BUILD - 1, withscores=True)
+    members = cast(list[list[tuple[str, float]]], pipe.execute())
+    pending = [
+        (org_id, version, job_id, score)
+        for (org_id, version), jobs in zip(builds, members, strict=True)
+        for job_id, score in jobs
+    ]
     pipe = store.pipeline(transaction=False)
     for *_, job_id, _ in pending:
         pipe.hmget(Keys.job(job_id), ["test_path", "created_at"])
-    for agent in busy:
-        pipe.hgetall(Keys.batch(agent.current_batch_id or ""))
-    replies = pipe.execute()
-    details = cast(list[list[str | None]], replies[: len(pending)])
-    found = [
-        (agent.agent_id, Batch.from_redis(raw))
-        for agent, raw in zip(busy, replies[len(pending) :], strict=True)
-        if raw
-    ]
-    batches, estimate, install_s = _statuses_and_estimates(
-        store, target, planner, pending=pending, details=details, found=found
-    )
+    details = cast(list[list[str | None]], pipe.execute())
+
+    batches = _outstanding_batches(store, agents)
+    paths: dict[str, list[str]] = {}  # org -> test paths to estimate
+    for (org_id, *_), (path, _) in zip(pending, details, strict=True):
+        paths.setdefault(org_id, []).append(path or "")
+    for batch, _ in batches.values():
+        paths.setdefault(batch.org_id, []).extend(job.test_path for job in batch.jobs)
+    estimate = _test_estimates(store, target, paths, planner.default_test_s)
+    wanted = {(org_id, version) for org_id, version, *_ in pending}
+    wanted |= {(batch.org_id, batch.app_version_id) for batch, _ in batches.values()}
+    install_s = _install_estimates(store, target, wanted, planner.default_install_s)
+
     now_s = now.timestamp()
     jobs = [
         planning.PendingJob(
@@ -120,10 +122,10 @@ def read_situation(
         if agent.agent_id in batches:
             batch, unfinished = batches[agent.agent_id]
             build = (batch.org_id, batch.app_version_id)
-            busy_s = sum(estimate[batch.org_id, job.test_path] for job in unfinished)
+            busy = sum(estimate[batch.org_id, job.test_path] for job in unfinished)
             if (agent.installed_org_id, agent.installed_app_version) != build:
-                busy_s += install_s[build]
-            views.append(planning.AgentView(agent.agent_id, build, False, busy_s))
+                busy += install_s[build]
+            views.append(planning.AgentView(agent.agent_id, build, False, busy))
         elif not agent.current_batch_id:
             views.append(planning.AgentView(agent.agent_id, _installed(agent), True, 0.0))
     return planning.Situation(
@@ -137,106 +139,89 @@ def read_situation(
     )
 
 
-def _agents_and_pending(
-    store: Redis, target: str, timeout_s: float
-) -> tuple[list[Agent], list[Pending]] | None:
-    """The target's live agents and pending jobs (two round trips); None when no agent is
-    free or no job is pending."""
+def _live_agents(store: Redis, target: str, timeout_s: float) -> list[Agent]:
+    """Two round trips (the ids and Redis TIME; every record and lease): a pass runs after
+    every burst of events, on the path from a job ready to a job running."""
     pipe = store.pipeline(transaction=False)
     pipe.smembers(Keys.AGENTS)
     pipe.time()
-    pipe.zrange(Keys.groups(target), 0, -1)
-    members, (seconds, micros), groups = pipe.execute()
+    members, (seconds, micros) = pipe.execute()
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     agent_ids = sorted(str(agent_id) for agent_id in members)
-    builds = [names.parse_build(str(member)) for member in groups]
-    if not builds or not agent_ids:
-        return None
     pipe = store.pipeline(transaction=False)
     for agent_id in agent_ids:
         pipe.hgetall(Keys.agent(agent_id))
         pipe.hgetall(Keys.lease(agent_id))
-    for org_id, version in builds:
-        pipe.zrange(Keys.group(target, org_id, version), 0, MAX_JOBS_PER_BUILD - 1, withscores=True)
     replies = pipe.execute()
-    agents = _live_agents(agent_ids, replies[: 2 * len(agent_ids)], target, now_ms, timeout_s)
-    if not any(not agent.current_batch_id for agent in agents):
-        return None
-    jobs_of = cast(list[list[tuple[str, float]]], replies[2 * len(agent_ids) :])
-    pending = [
-        (org_id, version, job_id, score)
-        for (org_id, version), jobs in zip(builds, jobs_of, strict=True)
-        for job_id, score in jobs
-    ]
-    return (agents, pending) if pending else None
-
-
-def _statuses_and_estimates(
-    store: Redis,
-    target: str,
-    planner: Planner,
-    *,
-    pending: list[Pending],
-    details: list[list[str | None]],
-    found: list[tuple[str, Batch]],
-) -> tuple[
-    dict[str, tuple[Batch, list[BatchJob]]],
-    dict[tuple[str, str], float],
-    dict[tuple[str, str], float],
-]:
-    """One round trip: (agent_id -> (its outstanding batch, the batch's jobs that have not
-    ended)), the test estimates by (org, path), the install estimates by (org, version)."""
-    paths: dict[str, set[str]] = {}  # org -> test paths to estimate
-    for (org_id, *_), (path, _) in zip(pending, details, strict=True):
-        paths.setdefault(org_id, set()).add(path or "")
-    versions: dict[str, set[str]] = {}  # org -> app versions to estimate
-    for org_id, version, *_ in pending:
-        versions.setdefault(org_id, set()).add(version)
-    for _, batch in found:
-        paths.setdefault(batch.org_id, set()).update(job.test_path for job in batch.jobs)
-        versions.setdefault(batch.org_id, set()).add(batch.app_version_id)
-    test_fields = {org_id: sorted(values) for org_id, values in paths.items()}
-    install_fields = {org_id: sorted(values) for org_id, values in versions.items()}
-
-    pipe = store.pipeline(transaction=False)
-    for _, batch in found:
-        for job in batch.jobs:
-            pipe.hget(Keys.job(job.job_id), "status")
-    for org_id, fields in test_fields.items():
-        pipe.hmget(Keys.test_history(org_id, target), fields)
-    for org_id, fields in install_fields.items():
-        pipe.hmget(Keys.install_history(org_id, target), fields)
-    replies = iter(pipe.execute())
-    batches = {}
-    for agent_id, batch in found:
-        statuses = [next(replies) for _ in batch.jobs]
-        unfinished = [j for j, st in zip(batch.jobs, statuses, strict=True) if st in _UNFINISHED]
-        batches[agent_id] = (batch, unfinished)
-    estimate: dict[tuple[str, str], float] = {}
-    for org_id, fields in test_fields.items():
-        values = history.estimates(next(replies), planner.default_test_s)
-        estimate.update({(org_id, f): v for f, v in zip(fields, values, strict=True)})
-    install_s: dict[tuple[str, str], float] = {}
-    for org_id, fields in install_fields.items():
-        values = history.estimates(next(replies), planner.default_install_s)
-        install_s.update({(org_id, f): v for f, v in zip(fields, values, strict=True)})
-    return batches, estimate, install_s
-
-
-def _live_agents(
-    agent_ids: list[str], replies: list[dict[str, str]], target: str, now_ms: int, timeout_s: float
-) -> list[Agent]:
-    """The live agents of `target`, from (record, lease) replies in `agent_ids` order."""
-    agents = []
-    for index, agent_id in enumerate(agent_ids):
-        raw, raw_lease = replies[2 * index], replies[2 * index + 1]
+    live = []
+    for agent_id, raw, raw_lease in zip(agent_ids, replies[::2], replies[1::2], strict=True):
         if not raw:
             continue
         agent = Agent.from_redis(raw)
         lease = Lease.from_redis(agent_id, raw_lease) if raw_lease else None
         if is_live(agent, lease, target, now_ms, timeout_s):
-            agents.append(agent)
-    return agents
+            live.append(agent)
+    return live
+
+
+def _outstanding_batches(
+    store: Redis, agents: Iterable[Agent]
+) -> dict[str, tuple[Batch, list[BatchJob]]]:
+    """agent_id -> (its outstanding batch, the batch's jobs that have not ended)."""
+    busy = [agent for agent in agents if agent.current_batch_id]
+    pipe = store.pipeline(transaction=False)
+    for agent in busy:
+        pipe.hgetall(Keys.batch(agent.current_batch_id or ""))
+    found = [
+        (agent.agent_id, Batch.from_redis(raw))
+        for agent, raw in zip(busy, pipe.execute(), strict=True)
+        if raw
+    ]
+    pipe = store.pipeline(transaction=False)
+    for _, batch in found:
+        for job in batch.jobs:
+            pipe.hget(Keys.job(job.job_id), "status")
+    statuses = iter(pipe.execute())
+    result = {}
+    for agent_id, batch in found:
+        unfinished = [job for job in batch.jobs if next(statuses) in _UNFINISHED]
+        result[agent_id] = (batch, unfinished)
+    return result
+
+
+def _test_estimates(
+    store: Redis, target: str, paths: dict[str, list[str]], default_s: float
+) -> dict[tuple[str, str], float]:
+    fields = {org_id: sorted(set(org_paths)) for org_id, org_paths in paths.items()}
+    keys = {org_id: Keys.test_history(org_id, target) for org_id in fields}
+    return _estimates(store, keys, fields, default_s)
+
+
+def _install_estimates(
+    store: Redis, target: str, builds: Iterable[tuple[str, str]], default_s: float
+) -> dict[tuple[str, str], float]:
+    by_org: dict[str, set[str]] = {}
+    for org_id, version in builds:
+        by_org.setdefault(org_id, set()).add(version)
+    fields = {org_id: sorted(versions) for org_id, versions in by_org.items()}
+    keys = {org_id: Keys.install_history(org_id, target) for org_id in fields}
+    return _estimates(store, keys, fields, default_s)
+
+
+def _estimates(
+    store: Redis, keys: dict[str, str], fields: dict[str, list[str]], default_s: float
+) -> dict[tuple[str, str], float]:
+    """(org, field) -> its estimate from the history hash `keys[org]`: one round trip for
+    every org."""
+    fields = {org_id: org_fields for org_id, org_fields in fields.items() if org_fields}
+    pipe = store.pipeline(transaction=False)
+    for org_id, org_fields in fields.items():
+        pipe.hmget(keys[org_id], org_fields)
+    estimates = {}
+    for (org_id, org_fields), raws in zip(fields.items(), pipe.execute(), strict=True):
+        values = history.estimates(raws, default_s)
+        estimates.update({(org_id, f): v for f, v in zip(org_fields, values, strict=True)})
+    return estimates
 
 
 def _installed(agent: Agent) -> tuple[str, str] | None:

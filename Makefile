@@ -47,6 +47,12 @@ logs:
 chaos: ## a larger chaos run on a stack of its own (not part of `make test`); last line: JSON
 	TESTCONTAINERS_RYUK_DISABLED=true $(BIN)/python -m e2e.chaos
 
+.PHONY: bench-ci
+bench-ci: ## CI's run of bench-quick: goals reported, never enforced; fails only if the benchmark crashes
+	mkdir -p .bench
+	set -o pipefail; $(BIN)/python -m bench --quick --project $${QGJOB_BENCH_PROJECT:-qgjob-bench-ci} | tee .bench/ci-quick.txt
+	$(BIN)/python -m bench.goals .bench/ci-quick.txt
+
 bench: ## the benchmark of issue 6 on the real stack (full sizes); last line: one JSON object
 	$(BIN)/python -m bench
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.plot import plot_timelines
 from bench.stack import DEFAULT_PROJECT, REPO_ROOT, log, running
-from bench.workloads import FULL, QUICK, Bench
+from bench.workloads import FULL, QUICK, Bench, Sizes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,37 +27,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     started = time.monotonic()
-    with running(args.project, keep=args.keep) as stack:
-        bench = Bench(stack, sizes)
-        k = sizes.agents
-        bench.up(k, bench.base_settings())
-        bench.standard()
-        bench.affinity()
-        bench.fairness()
-        bench.dispatch()
-        scale_k = bench.scale(k)
-        bench.up(k, bench.base_settings("fifo"))
-        bench.standard_fifo()
-        bench.up(1, bench.base_settings())
-        scale_1 = bench.scale(1)
-        bench.figures["scale_1_to_4"] = round(scale_1 / scale_k, 3)
-        low, high = sizes.durations_range
-        bench.up(k, {**bench.base_settings(), "SIM_TEST_SECONDS": f"{low:g}..{high:g}"})
-        bench.durations()
-        bench.up(1, {**bench.base_settings(), "SIM_INSTALL_SECONDS": "0", "SIM_TEST_SECONDS": "0"})
-        bench.noop()
-        bench.intake()
     suffix = "-quick" if args.quick else ""
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"records{suffix}.json").write_text(json.dumps(bench.records))
-    plot = plot_timelines(
-        {f"{name} (standard workload)": records for name, records in bench.timelines.items()},
-        args.out / f"standard-timeline{suffix}.png",
-    )
+    plot = args.out / f"standard-timeline{suffix}.png"
+    with running(args.project, keep=args.keep) as stack:
+        bench = Bench(stack, sizes)
+        try:
+            _workloads(bench, sizes)
+        finally:
+            # What ran is kept even when a later workload crashes (the run still fails).
+            (args.out / f"records{suffix}.json").write_text(json.dumps(bench.records))
+            if bench.timelines:
+                plot_timelines(
+                    {f"{name} (standard workload)": r for name, r in bench.timelines.items()},
+                    plot,
+                )
     elapsed = time.monotonic() - started
     bench.figures.update(
         mode="quick" if args.quick else "full",
-        agents=k,
+        agents=sizes.agents,
         bench_seconds=round(elapsed, 1),
         plot=str(plot.relative_to(REPO_ROOT) if plot.is_relative_to(REPO_ROOT) else plot),
     )
@@ -68,6 +56,27 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(bench.figures, sort_keys=True))
     log("done")
     return 0
+
+
+def _workloads(bench: Bench, sizes: Sizes) -> None:
+    k = sizes.agents
+    bench.up(k, bench.base_settings())
+    bench.standard()
+    bench.affinity()
+    bench.fairness()
+    bench.dispatch()
+    scale_k = bench.scale(k)
+    bench.up(k, bench.base_settings("fifo"))
+    bench.standard_fifo()
+    bench.up(1, bench.base_settings())
+    scale_1 = bench.scale(1)
+    bench.figures["scale_1_to_4"] = round(scale_1 / scale_k, 3)
+    low, high = sizes.durations_range
+    bench.up(k, {**bench.base_settings(), "SIM_TEST_SECONDS": f"{low:g}..{high:g}"})
+    bench.durations()
+    bench.up(1, {**bench.base_settings(), "SIM_INSTALL_SECONDS": "0", "SIM_TEST_SECONDS": "0"})
+    bench.noop()
+    bench.intake()
 
 
 if __name__ == "__main__":

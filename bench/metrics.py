@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 Record = Mapping[str, Any]
@@ -114,3 +115,59 @@ def timeline(records: Sequence[Record]) -> list[Segment]:
 
 def ratio(value: float, bound: float) -> float:
     return value / bound if bound > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class RoundTrips:
+    """Where the platform's time goes, from the job records' own timestamps (ms, lists).
+
+    - `ready_to_assigned`: a job's creation (API) to its batch being formed (scheduler),
+      for jobs created while an agent was idle (the first batch of a run).
+    - `assigned_to_running`: a batch formed (scheduler) to its first test starting (agent),
+      minus the install the batch paid: RQ enqueue, the worker's dequeue, the batch's setup.
+    - `finished_to_assigned`: an agent's batch ending (its last job's `finished_at`) to the
+      next batch of that agent being formed, when that batch's jobs were already waiting:
+      the agent's reports reaching the scheduler, being applied, and the dispatch pass.
+    - `between_tests`: inside a batch, one test's end to the next one's start.
+    """
+
+    ready_to_assigned: list[float]
+    assigned_to_running: list[float]
+    finished_to_assigned: list[float]
+    between_tests: list[float]
+
+
+def round_trips(records: Iterable[Record]) -> RoundTrips:
+    """The figures of `RoundTrips` over records that ran (`assigned_at`, `started_at`)."""
+    batches: dict[str, list[Record]] = {}
+    for r in records:
+        if r.get("batch_id") and r.get("assigned_at") and r.get("started_at"):
+            batches.setdefault(r["batch_id"], []).append(r)
+    by_agent: dict[str, list[list[Record]]] = {}
+    ready, handover, between = [], [], []
+    for jobs in batches.values():
+        jobs.sort(key=lambda r: when(r["started_at"]))
+        by_agent.setdefault(jobs[0]["assigned_agent"], []).append(jobs)
+        first = jobs[0]
+        install = float((first.get("result") or {}).get("install_s") or 0.0)
+        handover.append(_ms(first["assigned_at"], first["started_at"]) - install * 1000)
+        for before, after in pairwise(jobs):
+            if before.get("finished_at"):
+                between.append(_ms(before["finished_at"], after["started_at"]))
+    turnaround = []
+    for runs in by_agent.values():
+        runs.sort(key=lambda jobs: when(jobs[0]["assigned_at"]))
+        for index, jobs in enumerate(runs):
+            assigned = when(jobs[0]["assigned_at"])
+            created = max(when(r["created_at"]) for r in jobs)
+            if index == 0:
+                ready.append((assigned - created).total_seconds() * 1000)
+                continue
+            ended = [when(r["finished_at"]) for r in runs[index - 1] if r.get("finished_at")]
+            if ended and created < max(ended):
+                turnaround.append((assigned - max(ended)).total_seconds() * 1000)
+    return RoundTrips(ready, handover, turnaround, between)
+
+
+def _ms(start: str, end: str) -> float:
+    return (when(end) - when(start)).total_seconds() * 1000

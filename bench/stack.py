@@ -179,8 +179,12 @@ class Stack:
         record: dict[str, Any] = response.json()
         return record
 
-    def wait_final(self, job_ids: Sequence[str], timeout: float) -> list[dict[str, Any]]:
-        """Poll until every job is final; their records, in the order of `job_ids`.
+    def wait_final(
+        self, job_ids: Sequence[str], timeout: float, *, then_idle: bool = True
+    ) -> list[dict[str, Any]]:
+        """Poll until every job is final (then, with `then_idle`, until every agent is idle
+        again: the next workload starts on a quiet stack); their records, in the order of
+        `job_ids`.
 
         Checks at most 50 unfinished jobs per round, so polling stays light while the
         workload runs (the figures come from the records, not from when polling saw them).
@@ -201,7 +205,8 @@ class Stack:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{len(waiting)} jobs not final after {timeout:.0f} s")
                 time.sleep(0.25)
-        self.wait(self.idle, 60, "agents idle")
+        if then_idle:
+            self.wait(self.idle, 60, "agents idle")
         return [records[job_id] for job_id in job_ids]
 
     @staticmethod

@@ -227,7 +227,10 @@ class Bench:
         big_ids = self.stack.submit_suite(big)
         time.sleep(1.0)  # the workload: B submits 1 s after A
         small_ids = self.stack.submit_suite(small)
-        small_records = self.keep("fairness small", self.stack.wait_final(small_ids, s.timeout_s))
+        # org A's jobs still run when B's are done: B's end must not wait for idle agents
+        small_records = self.keep(
+            "fairness small", self.stack.wait_final(small_ids, s.timeout_s, then_idle=False)
+        )
         big_records = self.keep("fairness big", self.stack.wait_final(big_ids, s.timeout_s))
         small_done = metrics.makespan_s(small_records)
         big_makespan = metrics.makespan_s(big_records)

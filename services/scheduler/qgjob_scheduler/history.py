@@ -121,7 +121,11 @@ def _record(store: Redis, key: str, index: str, field: str, seconds: float) -> b
 def _estimates(store: Redis, key: str, fields: Sequence[str], default_s: float) -> list[float]:
     if not fields:
         return []
-    raws = store.hmget(key, list(fields))
+    return estimates(store.hmget(key, list(fields)), default_s)
+
+
+def estimates(raws: Sequence[str | bytes | None], default_s: float) -> list[float]:
+    """The estimate of each stored entry of an HMGET reply (for callers that pipeline it)."""
     return [estimate(_runs(raw), default_s) for raw in raws]
 
 

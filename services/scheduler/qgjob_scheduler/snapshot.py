@@ -28,7 +28,7 @@ from typing import cast
 
 from redis import Redis
 
-from qgjob_contract import leases, names
+from qgjob_contract import names
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Agent, Batch, BatchJob, Lease, is_alive
 from qgjob_contract.statuses import AgentState, JobStatus
@@ -172,18 +172,28 @@ def read_situation(
 
 
 def _live_agents(store: Redis, target: str, timeout_s: float) -> list[Agent]:
-    agent_ids = sorted(str(agent_id) for agent_id in store.smembers(Keys.AGENTS))
+    """Two round trips (the ids and Redis TIME; every record and lease): a pass runs after
+    every burst of events, on the path from a job ready to a job running."""
+    pipe = store.pipeline(transaction=False)
+    pipe.smembers(Keys.AGENTS)
+    pipe.time()
+    members, (seconds, micros) = pipe.execute()
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    agent_ids = sorted(str(agent_id) for agent_id in members)
     pipe = store.pipeline(transaction=False)
     for agent_id in agent_ids:
         pipe.hgetall(Keys.agent(agent_id))
-    agents = [Agent.from_redis(raw) for raw in pipe.execute() if raw]
-    lease_of = leases.read(store, (agent.agent_id for agent in agents))
-    now_ms = leases.redis_now_ms(store)
-    return [
-        agent
-        for agent in agents
-        if is_live(agent, lease_of.get(agent.agent_id), target, now_ms, timeout_s)
-    ]
+        pipe.hgetall(Keys.lease(agent_id))
+    replies = pipe.execute()
+    live = []
+    for agent_id, raw, raw_lease in zip(agent_ids, replies[::2], replies[1::2], strict=True):
+        if not raw:
+            continue
+        agent = Agent.from_redis(raw)
+        lease = Lease.from_redis(agent_id, raw_lease) if raw_lease else None
+        if is_live(agent, lease, target, now_ms, timeout_s):
+            live.append(agent)
+    return live
 
 
 def _outstanding_batches(
@@ -214,27 +224,35 @@ def _outstanding_batches(
 def _test_estimates(
     store: Redis, target: str, paths: dict[str, list[str]], default_s: float
 ) -> dict[tuple[str, str], float]:
-    estimates = {}
-    for org_id, org_paths in paths.items():
-        unique = sorted(set(org_paths))
-        values = history.test_estimates(store, org_id, target, unique, default_s)
-        estimates.update(
-            {(org_id, path): value for path, value in zip(unique, values, strict=True)}
-        )
-    return estimates
+    fields = {org_id: sorted(set(org_paths)) for org_id, org_paths in paths.items()}
+    keys = {org_id: Keys.test_history(org_id, target) for org_id in fields}
+    return _estimates(store, keys, fields, default_s)
 
 
 def _install_estimates(
     store: Redis, target: str, builds: Iterable[tuple[str, str]], default_s: float
 ) -> dict[tuple[str, str], float]:
-    by_org: dict[str, list[str]] = {}
+    by_org: dict[str, set[str]] = {}
     for org_id, version in builds:
-        by_org.setdefault(org_id, []).append(version)
+        by_org.setdefault(org_id, set()).add(version)
+    fields = {org_id: sorted(versions) for org_id, versions in by_org.items()}
+    keys = {org_id: Keys.install_history(org_id, target) for org_id in fields}
+    return _estimates(store, keys, fields, default_s)
+
+
+def _estimates(
+    store: Redis, keys: dict[str, str], fields: dict[str, list[str]], default_s: float
+) -> dict[tuple[str, str], float]:
+    """(org, field) -> its estimate from the history hash `keys[org]`: one round trip for
+    every org."""
+    fields = {org_id: org_fields for org_id, org_fields in fields.items() if org_fields}
+    pipe = store.pipeline(transaction=False)
+    for org_id, org_fields in fields.items():
+        pipe.hmget(keys[org_id], org_fields)
     estimates = {}
-    for org_id, versions in by_org.items():
-        unique = sorted(set(versions))
-        values = history.install_estimates(store, org_id, target, unique, default_s)
-        estimates.update({(org_id, v): value for v, value in zip(unique, values, strict=True)})
+    for (org_id, org_fields), raws in zip(fields.items(), pipe.execute(), strict=True):
+        values = history.estimates(raws, default_s)
+        estimates.update({(org_id, f): v for f, v in zip(org_fields, values, strict=True)})
     return estimates
 
 

@@ -8,7 +8,7 @@ import pytest
 from qgjob_contract import names
 from qgjob_contract.amqp import ConfirmingPublisher, PublishError
 from qgjob_contract.events import EventType, decode, make_event
-from tests.integration.conftest import EventTap
+from tests.integration.conftest import EventTap, ProxiedBroker
 
 
 def test_published_event_lands_on_scheduler_queue_with_routing_key(
@@ -38,3 +38,23 @@ def test_publish_to_unreachable_broker_raises_publish_error() -> None:
     )
     with pytest.raises(PublishError, match="unreachable"):
         publisher.publish(make_event(EventType.AGENT_HEARTBEAT, {}))
+
+
+def test_connection_dropped_while_idle_is_replaced_within_the_same_attempt(
+    rabbitmq_proxy: ProxiedBroker, event_tap: EventTap
+) -> None:
+    # One attempt, as the agent's outbox publisher has: a connection the broker dropped
+    # while the publisher was idle must not cost a failed publish (and its backoff).
+    publisher = ConfirmingPublisher(rabbitmq_proxy.url, attempts=1)
+    first = make_event(EventType.AGENT_HEARTBEAT, {"agent_id": "a1"})
+    second = make_event(EventType.AGENT_HEARTBEAT, {"agent_id": "a2"})
+    try:
+        publisher.publish(first)
+        rabbitmq_proxy.proxy.drop()
+        publisher.publish(second)
+    finally:
+        publisher.close()
+
+    assert rabbitmq_proxy.proxy.accepted == 2
+    received = [decode(body).event_id for _, body, _ in event_tap.drain()]
+    assert received == [first.event_id, second.event_id]

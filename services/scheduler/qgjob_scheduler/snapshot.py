@@ -28,7 +28,7 @@ from typing import cast
 
 from redis import Redis
 
-from qgjob_contract import names
+from qgjob_contract import leases, names
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Agent, Batch, BatchJob, Lease, is_alive
 from qgjob_contract.statuses import AgentState, JobStatus

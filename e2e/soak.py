@@ -31,14 +31,20 @@ import requests
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUEST_JOBS = 1000  # API_MAX_JOBS_PER_REQUEST's default
-# Container processes' resident memory, summed (gunicorn runs a master and its workers).
+# The service's resident memory: its processes' VmRSS summed (gunicorn runs a master and its
+# workers), leaving out this probe itself and any healthcheck that happens to be running
+# (each a Python process of ~20 MB that would add noise of that size to one reading).
 _RSS = (
-    "import glob\n"
+    "import glob, os\n"
     "total = 0\n"
     "for path in glob.glob('/proc/[0-9]*/status'):\n"
+    "    pid = path.split('/')[2]\n"
     "    try:\n"
+    "        cmd = open(f'/proc/{pid}/cmdline', 'rb').read()\n"
     "        lines = open(path).read().splitlines()\n"
     "    except OSError:\n"
+    "        continue\n"
+    "    if int(pid) == os.getpid() or b'healthcheck' in cmd or b'healthz' in cmd:\n"
     "        continue\n"
     "    total += sum(int(l.split()[1]) for l in lines if l.startswith('VmRSS:'))\n"
     "print(total * 1024)\n"

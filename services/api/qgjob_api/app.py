@@ -16,12 +16,13 @@ from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from qgjob_api import store
+from qgjob_api import auth, ratelimits, store
 from qgjob_api.admin import admin_blueprint
 from qgjob_api.config import Config
 from qgjob_api.errors import HttpError, NotFound, Unavailable
 from qgjob_api.runs import runs_blueprint
 from qgjob_api.submit import Publisher, submit_jobs
+from qgjob_api.token_routes import tokens_blueprint
 from qgjob_api.validation import parse_job, parse_job_query, parse_jobs, parse_json
 from qgjob_contract.amqp import ConfirmingPublisher, PublishError
 from qgjob_contract.records import Job
@@ -53,7 +54,7 @@ class ThreadPublishers:
         return publisher
 
 
-def create_app(
+def create_app(  # noqa: PLR0915 (the composition root: one nested function per route)
     config: Config,
     *,
     redis_client: redis.Redis | None = None,
@@ -75,12 +76,13 @@ def create_app(
     factory = publisher_factory or partial(ConfirmingPublisher, config.rabbitmq_url)
     publishers = ThreadPublishers(factory)
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files: no /static route
     app.json = _JsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = (
         _BODY_BYTES_BASE + _BODY_BYTES_PER_JOB * config.max_jobs_per_request
     )
     _register_error_handlers(app)
+    auth.install(app, client, mode=config.auth_mode, admin_token=config.admin_token)
     app.register_blueprint(runs_blueprint(client, publishers.get, config))
 
     def request_json() -> Any:
@@ -88,14 +90,17 @@ def create_app(
 
     def find_job(job_id: str) -> Job:
         job = store.get_job(client, job_id)
-        if job is None:
+        if job is None or not auth.current().sees(job.org_id):
             raise NotFound(f"no job with id {job_id!r}")
         return job
 
     @app.post("/submit")
     def submit() -> tuple[dict[str, Any], int]:
         job_in = parse_job(request_json())
-        (job,) = submit_jobs(client, publishers.get(), [job_in])
+        auth.current().check_submit(job_in.org_id)
+        (job,) = submit_jobs(
+            client, publishers.get(), [job_in], submitted_by=auth.current().token_id
+        )
         return {
             "message": "Job submitted successfully",
             "job_id": job.job_id,
@@ -110,7 +115,9 @@ def create_app(
     @app.post("/v1/jobs")
     def create_jobs() -> tuple[dict[str, Any], int]:
         inputs, is_batch = parse_jobs(request_json(), max_jobs=config.max_jobs_per_request)
-        jobs = submit_jobs(client, publishers.get(), inputs)
+        for job_in in inputs:
+            auth.current().check_submit(job_in.org_id)
+        jobs = submit_jobs(client, publishers.get(), inputs, submitted_by=auth.current().token_id)
         if is_batch:
             return {"jobs": [job.to_api() for job in jobs]}, 201
         return {"job": jobs[0].to_api()}, 201
@@ -118,8 +125,11 @@ def create_app(
     @app.get("/v1/jobs")
     def list_jobs() -> dict[str, Any]:
         query = parse_job_query(request.args)
+        org_id, none = auth.current().listing_org(query.org_id)
+        if none:
+            return {"jobs": [], "next_cursor": None}
         filters = store.JobFilter(
-            org_id=query.org_id,
+            org_id=org_id,
             app_version_id=query.app_version_id,
             status=query.status,
             target=query.target,
@@ -135,6 +145,7 @@ def create_app(
         return {"agents": store.list_agents(client, timeout_s=config.agent_timeout_s)}
 
     app.register_blueprint(admin_blueprint(client, publishers.get, request_json))
+    app.register_blueprint(tokens_blueprint(client, request_json))
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -162,6 +173,12 @@ def create_app(
             return {"error": Unavailable.code, "message": message, "checks": checks}, 503
         return {"status": "ready", "checks": checks}, 200
 
+    ratelimits.install(
+        app,
+        storage_uri=config.redis_url,
+        submit=config.rate_limit_submit,
+        read=config.rate_limit_read,
+    )
     return app
 
 
@@ -169,8 +186,8 @@ def _register_error_handlers(app: Flask) -> None:
     """Every error answer is JSON `{"error": code, "message": text}`; none is HTML."""
 
     @app.errorhandler(HttpError)
-    def api_error(exc: HttpError) -> tuple[dict[str, str], int]:
-        return exc.body(), exc.status
+    def api_error(exc: HttpError) -> tuple[dict[str, str], int, dict[str, str]]:
+        return exc.body(), exc.status, exc.headers()
 
     @app.errorhandler(redis.RedisError)
     def redis_error(exc: redis.RedisError) -> tuple[dict[str, str], int]:

@@ -278,6 +278,10 @@ def _failure(exc: ValidationError, *, prefix: str) -> ValidationFailed:
     return ValidationFailed(_path(prefix, error["loc"]), _problem(error))
 
 
+# For the routes of other modules that validate with their own models.
+failure = _failure
+
+
 def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
     path = prefix
     for part in loc:

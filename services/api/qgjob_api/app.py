@@ -16,7 +16,7 @@ from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from qgjob_api import auth, ratelimits, store
+from qgjob_api import auth, openapi, ratelimits, store
 from qgjob_api.admin import admin_blueprint
 from qgjob_api.config import Config
 from qgjob_api.errors import HttpError, NotFound, Unavailable
@@ -108,6 +108,9 @@ def create_app(  # noqa: PLR0915 (the composition root: one nested function per 
         }, 201
 
     @app.get("/status/<job_id>")
+    def status(job_id: str) -> dict[str, Any]:
+        return find_job(job_id).to_api()  # the seed's route (legacy in the spec)
+
     @app.get("/v1/jobs/<job_id>")
     def job_record(job_id: str) -> dict[str, Any]:
         return find_job(job_id).to_api()
@@ -173,6 +176,7 @@ def create_app(  # noqa: PLR0915 (the composition root: one nested function per 
             return {"error": Unavailable.code, "message": message, "checks": checks}, 503
         return {"status": "ready", "checks": checks}, 200
 
+    openapi.install(app)  # documents every route above; before the limiter wraps them
     ratelimits.install(
         app,
         storage_uri=config.redis_url,

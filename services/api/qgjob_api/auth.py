@@ -48,6 +48,7 @@ ACCESS: Final[dict[str, Access]] = {
     "healthz": Access.PUBLIC,
     "readyz": Access.PUBLIC,
     "submit": Access.SUBMIT,
+    "status": Access.READ,
     "job_record": Access.READ,
     "create_jobs": Access.SUBMIT,
     "list_jobs": Access.READ,
@@ -61,8 +62,8 @@ ACCESS: Final[dict[str, Access]] = {
     "tokens.create_token": Access.ADMIN,
     "tokens.list_tokens": Access.ADMIN,
     "tokens.revoke_token": Access.ADMIN,
-    "openapi.spec": Access.READ,
-    "openapi.docs": Access.READ,
+    "contract.spec": Access.READ,
+    "contract.docs": Access.READ,
 }
 
 _MAY: Final[dict[Role, frozenset[Access]]] = {

@@ -23,8 +23,8 @@ from qgjob_api.auth import Access, access_of, current
 from qgjob_contract.names import Keys
 
 OFF: Final = "off"
-DEFAULT_SUBMIT: Final = "600/minute"
-DEFAULT_READ: Final = "6000/minute"
+DEFAULT_SUBMIT: Final = "6000/minute"
+DEFAULT_READ: Final = "30000/minute"
 
 
 def problem(value: str) -> str | None:

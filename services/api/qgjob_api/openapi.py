@@ -1,0 +1,310 @@
+"""The API's contract as OpenAPI 3.1 (spectree), at GET /openapi.json, and a page at /docs.
+
+The document is generated from the pydantic models the routes validate with
+(qgjob_api.validation, qgjob_api.token_routes) and from response models built here: the job
+and agent records are made from the contract's own dataclasses, so a field added there is in
+the spec too. Nothing is a second hand-written schema.
+
+Why spectree and not flask-openapi3: flask-openapi3 replaces the Flask app and its routes'
+signatures, and validates requests itself with its own 422 body; spectree only decorates a
+view, and with `skip_validation` it documents the models while the routes keep validating
+as they did, so every error keeps our `{"error", "message"}` shape and the seed routes
+(`POST /submit`, `GET /status/<id>`) answer exactly what they answered before.
+
+Each route's documentation lives in OPERATIONS, by Flask endpoint; `install` wraps every
+routed view once all routes exist (a route missing from OPERATIONS fails at start, so none is
+left out of the spec). The seed routes are tagged `legacy` and marked deprecated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Annotated, Any, Final
+
+from flask import Blueprint, Flask, Response, current_app
+from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
+from spectree import Response as Responses
+from spectree import SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.models import SecureType
+
+from qgjob_api.token_routes import TokenIn, TokenQuery
+from qgjob_api.validation import JobIds, JobIn, JobQuery, RunIn, RunQuery
+from qgjob_contract.records import Agent, Job
+
+TITLE: Final = "qgjob API"
+SPEC_PATH: Final = "/openapi.json"
+DOCS_PATH: Final = "/docs"
+LEGACY: Final = "legacy"
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a code, one line of message, and for a validation error the
+    field that is wrong."""
+
+    error: str
+    message: str
+    field: str | None = None
+
+
+def _from_dataclass(cls: type, name: str, **more: Any) -> type[BaseModel]:
+    """A response model with every field of a contract dataclass (as `asdict` shows it)."""
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, Any] = {f.name: (hints[f.name], ...) for f in dataclasses.fields(cls)}
+    model: type[BaseModel] = create_model(
+        name, __config__=ConfigDict(extra="allow"), **fields, **more
+    )
+    return model
+
+
+JobRecord = _from_dataclass(Job, "JobRecord", final=(bool, ...))
+AgentRecord = _from_dataclass(Agent, "AgentRecord", alive=(bool, ...))
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class SubmitAnswer(BaseModel):
+    """The seed's answer to POST /submit, unchanged."""
+
+    message: str
+    job_id: str
+    assigned_agent: str | None
+
+
+class OneJob(_Open):
+    job: JobRecord  # type: ignore[valid-type]
+
+
+class ManyJobs(_Open):
+    jobs: list[JobRecord]  # type: ignore[valid-type]
+
+
+class JobsCreated(RootModel[OneJob | ManyJobs]):
+    """One job object sent: `{"job"}`; a list (or `{"jobs"}`) sent: `{"jobs"}`."""
+
+
+class JobBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    jobs: list[JobIn]
+
+
+class JobsBody(RootModel[JobIn | list[JobIn] | JobBatch]):
+    """POST /v1/jobs: one job, a list of jobs, or `{"jobs": [...]}` (all or nothing)."""
+
+
+class JobPage(_Open):
+    jobs: list[JobRecord]  # type: ignore[valid-type]
+    next_cursor: str | None
+
+
+class CompactJob(_Open):
+    job_id: str
+    status: str
+    final: bool
+
+
+class RunView(_Open):
+    run_id: str
+    org_id: str
+    total: int
+    finished: bool
+    counts: dict[str, int]
+    jobs: list[CompactJob] = []
+
+
+class RunCreated(_Open):
+    run_id: str
+    job_ids: list[str]
+    run: RunView
+
+
+class RunSummary(_Open):
+    run_id: str
+    org_id: str
+    total: int
+    finished: bool
+
+
+class RunPage(_Open):
+    runs: list[RunSummary]
+    next_cursor: str | None
+
+
+class Agents(_Open):
+    agents: list[AgentRecord]  # type: ignore[valid-type]
+
+
+class DeadLetterQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+class DeadLetters(_Open):
+    total: int
+    dead_letters: list[dict[str, Any]]
+
+
+class ReplayIds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_ids: Annotated[list[str], Field(min_length=1, max_length=1000)]
+
+
+class ReplayAll(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    all: typing.Literal[True]
+
+
+class ReplayBody(RootModel[ReplayIds | ReplayAll]):
+    """The dead letters to replay: chosen ones, or every one."""
+
+
+class Replayed(_Open):
+    replayed: list[str]
+    missing: list[str]
+    unreplayable: list[str]
+
+
+class TokenView(_Open):
+    token_id: str
+    org_id: str
+    role: str
+    name: str
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+
+
+class TokenCreated(TokenView):
+    token: str = Field(description="the token itself: shown in this answer only")
+
+
+class Tokens(_Open):
+    tokens: list[TokenView]
+
+
+class OneToken(_Open):
+    token: TokenView
+
+
+class Health(_Open):
+    status: str
+
+
+class Ready(_Open):
+    status: str
+    checks: dict[str, str]
+
+
+class NotReady(ErrorBody):
+    """503 from /readyz: the error, and which of Redis and RabbitMQ failed."""
+
+    checks: dict[str, str]
+
+
+# Error answers any operation may give (a 400 only where there is input to refuse).
+_ERRORS: Final = {f"HTTP_{code}": ErrorBody for code in (401, 403, 404, 405, 413, 415, 429, 503)}
+
+
+def _op(
+    ok: int,
+    model: type[BaseModel] | None,
+    *,
+    tags: tuple[str, ...],
+    json: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    legacy: bool = False,
+    public: bool = False,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {f"HTTP_{ok}": model, **_ERRORS, "HTTP_400": ErrorBody}
+    if public:
+        responses = {f"HTTP_{ok}": model, "HTTP_503": NotReady if model is Ready else ErrorBody}
+    return {
+        "json": json,
+        "query": query,
+        "resp": Responses(**responses),
+        "tags": (LEGACY, *tags) if legacy else tags,
+        "deprecated": legacy,
+        "security": {} if public else None,
+    }
+
+
+OPERATIONS: Final[dict[str, dict[str, Any]]] = {
+    "submit": _op(201, SubmitAnswer, tags=("jobs",), json=JobIn, legacy=True),
+    "status": _op(200, JobRecord, tags=("jobs",), legacy=True),
+    "job_record": _op(200, JobRecord, tags=("jobs",)),
+    "create_jobs": _op(201, JobsCreated, tags=("jobs",), json=JobsBody),
+    "list_jobs": _op(200, JobPage, tags=("jobs",), query=JobQuery),
+    "runs.lookup_jobs": _op(200, ManyJobs, tags=("jobs",), json=JobIds),
+    "runs.create_run": _op(201, RunCreated, tags=("runs",), json=RunIn),
+    "runs.read_run": _op(200, RunView, tags=("runs",)),
+    "runs.list_runs": _op(200, RunPage, tags=("runs",), query=RunQuery),
+    "list_agents": _op(200, Agents, tags=("admin",)),
+    "admin.list_dead_letters": _op(200, DeadLetters, tags=("admin",), query=DeadLetterQuery),
+    "admin.replay_dead_letters": _op(200, Replayed, tags=("admin",), json=ReplayBody),
+    "tokens.create_token": _op(201, TokenCreated, tags=("admin",), json=TokenIn),
+    "tokens.list_tokens": _op(200, Tokens, tags=("admin",), query=TokenQuery),
+    "tokens.revoke_token": _op(200, OneToken, tags=("admin",)),
+    "healthz": _op(200, Health, tags=("probes",), public=True),
+    "readyz": _op(200, Ready, tags=("probes",), public=True),
+    "contract.spec": _op(200, None, tags=("contract",)),
+    "contract.docs": _op(200, None, tags=("contract",)),
+}
+
+
+def make_spec() -> SpecTree:
+    return SpecTree(
+        "flask",
+        title=TITLE,
+        version="1",
+        description=(
+            "qgjob's HTTP API. Every error body is JSON {error, message[, field]}. With "
+            "QGJOB_AUTH=tokens every route but /healthz and /readyz needs "
+            "'Authorization: Bearer <token>'. The `legacy` routes are the seed's contract, "
+            "kept unchanged."
+        ),
+        validation_error_status=400,
+        validation_error_model=ErrorBody,
+        naming_strategy=lambda model: model.__name__,
+        security_schemes=[
+            SecurityScheme(
+                name="bearer",
+                data=SecuritySchemeData(
+                    type=SecureType.HTTP, scheme="bearer", description="QGJOB_AUTH=tokens"
+                ),
+            )
+        ],
+        security={"bearer": []},
+    )
+
+
+def install(app: Flask) -> SpecTree:
+    """Document every routed view and add the spec and docs routes. Call once every other
+    route exists, before ratelimits.install."""
+    tree = make_spec()
+    # Not named "openapi...": spectree leaves endpoints of that name out of the document.
+    routes = Blueprint("contract", __name__)
+
+    @routes.get(SPEC_PATH)
+    def spec() -> Any:
+        return current_app.json.response(tree.spec)
+
+    @routes.get(DOCS_PATH)
+    def docs() -> Response:
+        page = tree.config.page_templates["redoc"].format(
+            spec_url=SPEC_PATH,
+            spec_path=DOCS_PATH.strip("/"),
+            **tree.config.swagger_oauth2_config(),
+        )
+        return Response(page, mimetype="text/html")
+
+    app.register_blueprint(routes)
+    missing = sorted(set(app.view_functions) - set(OPERATIONS))
+    if missing:
+        raise RuntimeError(f"routes without an OpenAPI operation: {', '.join(missing)}")
+    for endpoint, view in list(app.view_functions.items()):
+        documented = tree.validate(**OPERATIONS[endpoint], skip_validation=True)(view)
+        app.view_functions[endpoint] = typing.cast("Any", documented)
+    tree.app = app
+    return tree

@@ -16,7 +16,7 @@ from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from qgjob_api import auth, openapi, ratelimits, store
+from qgjob_api import auth, guards, openapi, ratelimits, store
 from qgjob_api.admin import admin_blueprint
 from qgjob_api.config import Config
 from qgjob_api.errors import HttpError, NotFound, Unavailable
@@ -83,6 +83,7 @@ def create_app(  # noqa: PLR0915 (the composition root: one nested function per 
     )
     _register_error_handlers(app)
     auth.install(app, client, mode=config.auth_mode, admin_token=config.admin_token)
+    guards.install(app)  # path ids and header sizes, before any route reads Redis
     app.register_blueprint(runs_blueprint(client, publishers.get, config))
 
     def request_json() -> Any:

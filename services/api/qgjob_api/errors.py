@@ -75,3 +75,10 @@ class Forbidden(HttpError):
 
     status = 403
     code = "forbidden"
+
+
+class HeaderTooLarge(HttpError):
+    """Too many header fields, or one too long (qgjob_api.guards)."""
+
+    status = 431
+    code = "header_too_large"

@@ -18,7 +18,9 @@ left out of the spec). The seed routes are tagged `legacy` and marked deprecated
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import re
 import typing
 from typing import Annotated, Any, Final
 
@@ -28,6 +30,7 @@ from spectree import Response as Responses
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import SecureType
 
+from qgjob_api import guards
 from qgjob_api.token_routes import TokenIn, TokenQuery
 from qgjob_api.validation import JobIds, JobIn, JobQuery, RunIn, RunQuery
 from qgjob_contract.records import Agent, Job
@@ -204,7 +207,13 @@ class NotReady(ErrorBody):
 
 
 # Error answers any operation may give (a 400 only where there is input to refuse).
-_ERRORS: Final = {f"HTTP_{code}": ErrorBody for code in (401, 403, 404, 405, 413, 415, 429, 503)}
+_ERRORS: Final = {
+    f"HTTP_{code}": ErrorBody for code in (401, 403, 404, 405, 413, 415, 429, 431, 503)
+}
+
+# Listings whose query strings treat an empty value as absent (`?status=`): their query
+# parameters say `allowEmptyValue`, so a client (and the fuzzer) knows "" is accepted.
+EMPTY_IS_ABSENT: Final = frozenset({"list_jobs", "runs.list_runs"})
 
 
 def _op(
@@ -286,9 +295,13 @@ def install(app: Flask) -> SpecTree:
     # Not named "openapi...": spectree leaves endpoints of that name out of the document.
     routes = Blueprint("contract", __name__)
 
+    document: dict[str, Any] = {}
+
     @routes.get(SPEC_PATH)
     def spec() -> Any:
-        return current_app.json.response(tree.spec)
+        if not document:  # built once, on first use (every route exists by then)
+            document.update(finish(tree.spec, app))
+        return current_app.json.response(document)
 
     @routes.get(DOCS_PATH)
     def docs() -> Response:
@@ -308,3 +321,37 @@ def install(app: Flask) -> SpecTree:
         app.view_functions[endpoint] = typing.cast("Any", documented)
     tree.app = app
     return tree
+
+
+def _operation_keys(app: Flask) -> dict[str, list[tuple[str, str]]]:
+    """Flask endpoint -> the (path as in the spec, method) pairs it serves."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        found.setdefault(rule.endpoint, []).extend((path, m.lower()) for m in methods)
+    return found
+
+
+def finish(spec: dict[str, Any], app: Flask) -> dict[str, Any]:
+    """What spectree cannot say from the models: path ids' patterns (guards.PATH_IDS, checked
+    before any route runs) and the listings where an empty query value counts as absent."""
+    document = copy.deepcopy(spec)
+    keys = _operation_keys(app)
+    for endpoint, pairs in keys.items():
+        for path, method in pairs:
+            operation = document["paths"].get(path, {}).get(method)
+            if operation is None:
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] in guards.PATH_IDS:
+                    pattern, max_length = guards.PATH_IDS[parameter["name"]]
+                    parameter["schema"] = {
+                        "type": "string",
+                        "pattern": pattern,
+                        "minLength": 1,
+                        "maxLength": max_length,
+                    }
+                if parameter["in"] == "query" and endpoint in EMPTY_IS_ABSENT:
+                    parameter["allowEmptyValue"] = True
+    return document

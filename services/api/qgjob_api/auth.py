@@ -22,6 +22,7 @@ from typing import Final
 
 import redis
 from flask import Flask, g, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from qgjob_api import tokens
 from qgjob_api.errors import Forbidden, Unauthorized
@@ -183,7 +184,10 @@ def install(app: Flask, client: redis.Redis, *, mode: str, admin_token: str | No
     @app.before_request
     def authenticate() -> None:
         access = access_of(request.endpoint)
-        if access is Access.PUBLIC or authenticator is None:
+        # A method a route does not have answers 405 to anyone: the routes are the
+        # published contract, so the Allow header tells nothing secret.
+        not_allowed = isinstance(request.routing_exception, MethodNotAllowed)
+        if access is Access.PUBLIC or authenticator is None or not_allowed:
             g.principal = OPEN
             return
         principal = authenticator.principal(request.headers.get("Authorization"))

@@ -261,3 +261,20 @@ def test_with_auth_off_nothing_asks_for_a_token(client: FlaskClient) -> None:
     assert client.get("/v1/admin/dead-letters").status_code == 200
     ignored = client.get("/v1/jobs", headers=_bearer("qgjob_0123456789abcdef_" + "A" * 43))
     assert ignored.status_code == 200
+
+
+def test_a_method_a_route_lacks_is_a_405_and_an_unknown_path_a_401(api: FlaskClient) -> None:
+    for path in ("/healthz", "/v1/jobs/x", "/v1/admin/tokens"):
+        response = api.open(path, method="TRACE")
+        assert response.status_code == 405, path
+        assert response.get_json()["error"] == "method_not_allowed"
+    hidden = api.get("/v1/no-such-route")
+    assert hidden.status_code == 401  # without a token, not even a 404 says what exists
+    assert api.get("/v1/no-such-route", headers=_bearer(ADMIN)).status_code == 404
+
+
+def test_a_malformed_path_id_is_a_400_after_the_token_check(api: FlaskClient) -> None:
+    assert api.get("/v1/jobs/a%0Ab").status_code == 401
+    response = api.get("/v1/jobs/a%0Ab", headers=_bearer(ADMIN))
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "job_id"

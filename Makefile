@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 COMPONENTS := contract services/api services/scheduler services/agent-runtime \
 	services/agent-emulator services/agent-device services/agent-browserstack cli
 
-.PHONY: install lint typecheck test test-unit test-integration test-e2e mutation up down logs chaos bench bench-quick
+.PHONY: install lint typecheck test test-unit test-integration test-e2e mutation up down logs chaos bench bench-quick soak
 
 install: ## .venv with every component (editable, the CLI included) and the dev tools
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,3 +52,6 @@ bench: ## the benchmark of issue 6 on the real stack (full sizes); last line: on
 
 bench-quick: ## the same workloads, smaller (under 3 minutes)
 	$(BIN)/python -m bench --quick
+
+soak: ## 50,000 no-op jobs through the stack with a short retention (not part of `make test`); last line: JSON
+	$(BIN)/python -m e2e.soak $(SOAK_ARGS)

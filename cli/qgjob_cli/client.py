@@ -13,6 +13,7 @@ from urllib.parse import quote
 import requests
 
 from qgjob_cli.errors import (
+    KeyInProgress,
     NotFound,
     QgjobError,
     RequestRejected,
@@ -29,6 +30,9 @@ RunRecord = dict[str, Any]
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0  # a submit answers only once the broker confirmed every job
 _MAX_MESSAGE = 300
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# The error code of a 409 while another request with the same key is in progress.
+IN_PROGRESS = "idempotency_in_progress"
 
 
 @dataclass(frozen=True)
@@ -53,15 +57,20 @@ class Client:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._session = session if session is not None else requests.Session()
+        # Warnings the server attached to its answers (e.g. a target with no live agent).
+        self.warnings: list[str] = []
         if token:
             self._session.headers["Authorization"] = f"Bearer {token}"
 
     def close(self) -> None:
         self._session.close()
 
-    def submit(self, jobs: list[dict[str, Any]]) -> list[JobRecord]:
+    def submit(
+        self, jobs: list[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[JobRecord]:
         """Submit jobs in one request; return their records in the order given."""
-        body = self._request("POST", "/v1/jobs", json=jobs)
+        body = self._request("POST", "/v1/jobs", json=jobs, headers=_key(idempotency_key))
+        self._keep_warning(body)
         records = _records(body)
         if len(records) != len(jobs):
             raise _unexpected(f"{len(records)} job records for {len(jobs)} jobs submitted")
@@ -77,10 +86,28 @@ class Client:
             raise _unexpected("the jobs looked up are not the ones asked for")
         return records
 
-    def create_run(self, run: dict[str, Any]) -> RunRecord:
+    def create_run(self, run: dict[str, Any], *, idempotency_key: str | None = None) -> RunRecord:
         """Submit a suite as one run (POST /v1/runs); return the run as the server shows it."""
-        body = self._request("POST", "/v1/runs", json=run)
+        body = self._request("POST", "/v1/runs", json=run, headers=_key(idempotency_key))
+        self._keep_warning(body)
         return _run(body.get("run") if isinstance(body, dict) else None)
+
+    def cancel_jobs(
+        self, *, job_ids: list[str] | None = None, run_id: str | None = None
+    ) -> dict[str, Any]:
+        """POST /v1/jobs/cancel for these jobs or a run: {requested, already_final,
+        not_found} (and run_id)."""
+        request = {"run_id": run_id} if run_id is not None else {"job_ids": job_ids}
+        body = self._request("POST", "/v1/jobs/cancel", json=request)
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(key), list) for key in ("requested", "already_final", "not_found")
+        ):
+            raise _unexpected("the cancel answer lacks requested/already_final/not_found")
+        return body
+
+    def _keep_warning(self, body: Any) -> None:
+        if isinstance(body, dict) and isinstance(body.get("warning"), str):
+            self.warnings.append(_one_line(body["warning"]))
 
     def get_run(self, run_id: str) -> RunRecord:
         return _run(self._request("GET", f"/v1/runs/{quote(run_id, safe='')}"))
@@ -218,6 +245,8 @@ def _body(response: requests.Response, what: str) -> Any:
     error: type[QgjobError]
     if status == 404:
         error, text = NotFound, f"not found: {message}"
+    elif status == 409 and isinstance(body, dict) and body.get("error") == IN_PROGRESS:
+        error, text = KeyInProgress, f"the server is still processing this request: {message}"
     elif 400 <= status < 500:
         error, text = RequestRejected, f"the server rejected the request: {message}"
     elif status >= 500:
@@ -225,6 +254,10 @@ def _body(response: requests.Response, what: str) -> Any:
     else:
         error, text = ServerError, f"unexpected answer to {what}: HTTP {status}"
     raise error(text)
+
+
+def _key(idempotency_key: str | None) -> dict[str, str]:
+    return {} if idempotency_key is None else {IDEMPOTENCY_HEADER: idempotency_key}
 
 
 def _server_message(body: Any) -> str:

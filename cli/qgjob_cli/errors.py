@@ -21,6 +21,12 @@ class RequestRejected(QgjobError):
     exit_code = ExitCode.USAGE
 
 
+class KeyInProgress(RequestRejected):
+    """409: another request with the same Idempotency-Key has not answered yet."""
+
+    transient = True
+
+
 class ServerUnreachable(QgjobError):
     """No connection to the server, or no answer in time."""
 

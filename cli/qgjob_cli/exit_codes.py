@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     INFRA_ERROR = 6  # a job ended `error` (infrastructure) and none failed
     WAIT_TIMEOUT = 7  # the wait gave up after --timeout with jobs not yet final
     CANCELLED = 8  # a job was cancelled, and none failed or ended error
+    ALREADY_FINAL = 9  # `cancel`: a job named was already final (nothing changed for it)
     INTERRUPTED = 130  # Ctrl-C (SIGINT), the shell's 128 + 2
 
 
@@ -38,6 +39,7 @@ DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.INFRA_ERROR: "a job ended error (infrastructure) and none failed",
     ExitCode.WAIT_TIMEOUT: "the wait gave up after --timeout with jobs not yet final",
     ExitCode.CANCELLED: "a job was cancelled, and none failed or ended error",
+    ExitCode.ALREADY_FINAL: "cancel: a job named was already final, nothing changed for it",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import click
 from click.core import ParameterSource
 
-from qgjob_cli import admin, formatting, junit, suite
+from qgjob_cli import admin, control, formatting, junit, suite
 from qgjob_cli.client import Client, JobRecord
 from qgjob_cli.context import Deps, State, error_line, warning_line
 from qgjob_cli.errors import QgjobError
@@ -117,6 +117,7 @@ cli.add_command(suite.wait)
 cli.add_command(suite.rerun)
 cli.add_command(suite.list_runs)
 cli.add_command(admin.admin)
+cli.add_command(control.cancel)
 
 
 @cli.command(epilog=epilog())
@@ -166,6 +167,7 @@ cli.add_command(admin.admin)
     metavar="PATH",
     help="With --wait: write a JUnit XML report to PATH.",
 )
+@control.job_options
 @click.pass_context
 def submit(
     ctx: click.Context,
@@ -180,6 +182,8 @@ def submit(
     poll_interval: float,
     as_json: bool,
     junit_path: Path | None,
+    job_options: dict[str, Any],
+    idempotency_key: str,
 ) -> None:
     """Submit one job per --test and print the job ids, one per line.
 
@@ -199,18 +203,22 @@ def submit(
                 flag = option.removesuffix("_path").replace("_", "-")
                 raise click.UsageError(f"--{flag} needs --wait", ctx)
     state: State = ctx.obj
-    jobs = state.client.submit(
-        [
-            {
-                "org_id": org_id,
-                "app_version_id": app_version_id,
-                "test_path": test,
-                "priority": priority,
-                "target": target,
-            }
-            for test in tests
-        ]
+    bodies = [
+        {
+            "org_id": org_id,
+            "app_version_id": app_version_id,
+            "test_path": test,
+            "priority": priority,
+            "target": target,
+            **job_options,
+        }
+        for test in tests
+    ]
+    jobs = control.submit_retrying(
+        state, lambda: state.client.submit(bodies, idempotency_key=idempotency_key)
     )
+    for warning in state.client.warnings:
+        warning_line(warning)
     if not wait:
         click.echo(formatting.to_json({"jobs": jobs}) if as_json else _ids(jobs))
         return

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import glob
+import uuid
 from pathlib import Path
 from typing import Any
 
 import click
 
-from qgjob_cli import formatting
+from qgjob_cli import control, formatting
 from qgjob_cli.client import RunRecord
-from qgjob_cli.context import State
+from qgjob_cli.context import State, warning_line
 from qgjob_cli.errors import NotFound
 from qgjob_cli.exit_codes import epilog
 from qgjob_cli.report import WaitOptions, follow, wait_options
@@ -19,6 +20,7 @@ from qgjob_cli.waiting import Watch
 
 DEFAULT_PRIORITY = 1
 _GLOB_CHARS = frozenset("*?[")
+_JOB_OPTIONS = ("retries", "timeout_s", "queue_ttl_s")
 _RUN_COLUMNS = ("RUN ID", "CREATED", "ORG", "APP VERSION", "TARGETS", "JOBS", "STATE")
 
 org_option = click.option(
@@ -59,8 +61,14 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _start_run(state: State, body: dict[str, Any], options: WaitOptions) -> int:
-    run = state.client.create_run(body)
+def _start_run(
+    state: State, body: dict[str, Any], options: WaitOptions, *, idempotency_key: str
+) -> int:
+    run = control.submit_retrying(
+        state, lambda: state.client.create_run(body, idempotency_key=idempotency_key)
+    )
+    for warning in state.client.warnings:
+        warning_line(warning)
     if not options.quiet and not options.as_json:
         tests, targets = len(run.get("tests") or []), len(run.get("targets") or [])
         click.echo(
@@ -96,6 +104,7 @@ def _start_run(state: State, body: dict[str, Any], options: WaitOptions) -> int:
 )
 @click.argument("tests", nargs=-1)
 @wait_options
+@control.job_options
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -107,6 +116,8 @@ def run(
     tests_from: str | None,
     tests: tuple[str, ...],
     options: WaitOptions,
+    job_options: dict[str, Any],
+    idempotency_key: str,
 ) -> None:
     """Submit TESTS (paths or globs) as one run, show progress until it ends, and exit
     with a code that tells how it went.
@@ -125,8 +136,9 @@ def run(
         "targets": list(dict.fromkeys(targets)),
         "tests": paths,
         "priority": priority,
+        **job_options,
     }
-    ctx.exit(_start_run(ctx.obj, body, options))
+    ctx.exit(_start_run(ctx.obj, body, options, idempotency_key=idempotency_key))
 
 
 @click.command(
@@ -189,8 +201,10 @@ def rerun(ctx: click.Context, *, run_id: str, only_failed: bool, options: WaitOp
         "targets": old["targets"],
         "tests": tests,
         "priority": old.get("priority", DEFAULT_PRIORITY),
+        # the job options the run was given (a server before job control shows none)
+        **{name: old[name] for name in _JOB_OPTIONS if old.get(name) not in (None, 0)},
     }
-    ctx.exit(_start_run(state, body, options))
+    ctx.exit(_start_run(state, body, options, idempotency_key=str(uuid.uuid4())))
 
 
 def _failed_or_errored(job: dict[str, Any]) -> bool:

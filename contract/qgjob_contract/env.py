@@ -21,6 +21,9 @@ DEFAULT_RABBITMQ_URL: Final = "amqp://guest:guest@localhost:5672/%2F"
 DEFAULT_LOG_LEVEL: Final = "INFO"
 # AGENT_TIMEOUT_S: the API and the scheduler must agree on when an agent counts as gone.
 DEFAULT_AGENT_TIMEOUT_S: Final = 6.0
+# JOB_RETENTION_S: how long finished jobs (and their runs, batches' RQ results, idempotency
+# keys) are kept; the API and the scheduler read it.
+DEFAULT_JOB_RETENTION_S: Final = 7 * 24 * 3600.0
 
 REDIS_SCHEMES: Final = ("redis", "rediss", "unix")
 AMQP_SCHEMES: Final = ("amqp", "amqps")

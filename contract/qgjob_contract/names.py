@@ -124,6 +124,13 @@ class Keys:
     # prefix of the rate limiter's counters (flask-limiter on Redis, shared by API workers)
     RATE_LIMIT_PREFIX: Final = f"{PREFIX}ratelimit"
 
+    # --- idempotent submit: written and read by the API only -------------------------
+    # string (JSON, with a TTL): what a request with an Idempotency-Key did, for one org
+    # scope; `key_digest` is a hash of the client's key (any length, any characters)
+    @staticmethod
+    def idempotency(org_scope: str, key_digest: str) -> str:
+        return f"{PREFIX}idempotency:{org_scope}:{key_digest}"
+
     # --- duration history (the scheduler's `history` module) ---------------------------
     # hash: test_path -> its recent PASSING durations in seconds, oldest first, space
     # separated, for one (org, target). Bounded: a capped number of runs per test, a capped

@@ -18,8 +18,10 @@ from werkzeug.wrappers import Response
 
 from qgjob_api import auth, guards, openapi, ratelimits, store
 from qgjob_api.admin import admin_blueprint
+from qgjob_api.cancel import cancel_blueprint
 from qgjob_api.config import Config
 from qgjob_api.errors import HttpError, NotFound, Unavailable
+from qgjob_api.intake import Intake
 from qgjob_api.runs import runs_blueprint
 from qgjob_api.submit import Publisher, submit_jobs
 from qgjob_api.token_routes import tokens_blueprint
@@ -54,7 +56,7 @@ class ThreadPublishers:
         return publisher
 
 
-def create_app(  # noqa: PLR0915 (the composition root: one nested function per route)
+def create_app(  # noqa: PLR0915 (the composition root: every route is wired here)
     config: Config,
     *,
     redis_client: redis.Redis | None = None,
@@ -95,18 +97,26 @@ def create_app(  # noqa: PLR0915 (the composition root: one nested function per 
             raise NotFound(f"no job with id {job_id!r}")
         return job
 
+    intake = Intake(client, config)
+
     @app.post("/submit")
-    def submit() -> tuple[dict[str, Any], int]:
-        job_in = parse_job(request_json())
+    def submit() -> tuple[dict[str, Any], int, dict[str, str]]:
+        job_in = parse_job(body := request_json())
         auth.current().check_submit(job_in.org_id)
-        (job,) = submit_jobs(
-            client, publishers.get(), [job_in], submitted_by=auth.current().token_id
+
+        def work() -> tuple[dict[str, Any], int]:
+            (job,) = submit_jobs(
+                client, publishers.get(), [job_in], submitted_by=auth.current().token_id
+            )
+            return {
+                "message": "Job submitted successfully",
+                "job_id": job.job_id,
+                "assigned_agent": job.assigned_agent,
+            }, 201
+
+        return intake.respond(
+            "submit", body, orgs=[job_in.org_id], targets=[job_in.target], work=work
         )
-        return {
-            "message": "Job submitted successfully",
-            "job_id": job.job_id,
-            "assigned_agent": job.assigned_agent,
-        }, 201
 
     @app.get("/status/<job_id>")
     def status(job_id: str) -> dict[str, Any]:
@@ -117,14 +127,22 @@ def create_app(  # noqa: PLR0915 (the composition root: one nested function per 
         return find_job(job_id).to_api()
 
     @app.post("/v1/jobs")
-    def create_jobs() -> tuple[dict[str, Any], int]:
-        inputs, is_batch = parse_jobs(request_json(), max_jobs=config.max_jobs_per_request)
+    def create_jobs() -> tuple[dict[str, Any], int, dict[str, str]]:
+        body = request_json()
+        inputs, is_batch = parse_jobs(body, max_jobs=config.max_jobs_per_request)
         for job_in in inputs:
             auth.current().check_submit(job_in.org_id)
-        jobs = submit_jobs(client, publishers.get(), inputs, submitted_by=auth.current().token_id)
-        if is_batch:
-            return {"jobs": [job.to_api() for job in jobs]}, 201
-        return {"job": jobs[0].to_api()}, 201
+
+        def work() -> tuple[dict[str, Any], int]:
+            jobs = submit_jobs(
+                client, publishers.get(), inputs, submitted_by=auth.current().token_id
+            )
+            if is_batch:
+                return {"jobs": [job.to_api() for job in jobs]}, 201
+            return {"job": jobs[0].to_api()}, 201
+
+        orgs, targets = [j.org_id for j in inputs], [j.target for j in inputs]
+        return intake.respond("jobs", body, orgs=orgs, targets=targets, work=work)
 
     @app.get("/v1/jobs")
     def list_jobs() -> dict[str, Any]:
@@ -148,8 +166,19 @@ def create_app(  # noqa: PLR0915 (the composition root: one nested function per 
     def list_agents() -> dict[str, Any]:
         return {"agents": store.list_agents(client, timeout_s=config.agent_timeout_s)}
 
-    app.register_blueprint(admin_blueprint(client, publishers.get, request_json))
-    app.register_blueprint(tokens_blueprint(client, request_json))
+    for blueprint in (
+        admin_blueprint(client, publishers.get, request_json),
+        cancel_blueprint(
+            client,
+            publishers.get,
+            config,
+            request_json,
+            requested_by=lambda: auth.current().actor,
+            sees=lambda org_id: auth.current().sees(org_id),
+        ),
+        tokens_blueprint(client, request_json),
+    ):
+        app.register_blueprint(blueprint)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

@@ -58,6 +58,8 @@ ACCESS: Final[dict[str, Access]] = {
     "runs.read_run": Access.READ,
     "runs.list_runs": Access.READ,
     "runs.lookup_jobs": Access.READ,
+    "cancel.cancel_job": Access.SUBMIT,  # the org check: cancel_blueprint(sees=...)
+    "cancel.cancel_jobs": Access.SUBMIT,
     "admin.list_dead_letters": Access.ADMIN,
     "admin.replay_dead_letters": Access.ADMIN,
     "tokens.create_token": Access.ADMIN,

@@ -24,6 +24,8 @@ class Config:
     agent_timeout_s: float = shared.DEFAULT_AGENT_TIMEOUT_S
     # Most jobs one POST /v1/jobs may carry.
     max_jobs_per_request: int = 1000
+    # JOB_RETENTION_S: idempotency keys live min(24 h, this).
+    job_retention_s: float = shared.DEFAULT_JOB_RETENTION_S
     log_level: str = shared.DEFAULT_LOG_LEVEL
     # QGJOB_AUTH: "off" (no token asked for; a warning at start) or "tokens".
     auth_mode: str = AUTH_OFF
@@ -54,6 +56,9 @@ class Config:
             ),
             max_jobs_per_request=env.number(
                 "API_MAX_JOBS_PER_REQUEST", defaults.max_jobs_per_request, minimum=1, integer=True
+            ),
+            job_retention_s=env.number(
+                "JOB_RETENTION_S", defaults.job_retention_s, minimum=0, exclusive=True
             ),
             log_level=env.choice("LOG_LEVEL", defaults.log_level, shared.LOG_LEVELS),
             auth_mode=auth_mode,

@@ -31,6 +31,7 @@ from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import SecureType
 
 from qgjob_api import guards
+from qgjob_api.cancel import CancelIn
 from qgjob_api.token_routes import TokenIn, TokenQuery
 from qgjob_api.validation import JobIds, JobIn, JobQuery, RunIn, RunQuery
 from qgjob_contract.records import Agent, Job
@@ -74,6 +75,9 @@ class SubmitAnswer(BaseModel):
     message: str
     job_id: str
     assigned_agent: str | None
+    warning: str | None = Field(
+        None, description="set when no live agent serves a target of the job (the job waits)"
+    )
 
 
 class OneJob(_Open):
@@ -191,6 +195,20 @@ class OneToken(_Open):
     token: TokenView
 
 
+class AlreadyFinalJob(_Open):
+    job_id: str
+    status: str
+
+
+class CancelAnswer(_Open):
+    """What a bulk cancel did, job by job (and the run's id when a run was named)."""
+
+    run_id: str | None = None
+    requested: list[str]
+    already_final: list[AlreadyFinalJob]
+    not_found: list[str]
+
+
 class Health(_Open):
     status: str
 
@@ -208,7 +226,7 @@ class NotReady(ErrorBody):
 
 # Error answers any operation may give (a 400 only where there is input to refuse).
 _ERRORS: Final = {
-    f"HTTP_{code}": ErrorBody for code in (401, 403, 404, 405, 413, 415, 429, 431, 503)
+    f"HTTP_{code}": ErrorBody for code in (401, 403, 404, 405, 409, 413, 415, 422, 429, 431, 503)
 }
 
 # Listings whose query strings treat an empty value as absent (`?status=`): their query
@@ -225,8 +243,11 @@ def _op(
     query: type[BaseModel] | None = None,
     legacy: bool = False,
     public: bool = False,
+    also_ok: int | None = None,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {f"HTTP_{ok}": model, **_ERRORS, "HTTP_400": ErrorBody}
+    if also_ok is not None:
+        responses[f"HTTP_{also_ok}"] = model
     if public:
         responses = {f"HTTP_{ok}": model, "HTTP_503": NotReady if model is Ready else ErrorBody}
     return {
@@ -249,6 +270,8 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
     "runs.create_run": _op(201, RunCreated, tags=("runs",), json=RunIn),
     "runs.read_run": _op(200, RunView, tags=("runs",)),
     "runs.list_runs": _op(200, RunPage, tags=("runs",), query=RunQuery),
+    "cancel.cancel_job": _op(202, JobRecord, tags=("jobs",)),
+    "cancel.cancel_jobs": _op(202, CancelAnswer, tags=("jobs",), json=CancelIn, also_ok=200),
     "list_agents": _op(200, Agents, tags=("admin",)),
     "admin.list_dead_letters": _op(200, DeadLetters, tags=("admin",), query=DeadLetterQuery),
     "admin.replay_dead_letters": _op(200, Replayed, tags=("admin",), json=ReplayBody),

@@ -33,6 +33,10 @@ class Run:
     priority: int
     created_at: str
     job_ids: list[str]
+    # The job options every job of the run was given (validation.JobOptions).
+    retries: int = 0
+    timeout_s: float | None = None
+    queue_ttl_s: float | None = None
 
     def to_redis(self) -> dict[str, str]:
         return {
@@ -44,6 +48,9 @@ class Run:
             "priority": str(self.priority),
             "created_at": self.created_at,
             "job_ids": json.dumps(self.job_ids),
+            "retries": str(self.retries),
+            "timeout_s": _num(self.timeout_s),
+            "queue_ttl_s": _num(self.queue_ttl_s),
         }
 
     @classmethod
@@ -58,6 +65,9 @@ class Run:
             priority=int(f["priority"]),
             created_at=f["created_at"],
             job_ids=json.loads(f["job_ids"]),
+            retries=int(f.get("retries") or 0),
+            timeout_s=float(f["timeout_s"]) if f.get("timeout_s") else None,
+            queue_ttl_s=float(f["queue_ttl_s"]) if f.get("queue_ttl_s") else None,
         )
 
 
@@ -120,6 +130,10 @@ def view(run: Run, jobs: list[Job], *, now: datetime) -> dict[str, Any]:
     }
     body["jobs"] = [compact_job(job) for job in jobs]
     return body
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
 
 
 def _text(value: str | bytes) -> str:

@@ -17,6 +17,7 @@ from flask import Blueprint, request
 from qgjob_api import auth, run_record, run_store
 from qgjob_api.config import Config
 from qgjob_api.errors import NotFound
+from qgjob_api.intake import Intake
 from qgjob_api.submit import Publisher, submit_run
 from qgjob_api.validation import parse_job_ids, parse_json, parse_run, parse_run_query
 
@@ -30,13 +31,21 @@ def runs_blueprint(
     def request_json() -> Any:
         return parse_json(request.get_data(cache=False), is_json=request.is_json)
 
+    intake = Intake(client, config)
+
     @routes.post("/v1/runs")
-    def create_run() -> tuple[dict[str, Any], int]:
-        run_in = parse_run(request_json(), max_jobs=config.max_jobs_per_request)
+    def create_run() -> tuple[dict[str, Any], int, dict[str, str]]:
+        run_in = parse_run(raw := request_json(), max_jobs=config.max_jobs_per_request)
         auth.current().check_submit(run_in.org_id)
-        run, jobs = submit_run(client, publisher(), run_in, submitted_by=auth.current().token_id)
-        body = run_record.view(run, jobs, now=datetime.now(UTC))
-        return {"run_id": run.run_id, "job_ids": run.job_ids, "run": body}, 201
+
+        def work() -> tuple[dict[str, Any], int]:
+            run, jobs = submit_run(
+                client, publisher(), run_in, submitted_by=auth.current().token_id
+            )
+            body = run_record.view(run, jobs, now=datetime.now(UTC))
+            return {"run_id": run.run_id, "job_ids": run.job_ids, "run": body}, 201
+
+        return intake.respond("runs", raw, orgs=[run_in.org_id], targets=run_in.targets, work=work)
 
     @routes.get("/v1/runs/<run_id>")
     def read_run(run_id: str) -> dict[str, Any]:

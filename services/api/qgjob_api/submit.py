@@ -57,6 +57,9 @@ def new_jobs(
             created_at=created_at,
             run_id=run_id,
             submitted_by=submitted_by,
+            retries=job.retries,
+            timeout_s=job.timeout_s,
+            queue_ttl_s=job.queue_ttl_s,
         )
         for job in inputs
     ]
@@ -93,6 +96,9 @@ def submit_run(
         priority=run_in.priority,
         created_at=created_at,
         job_ids=_ids(jobs),
+        retries=run_in.retries,
+        timeout_s=run_in.timeout_s,
+        queue_ttl_s=run_in.queue_ttl_s,
     )
     _accept(client, publisher, jobs, run=run)
     log.info("run submitted run_id=%s jobs=%d", run_id, len(jobs))

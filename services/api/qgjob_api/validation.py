@@ -31,6 +31,10 @@ MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 1, 10, 1
 MAX_IDENTIFIER = 128
 MAX_TEST_PATH = 1024
 DEFAULT_PAGE, MAX_PAGE = 50, 500
+# Job control: reruns of a failed test, and the optional per-job limits (seconds).
+MAX_RETRIES, DEFAULT_RETRIES = 5, 0
+MAX_TIMEOUT_S = 24 * 3600  # a test may run at most a day
+MAX_QUEUE_TTL_S = 7 * 24 * 3600  # and wait for an agent at most a week
 # Each listed run costs one read per job (its counts), so run pages are smaller.
 DEFAULT_RUN_PAGE, MAX_RUN_PAGE = 20, 100
 
@@ -79,9 +83,24 @@ TestPath = Annotated[
     AfterValidator(_check_test_path),
 ]
 Priority = Annotated[int, Strict(), Field(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
+Retries = Annotated[int, Strict(), Field(ge=0, le=MAX_RETRIES)]
+# A JSON number of seconds (not a boolean, not text), above 0, at most the bound.
+TimeoutS = Annotated[float, Strict(), Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)]
+QueueTtlS = Annotated[float, Strict(), Field(gt=0, le=MAX_QUEUE_TTL_S, allow_inf_nan=False)]
 
 
-class JobIn(BaseModel):
+class JobOptions(BaseModel):
+    """What a job may ask of the platform (issue 7): reruns of a failed test, a run timeout
+    and a queue-wait expiry; None leaves the agent's and the scheduler's defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retries: Retries = DEFAULT_RETRIES
+    timeout_s: TimeoutS | None = None
+    queue_ttl_s: QueueTtlS | None = None
+
+
+class JobIn(JobOptions):
     """One job as a client submits it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -106,8 +125,9 @@ class JobQuery(BaseModel):
     cursor: Annotated[Cursor, PlainValidator(Cursor.decode)] | None = None
 
 
-class RunIn(BaseModel):
-    """A suite submitted as one run: one job per (test, target), tests in the order given."""
+class RunIn(JobOptions):
+    """A suite submitted as one run: one job per (test, target), tests in the order given;
+    the job options apply to every job of it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -125,6 +145,9 @@ class RunIn(BaseModel):
                 test_path=test,
                 priority=self.priority,
                 target=target,
+                retries=self.retries,
+                timeout_s=self.timeout_s,
+                queue_ttl_s=self.queue_ttl_s,
             )
             for test in self.tests
             for target in self.targets
@@ -173,6 +196,9 @@ _RULES: Final = {
     "tests": "must be a non-empty list of test paths",
     "job_ids": f"must be a non-empty list of job ids (1 to {MAX_IDENTIFIER} characters)",
     "cursor": "must be a next_cursor value returned by this API",
+    "retries": f"must be an integer from 0 to {MAX_RETRIES} (reruns of a failed test)",
+    "timeout_s": f"must be a number of seconds above 0, at most {MAX_TIMEOUT_S}",
+    "queue_ttl_s": f"must be a number of seconds above 0, at most {MAX_QUEUE_TTL_S}",
 }
 
 

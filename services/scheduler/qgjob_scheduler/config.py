@@ -43,6 +43,8 @@ class Config:
     default_install_s: float = DEFAULT_INSTALL_S
     # A pending job gains one priority step per this many seconds of waiting (aging).
     aging_s: float = DEFAULT_AGING_S
+    # JOB_RETENTION_S: finished jobs, their runs and batches' RQ results are kept this long.
+    job_retention_s: float = shared.DEFAULT_JOB_RETENTION_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -74,4 +76,5 @@ class Config:
                 "SCHEDULER_DEFAULT_INSTALL_S", defaults.default_install_s, minimum=0
             ),
             aging_s=read.number("SCHEDULER_AGING_S", defaults.aging_s, minimum=0, exclusive=True),
+            job_retention_s=read.number("JOB_RETENTION_S", defaults.job_retention_s, minimum=1),
         )

@@ -89,15 +89,22 @@ def agent_queue(connection: Redis, agent_id: str) -> Queue:
     return Queue(names.agent_queue(agent_id), connection=connection, serializer=JSONSerializer)
 
 
-def enqueue_batch(connection: Redis, batch: Batch) -> None:
-    """Put `batch` on its agent's own RQ queue as one RQ job, enqueued by function name."""
+def enqueue_batch(
+    connection: Redis,
+    batch: Batch,
+    *,
+    result_ttl: float = BATCH_RESULT_TTL_S,
+    failure_ttl: float = BATCH_FAILURE_TTL_S,
+) -> None:
+    """Put `batch` on its agent's own RQ queue as one RQ job, enqueued by function name.
+    The TTLs bound what RQ keeps of it (main.py passes JOB_RETENTION_S, see retention.py)."""
     agent_queue(connection, batch.agent_id).enqueue(
         names.RUN_BATCH_FUNCTION,
         batch.to_json(),
         job_id=batch.batch_id,
         job_timeout=BATCH_JOB_TIMEOUT_S,
-        result_ttl=BATCH_RESULT_TTL_S,
-        failure_ttl=BATCH_FAILURE_TTL_S,
+        result_ttl=int(result_ttl),
+        failure_ttl=int(failure_ttl),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -14,11 +15,12 @@ from qgjob_contract.env import configure_logging
 from qgjob_contract.events import EventType, decode
 from qgjob_scheduler.config import Config
 from qgjob_scheduler.consumer import Consumer
-from qgjob_scheduler.dispatch import Dispatcher, Requeuer
+from qgjob_scheduler.dispatch import Dispatcher, Requeuer, enqueue_batch
 from qgjob_scheduler.errors import ConfigError
 from qgjob_scheduler.handlers import EventHandler
 from qgjob_scheduler.planning import POLICIES
 from qgjob_scheduler.reaper import Reaper
+from qgjob_scheduler.retention import Sweeper
 from qgjob_scheduler.snapshot import Planner
 
 log = logging.getLogger(__name__)
@@ -40,10 +42,16 @@ def redis_clients(config: Config) -> tuple[redis.Redis, redis.Redis]:
 def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Redis) -> Consumer:
     """Wire the scheduler: `store` must decode responses, `rq_connection` must not."""
     requeuer = Requeuer(store, rq_connection)
+    sweeper = Sweeper(store, retention_s=config.job_retention_s)
     dispatcher = Dispatcher(
         store,
         rq_connection,
         requeuer,
+        enqueue=partial(
+            enqueue_batch,
+            result_ttl=config.job_retention_s,
+            failure_ttl=config.job_retention_s,
+        ),
         batch_max=config.batch_max_jobs,
         agent_timeout_s=config.agent_timeout_s,
         planner=Planner(
@@ -66,11 +74,13 @@ def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Red
 
     def tick() -> None:
         """Lost agents first (their jobs are then dispatched in the same pass), then every
-        target; raises when either failed (the scheduler's health depends on it)."""
+        target, then the retention sweep; raises when one failed (the scheduler's health
+        depends on it)."""
         try:
             reaper.tick()
         finally:
             dispatcher.dispatch_all()
+            sweeper.tick()
 
     def store_dead_letter(body: bytes, properties: Any) -> None:
         letter = deadletters.from_message(body, properties, leases.redis_now_ms(store))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +15,11 @@ from qgjob_api.app import create_app
 from qgjob_api.config import Config
 from qgjob_contract.amqp import ConfirmingPublisher
 from qgjob_contract.events import Envelope, decode
+from qgjob_contract.leases import LeaseRenewer
+from qgjob_contract.names import Keys
+from qgjob_contract.records import Agent
+from qgjob_contract.statuses import AgentState
+from qgjob_contract.targets import Target
 from tests.integration.conftest import EventTap
 
 MakeClient = Callable[..., FlaskClient]
@@ -60,3 +66,22 @@ def scheduler_events(event_tap: EventTap) -> Callable[[], list[Envelope]]:
         return [decode(body) for _, body, _ in event_tap.drain()]
 
     return drain
+
+
+def add_live_agent(
+    redis_client: redis.Redis, target: str, state: AgentState = AgentState.IDLE
+) -> str:
+    """An agent as a running one leaves it in Redis: its record and a lease renewed now."""
+    agent_id = f"{target}-{uuid.uuid4().hex[:6]}"
+    instance = str(uuid.uuid4())
+    record = Agent(agent_id=agent_id, target=target, state=state.value, instance_id=instance)
+    redis_client.hset(Keys.agent(agent_id), mapping=dict(record.to_redis()))
+    redis_client.sadd(Keys.AGENTS, agent_id)
+    LeaseRenewer(redis_client, agent_id, instance).renew()
+    return agent_id
+
+
+@pytest.fixture
+def live_agents(redis_client: redis.Redis) -> list[str]:
+    """One live agent of each target (a submit then carries no warning)."""
+    return [add_live_agent(redis_client, target.value) for target in Target]

@@ -70,7 +70,7 @@ def test_submit_stores_the_record_and_publishes_one_jobs_submitted(
     assert event.payload == {"jobs": [stored.submitted_payload()]}
 
 
-def test_seed_contract_field_by_field(client: FlaskClient) -> None:
+def test_seed_contract_field_by_field(client: FlaskClient, live_agents: list[str]) -> None:
     response = client.post("/submit", json=SEED_JOB)
     assert response.status_code == 201
     assert response.mimetype == "application/json"

@@ -162,6 +162,8 @@ def _cli_requests() -> list[requests.PreparedRequest]:
         lambda: client.create_token("acme", "viewer", name="ci", expires_in_s=60),
         lambda: client.list_tokens("acme"),
         lambda: client.revoke_token("0123456789abcdef"),
+        lambda: client.cancel_jobs(job_ids=["j-1"]),
+        lambda: client.cancel_jobs(run_id="r-1"),
     ]
     for call in calls:
         with pytest.raises(Exception, match="recorded"):

@@ -13,6 +13,7 @@ import requests
 import xmlschema
 
 from qgjob_cli.exit_codes import ExitCode
+from tests.unit.cli.test_cli_errors import without_submit_retries
 
 if TYPE_CHECKING:
     from tests.unit.cli.conftest import FakeApi, FakeClock, Run
@@ -226,8 +227,9 @@ def test_request_failures_exit_with_their_code_on_one_line(
     setup(api)
     result = qgjob(*RUN, "tests/a.js")
     assert result.exit_code == code
-    assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("qgjob: error: ")
+    stderr = without_submit_retries(result.stderr)
+    assert stderr.count("\n") == 1
+    assert stderr.startswith("qgjob: error: ")
 
 
 def validate(path: Path) -> Any:

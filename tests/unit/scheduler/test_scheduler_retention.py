@@ -1,0 +1,63 @@
+"""The retention sweep's decisions (pure): which index entries go, when a run goes, where
+the next slice starts."""
+
+from __future__ import annotations
+
+from qgjob_contract.events import timestamp_ms
+from qgjob_scheduler.retention import JobState, ended_ms, judge_jobs, next_offset, run_expired
+
+CREATED = "2030-01-01T00:00:00.000+00:00"
+FINISHED = "2030-01-01T00:10:00.000+00:00"
+FINISHED_MS = timestamp_ms(FINISHED)
+
+
+def test_a_final_job_that_ended_before_the_cutoff_goes() -> None:
+    done = JobState("a", "passed", CREATED, FINISHED)
+    assert judge_jobs([done], FINISHED_MS).delete == ["a"]  # at the cutoff exactly
+    assert judge_jobs([done], FINISHED_MS + 1).delete == ["a"]
+
+
+def test_a_final_job_that_ended_after_the_cutoff_stays_though_created_before() -> None:
+    verdict = judge_jobs([JobState("a", "failed", CREATED, FINISHED)], FINISHED_MS - 1)
+    assert (verdict.delete, verdict.orphans, verdict.kept) == ([], [], 1)
+
+
+def test_unfinished_jobs_stay_whatever_their_age() -> None:
+    jobs = [
+        JobState(str(i), status, CREATED)
+        for i, status in enumerate(["queued", "assigned", "running"])
+    ]
+    verdict = judge_jobs(jobs, FINISHED_MS * 2)
+    assert (verdict.delete, verdict.kept) == ([], 3)
+
+
+def test_an_entry_without_a_record_is_an_orphan() -> None:
+    verdict = judge_jobs([JobState("gone", None)], FINISHED_MS)
+    assert (verdict.delete, verdict.orphans, verdict.kept) == ([], ["gone"], 0)
+
+
+def test_every_final_status_expires() -> None:
+    jobs = [JobState(s, s, CREATED, FINISHED) for s in ("passed", "failed", "error", "cancelled")]
+    assert judge_jobs(jobs, FINISHED_MS).delete == ["passed", "failed", "error", "cancelled"]
+
+
+def test_the_end_is_the_finish_else_the_creation() -> None:
+    assert ended_ms(JobState("a", "passed", CREATED, FINISHED)) == FINISHED_MS
+    assert ended_ms(JobState("a", "cancelled", CREATED, None)) == timestamp_ms(CREATED)
+    assert ended_ms(JobState("a", "running", CREATED, FINISHED)) is None
+    assert ended_ms(JobState("a", "passed", None, "not a time")) is None
+
+
+def test_a_final_job_with_an_unreadable_end_goes() -> None:
+    assert judge_jobs([JobState("a", "error", None, "garbage")], 0).delete == ["a"]
+
+
+def test_a_run_goes_once_none_of_its_jobs_is_left() -> None:
+    assert run_expired(0)
+    assert not run_expired(1)
+
+
+def test_the_next_slice_starts_past_the_kept_entries_or_back_at_the_oldest() -> None:
+    assert next_offset(0, read=1000, kept=3, limit=1000) == 3
+    assert next_offset(3, read=1000, kept=10, limit=1000) == 13
+    assert next_offset(13, read=999, kept=999, limit=1000) == 0

@@ -60,4 +60,4 @@ bench-quick: ## the same workloads, smaller (under 3 minutes)
 	$(BIN)/python -m bench --quick
 
 soak: ## 50,000 no-op jobs through the stack with a short retention (not part of `make test`); last line: JSON
-	$(BIN)/python -m e2e.soak
+	$(BIN)/python -m e2e.soak $(SOAK_ARGS)

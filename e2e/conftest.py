@@ -347,3 +347,7 @@ def stack() -> Iterator[Stack]:
         compose.stop()
         os.environ.clear()
         os.environ.update(saved)
+
+
+# The QGJOB_AUTH=tokens stack (one per session, shared), defined beside its helpers.
+from e2e.tokens_stack import tokens_stack  # noqa: E402, F401 (a fixture)

@@ -13,6 +13,11 @@ free port and is removed with its volumes at the end. Progress goes to stderr; t
 of stdout is one JSON object with every figure. Not part of `make test` (several minutes).
 
     python -m e2e.soak [--jobs 50000] [--checkpoint 10000] [--retention 20] [--agents 4]
+                       [--max-seconds S]
+
+On a loaded machine, --max-seconds (or Ctrl-C) stops the push early: the stack is measured
+where it stopped (`at_stop`, with jobs possibly in flight), growth is against the 10k
+figures, and the JSON says `"complete": false`.
 """
 
 from __future__ import annotations
@@ -188,9 +193,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "batch_max_jobs": args.batch,
     }
     try:
-        submitted = serial = 0
-        checkpoints = {args.checkpoint: "10k", args.jobs: "50k"}
-        pushed_at = time.monotonic()
+        figures["complete"] = _push(soak, args, figures)
+        last = "at_50k" if figures["complete"] else "at_stop"
+        if not figures["complete"]:  # --max-seconds or Ctrl-C: measure where it stopped
+            done = soak.finished()
+            figures["at_stop"] = {"finished": done, **soak.measure()}
+            log(f"soak: stopped early at {done} jobs: {figures['at_stop']}")
+        if "at_10k" in figures:
+            for field in ("redis_used_memory", "scheduler_rss", "api_rss", "redis_keys"):
+                first, then = figures["at_10k"][field], figures[last][field]
+                figures[f"{field}_growth"] = round(then / first - 1, 4) if first else None
+            figures["within_10pct"] = all(
+                figures[f"{field}_growth"] is not None and figures[f"{field}_growth"] <= 0.10
+                for field in ("redis_used_memory", "scheduler_rss", "api_rss")
+            )
+    finally:
+        if args.keep:
+            log(f"soak: stack left running: docker compose -p {args.project} down -v")
+        else:
+            soak.down()
+    figures["seconds"] = round(time.monotonic() - started, 1)
+    return figures
+
+
+def _push(soak: Soak, args: argparse.Namespace, figures: dict[str, Any]) -> bool:
+    """Submit and measure at the checkpoints; False when stopped early (--max-seconds, or
+    Ctrl-C) before the last checkpoint."""
+    submitted = serial = 0
+    checkpoints = {args.checkpoint: "10k", args.jobs: "50k"}
+    pushed_at = time.monotonic()
+    try:
         while True:
             done = soak.finished()
             for threshold, name in list(checkpoints.items()):
@@ -201,6 +233,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     del checkpoints[threshold]
             if not checkpoints:
                 break
+            if args.max_seconds and time.monotonic() - pushed_at > args.max_seconds:
+                log(f"soak: --max-seconds {args.max_seconds} reached at {done} finished jobs")
+                return False
             # Never past the next checkpoint: each is measured with nothing in flight, so
             # the two measures see the same state (the last JOB_RETENTION_S of finished jobs).
             cap = min(checkpoints)
@@ -213,22 +248,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     log(f"soak: {submitted} submitted, {done} finished")
                 continue
             time.sleep(0.5)
-        elapsed = time.monotonic() - pushed_at
-        figures["jobs_per_s"] = round(args.jobs / elapsed, 1)
-        for field in ("redis_used_memory", "scheduler_rss", "api_rss", "redis_keys"):
-            first, last = figures["at_10k"][field], figures["at_50k"][field]
-            figures[f"{field}_growth"] = round(last / first - 1, 4) if first else None
-        figures["within_10pct"] = all(
-            figures[f"{field}_growth"] is not None and figures[f"{field}_growth"] <= 0.10
-            for field in ("redis_used_memory", "scheduler_rss", "api_rss")
-        )
-    finally:
-        if args.keep:
-            log(f"soak: stack left running: docker compose -p {args.project} down -v")
-        else:
-            soak.down()
-    figures["seconds"] = round(time.monotonic() - started, 1)
-    return figures
+    except KeyboardInterrupt:
+        log("soak: interrupted")
+        return False
+    figures["jobs_per_s"] = round(args.jobs / (time.monotonic() - pushed_at), 1)
+    return True
 
 
 def main() -> None:
@@ -241,6 +265,12 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=3000, help="most jobs not finished")
     parser.add_argument("--project", default=os.environ.get("QGJOB_SOAK_PROJECT", "qgjob-soak"))
     parser.add_argument("--keep", action="store_true", help="leave the stack running")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=0,
+        help="stop pushing after this long, measure, and print (complete: false); 0: never",
+    )
     figures = run(parser.parse_args())
     print(json.dumps(figures, sort_keys=True))
 

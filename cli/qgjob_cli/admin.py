@@ -1,4 +1,5 @@
-"""`qgjob admin`: operator commands. `admin dlq list|replay`: the dead-letter queue."""
+"""`qgjob admin`: operator commands. `admin dlq list|replay`: the dead-letter queue;
+`admin token create|list|revoke`: org tokens (qgjob_cli.tokens)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import click
 
 from qgjob_cli.context import State
 from qgjob_cli.exit_codes import epilog
+from qgjob_cli.tokens import token
 
 _DLQ_COLUMNS = ("EVENT ID", "TYPE", "REASON", "DEAD AT (ms)", "ABOUT")
 
@@ -16,6 +18,9 @@ _DLQ_COLUMNS = ("EVENT ID", "TYPE", "REASON", "DEAD AT (ms)", "ABOUT")
 @click.group()
 def admin() -> None:
     """Operator commands (admin-only once the API requires tokens)."""
+
+
+admin.add_command(token)
 
 
 @admin.group()

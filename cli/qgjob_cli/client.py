@@ -171,6 +171,40 @@ class Client:
             raise _unexpected("the replay answer lacks replayed/missing/unreplayable")
         return body
 
+    def create_token(
+        self, org_id: str, role: str, *, name: str = "", expires_in_s: int | None = None
+    ) -> dict[str, Any]:
+        """POST /v1/admin/tokens: the new token (its secret, shown this once) and its record."""
+        request: dict[str, Any] = {"org_id": org_id, "role": role, "name": name}
+        if expires_in_s is not None:
+            request["expires_in_s"] = expires_in_s
+        body = self._request("POST", "/v1/admin/tokens", json=request)
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(key), str) for key in ("token", "token_id", "org_id", "role")
+        ):
+            raise _unexpected("the new token lacks token, token_id, org_id or role")
+        return body
+
+    def list_tokens(self, org_id: str | None = None) -> list[dict[str, Any]]:
+        """GET /v1/admin/tokens: every token's record (never a secret), newest first."""
+        params = {} if org_id is None else {"org_id": org_id}
+        body = self._request("GET", "/v1/admin/tokens", params=params)
+        listed = body.get("tokens") if isinstance(body, dict) else None
+        if not isinstance(listed, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("token_id"), str) for t in listed
+        ):
+            raise _unexpected("no 'tokens' list in the answer")
+        return listed
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """POST /v1/admin/tokens/<id>/revoke: the revoked token's record."""
+        path = f"/v1/admin/tokens/{quote(token_id, safe='')}/revoke"
+        body = self._request("POST", path)
+        record = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(record, dict) or not isinstance(record.get("token_id"), str):
+            raise _unexpected("the revoke answer has no token record")
+        return record
+
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         url = self.base_url + path
         try:

@@ -18,5 +18,8 @@ FAILED: Final = "failed"
 ERROR: Final = "error"
 CANCELLED: Final = "cancelled"
 
+# The roles of API tokens (qgjob_contract.roles.Role).
+ROLES: Final = ("submitter", "viewer", "admin")
+
 TARGETS: Final = ("emulator", "device", "browserstack")
 DEFAULT_TARGET: Final = "emulator"  # the server's own default: sent explicitly all the same

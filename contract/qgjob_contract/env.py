@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping
 from typing import Final, Literal, overload
 
+from qgjob_contract.logsafe import EscapingFormatter
+
 # Defaults of the variables several services read.
 DEFAULT_REDIS_URL: Final = "redis://localhost:6379/0"
 DEFAULT_RABBITMQ_URL: Final = "amqp://guest:guest@localhost:5672/%2F"
@@ -113,6 +115,8 @@ def configure_logging(level: str, *, pika_level: int = logging.WARNING) -> None:
     pika logs every connection step; unless `level` is DEBUG, only its records at
     `pika_level` or above (and at `level` or above) are shown.
     """
-    logging.basicConfig(level=level, format=LOG_FORMAT)
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter(LOG_FORMAT))  # client input cannot forge a line
+    logging.basicConfig(level=level, handlers=[handler])
     if level != "DEBUG":
         logging.getLogger("pika").setLevel(max(logging.getLevelNamesMapping()[level], pika_level))

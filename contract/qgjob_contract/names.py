@@ -116,6 +116,19 @@ class Keys:
     # zset: every run id, scored by creation time in ms (listing, newest first)
     RUNS_BY_TIME: Final = f"{PREFIX}runs"
 
+    # --- API tokens (qgjob_api.tokens); written and read by the API only -----------------
+    # hash: one token record: org_id, role, name, created_at, expires_at, revoked_at and the
+    # sha256 of its secret (never the secret itself)
+    @staticmethod
+    def token(token_id: str) -> str:
+        return f"{PREFIX}token:{token_id}"
+
+    # zset: every token id, scored by creation time in ms (listing)
+    TOKENS: Final = f"{PREFIX}tokens"
+
+    # prefix of the rate limiter's counters (flask-limiter on Redis, shared by API workers)
+    RATE_LIMIT_PREFIX: Final = f"{PREFIX}ratelimit"
+
     # --- idempotent submit: written and read by the API only -------------------------
     # string (JSON, with a TTL): what a request with an Idempotency-Key did, for one org
     # scope; `key_digest` is a hash of the client's key (any length, any characters)

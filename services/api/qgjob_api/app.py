@@ -16,7 +16,7 @@ from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from qgjob_api import store
+from qgjob_api import auth, guards, openapi, ratelimits, store
 from qgjob_api.admin import admin_blueprint
 from qgjob_api.cancel import cancel_blueprint
 from qgjob_api.config import Config
@@ -24,6 +24,7 @@ from qgjob_api.errors import HttpError, NotFound, Unavailable
 from qgjob_api.intake import Intake
 from qgjob_api.runs import runs_blueprint
 from qgjob_api.submit import Publisher, submit_jobs
+from qgjob_api.token_routes import tokens_blueprint
 from qgjob_api.validation import parse_job, parse_job_query, parse_jobs, parse_json
 from qgjob_contract.amqp import ConfirmingPublisher, PublishError
 from qgjob_contract.records import Job
@@ -77,12 +78,14 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
     factory = publisher_factory or partial(ConfirmingPublisher, config.rabbitmq_url)
     publishers = ThreadPublishers(factory)
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files: no /static route
     app.json = _JsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = (
         _BODY_BYTES_BASE + _BODY_BYTES_PER_JOB * config.max_jobs_per_request
     )
     _register_error_handlers(app)
+    auth.install(app, client, mode=config.auth_mode, admin_token=config.admin_token)
+    guards.install(app)  # path ids and header sizes, before any route reads Redis
     app.register_blueprint(runs_blueprint(client, publishers.get, config))
 
     def request_json() -> Any:
@@ -90,7 +93,7 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
 
     def find_job(job_id: str) -> Job:
         job = store.get_job(client, job_id)
-        if job is None:
+        if job is None or not auth.current().sees(job.org_id):
             raise NotFound(f"no job with id {job_id!r}")
         return job
 
@@ -99,9 +102,12 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
     @app.post("/submit")
     def submit() -> tuple[dict[str, Any], int, dict[str, str]]:
         job_in = parse_job(body := request_json())
+        auth.current().check_submit(job_in.org_id)
 
         def work() -> tuple[dict[str, Any], int]:
-            (job,) = submit_jobs(client, publishers.get(), [job_in])
+            (job,) = submit_jobs(
+                client, publishers.get(), [job_in], submitted_by=auth.current().token_id
+            )
             return {
                 "message": "Job submitted successfully",
                 "job_id": job.job_id,
@@ -113,6 +119,9 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
         )
 
     @app.get("/status/<job_id>")
+    def status(job_id: str) -> dict[str, Any]:
+        return find_job(job_id).to_api()  # the seed's route (legacy in the spec)
+
     @app.get("/v1/jobs/<job_id>")
     def job_record(job_id: str) -> dict[str, Any]:
         return find_job(job_id).to_api()
@@ -121,9 +130,13 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
     def create_jobs() -> tuple[dict[str, Any], int, dict[str, str]]:
         body = request_json()
         inputs, is_batch = parse_jobs(body, max_jobs=config.max_jobs_per_request)
+        for job_in in inputs:
+            auth.current().check_submit(job_in.org_id)
 
         def work() -> tuple[dict[str, Any], int]:
-            jobs = submit_jobs(client, publishers.get(), inputs)
+            jobs = submit_jobs(
+                client, publishers.get(), inputs, submitted_by=auth.current().token_id
+            )
             if is_batch:
                 return {"jobs": [job.to_api() for job in jobs]}, 201
             return {"job": jobs[0].to_api()}, 201
@@ -134,8 +147,11 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
     @app.get("/v1/jobs")
     def list_jobs() -> dict[str, Any]:
         query = parse_job_query(request.args)
+        org_id, none = auth.current().listing_org(query.org_id)
+        if none:
+            return {"jobs": [], "next_cursor": None}
         filters = store.JobFilter(
-            org_id=query.org_id,
+            org_id=org_id,
             app_version_id=query.app_version_id,
             status=query.status,
             target=query.target,
@@ -152,7 +168,15 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
 
     for blueprint in (
         admin_blueprint(client, publishers.get, request_json),
-        cancel_blueprint(client, publishers.get, config, request_json),
+        cancel_blueprint(
+            client,
+            publishers.get,
+            config,
+            request_json,
+            requested_by=lambda: auth.current().actor,
+            sees=lambda org_id: auth.current().sees(org_id),
+        ),
+        tokens_blueprint(client, request_json),
     ):
         app.register_blueprint(blueprint)
 
@@ -182,6 +206,13 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
             return {"error": Unavailable.code, "message": message, "checks": checks}, 503
         return {"status": "ready", "checks": checks}, 200
 
+    openapi.install(app)  # documents every route above; before the limiter wraps them
+    ratelimits.install(
+        app,
+        storage_uri=config.redis_url,
+        submit=config.rate_limit_submit,
+        read=config.rate_limit_read,
+    )
     return app
 
 
@@ -189,8 +220,8 @@ def _register_error_handlers(app: Flask) -> None:
     """Every error answer is JSON `{"error": code, "message": text}`; none is HTML."""
 
     @app.errorhandler(HttpError)
-    def api_error(exc: HttpError) -> tuple[dict[str, str], int]:
-        return exc.body(), exc.status
+    def api_error(exc: HttpError) -> tuple[dict[str, str], int, dict[str, str]]:
+        return exc.body(), exc.status, exc.headers()
 
     @app.errorhandler(redis.RedisError)
     def redis_error(exc: redis.RedisError) -> tuple[dict[str, str], int]:

@@ -26,7 +26,7 @@ from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, ValidationError
 from redis.commands.core import AsyncScript, Script
 
-from qgjob_api import run_store, store
+from qgjob_api import guards, run_store, store
 from qgjob_api.config import Config
 from qgjob_api.errors import HttpError, NotFound, Unavailable, ValidationFailed
 from qgjob_api.submit import Publisher
@@ -54,7 +54,12 @@ class AlreadyFinal(HttpError):
     code = "already_final"
 
 
-JobId = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)]
+# The same rule as a job id in a path (guards.PATH_IDS): ids reach Lua's KEYS.
+JobId = Annotated[
+    str,
+    Strict(),
+    StringConstraints(min_length=1, max_length=MAX_IDENTIFIER, pattern=guards.ID_PATTERN),
+]
 
 
 class CancelIn(BaseModel):
@@ -107,7 +112,9 @@ def parse_cancel(body: Any, *, max_jobs: int) -> CancelIn:
         if name == "run_id":
             raise ValidationFailed(name, "must be a run id (a non-empty string)") from None
         raise ValidationFailed(
-            "job_ids", f"must be a non-empty list of job ids (1 to {MAX_IDENTIFIER} characters)"
+            "job_ids",
+            "must be a non-empty list of job ids (1 to "
+            f"{MAX_IDENTIFIER} letters, digits, '.', '_' or '-')",
         ) from None
     if (parsed.job_ids is None) == (parsed.run_id is None):
         raise ValidationFailed("body", "give exactly one of job_ids and run_id")
@@ -199,14 +206,27 @@ def cancel_blueprint(
     publisher: Callable[[], Publisher],
     config: Config,
     request_json: Callable[[], Any],
+    *,
     requested_by: Callable[[], str] = lambda: ANONYMOUS,
+    sees: Callable[[str], bool] = lambda _org_id: True,
 ) -> Blueprint:
-    """The cancel routes. `requested_by` names who asks (a token id once tokens exist)."""
+    """The cancel routes. `requested_by` names who asks (a token id once tokens exist);
+    `sees(org_id)` says whether the caller may touch that org's jobs: another org's job or
+    run is answered as if it did not exist (qgjob_api.auth)."""
     routes = Blueprint("cancel", __name__)
     canceller = Canceller(client, publisher)
 
+    def visible(job_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The ids the caller may cancel, and the others (unknown, or another org's)."""
+        jobs = run_store.get_jobs(client, list(job_ids))
+        seen = [i for i, job in zip(job_ids, jobs, strict=True) if job and sees(job.org_id)]
+        allowed = set(seen)
+        return seen, [i for i in job_ids if i not in allowed]
+
     @routes.post("/v1/jobs/<job_id>/cancel")
     def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
+        if not visible([job_id])[0]:
+            raise NotFound(f"no job with id {job_id!r}")
         outcome = canceller.cancel([job_id], requested_by=requested_by())
         if outcome.not_found:
             raise NotFound(f"no job with id {job_id!r}")
@@ -226,11 +246,13 @@ def cancel_blueprint(
         job_ids = body.job_ids
         if body.run_id is not None:
             run = run_store.get_run(client, body.run_id)
-            if run is None:
+            if run is None or not sees(run.org_id):
                 raise NotFound(f"no run with id {body.run_id!r}")
             job_ids = run.job_ids
         assert job_ids is not None  # parse_cancel: exactly one of the two
+        job_ids, hidden = visible(job_ids)
         outcome = canceller.cancel(job_ids, requested_by=requested_by())
+        outcome.not_found.extend(hidden)
         answer: dict[str, Any] = {
             "requested": outcome.requested,
             "already_final": [

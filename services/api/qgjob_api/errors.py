@@ -24,6 +24,10 @@ class HttpError(ApiError):
     def body(self) -> dict[str, str]:
         return {"error": self.code, "message": self.message}
 
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries besides the body."""
+        return {}
+
 
 class InvalidJson(HttpError):
     status = 400
@@ -54,3 +58,27 @@ class Unavailable(HttpError):
 
     status = 503
     code = "unavailable"
+
+
+class Unauthorized(HttpError):
+    """No token, or one that is unknown, revoked or expired (QGJOB_AUTH=tokens)."""
+
+    status = 401
+    code = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="qgjob"'}
+
+
+class Forbidden(HttpError):
+    """A valid token whose role or org does not allow this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class HeaderTooLarge(HttpError):
+    """Too many header fields, or one too long (qgjob_api.guards)."""
+
+    status = 431
+    code = "header_too_large"

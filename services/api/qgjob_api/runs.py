@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from flask import Blueprint, request
 
-from qgjob_api import run_record, run_store
+from qgjob_api import auth, run_record, run_store
 from qgjob_api.config import Config
 from qgjob_api.errors import NotFound
 from qgjob_api.intake import Intake
@@ -36,9 +36,12 @@ def runs_blueprint(
     @routes.post("/v1/runs")
     def create_run() -> tuple[dict[str, Any], int, dict[str, str]]:
         run_in = parse_run(raw := request_json(), max_jobs=config.max_jobs_per_request)
+        auth.current().check_submit(run_in.org_id)
 
         def work() -> tuple[dict[str, Any], int]:
-            run, jobs = submit_run(client, publisher(), run_in)
+            run, jobs = submit_run(
+                client, publisher(), run_in, submitted_by=auth.current().token_id
+            )
             body = run_record.view(run, jobs, now=datetime.now(UTC))
             return {"run_id": run.run_id, "job_ids": run.job_ids, "run": body}, 201
 
@@ -47,7 +50,7 @@ def runs_blueprint(
     @routes.get("/v1/runs/<run_id>")
     def read_run(run_id: str) -> dict[str, Any]:
         run = run_store.get_run(client, run_id)
-        if run is None:
+        if run is None or not auth.current().sees(run.org_id):
             raise NotFound(f"no run with id {run_id!r}")
         jobs = run_store.run_jobs(client, run)
         return run_record.view(run, jobs, now=datetime.now(UTC))
@@ -55,8 +58,11 @@ def runs_blueprint(
     @routes.get("/v1/runs")
     def list_runs() -> dict[str, Any]:
         query = parse_run_query(request.args)
+        org_id, none = auth.current().listing_org(query.org_id)
+        if none:
+            return {"runs": [], "next_cursor": None}
         runs, next_cursor = run_store.list_runs(
-            client, org_id=query.org_id, limit=query.limit, cursor=query.cursor
+            client, org_id=org_id, limit=query.limit, cursor=query.cursor
         )
         statuses = run_store.statuses(client, runs)
         return {
@@ -69,7 +75,11 @@ def runs_blueprint(
     @routes.post("/v1/jobs/lookup")
     def lookup_jobs() -> dict[str, Any]:
         job_ids = parse_job_ids(request_json(), max_jobs=config.max_jobs_per_request)
-        jobs = run_store.get_jobs(client, job_ids)
+        caller = auth.current()
+        jobs = [
+            job if job is not None and caller.sees(job.org_id) else None
+            for job in run_store.get_jobs(client, job_ids)
+        ]
         missing = [job_id for job_id, job in zip(job_ids, jobs, strict=True) if job is None]
         if missing:
             raise NotFound(f"no job with id {missing[0]!r} ({len(missing)} unknown)")

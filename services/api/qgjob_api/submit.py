@@ -38,7 +38,11 @@ class Publisher(Protocol):
 
 
 def new_jobs(
-    inputs: Sequence[JobIn], *, run_id: str | None = None, created_at: str | None = None
+    inputs: Sequence[JobIn],
+    *,
+    run_id: str | None = None,
+    created_at: str | None = None,
+    submitted_by: str | None = None,
 ) -> list[Job]:
     """Records for validated jobs: fresh ids, status queued, one creation time per request."""
     created_at = created_at or utc_now()
@@ -52,6 +56,7 @@ def new_jobs(
             target=job.target.value,
             created_at=created_at,
             run_id=run_id,
+            submitted_by=submitted_by,
             retries=job.retries,
             timeout_s=job.timeout_s,
             queue_ttl_s=job.queue_ttl_s,
@@ -60,19 +65,28 @@ def new_jobs(
     ]
 
 
-def submit_jobs(client: redis.Redis, publisher: Publisher, inputs: Sequence[JobIn]) -> list[Job]:
-    """Accept jobs: stored and their events confirmed, or nothing (raises Unavailable)."""
-    jobs = new_jobs(inputs)
+def submit_jobs(
+    client: redis.Redis,
+    publisher: Publisher,
+    inputs: Sequence[JobIn],
+    *,
+    submitted_by: str | None = None,
+) -> list[Job]:
+    """Accept jobs: stored and their events confirmed, or nothing (raises Unavailable).
+    `submitted_by` is the submitting token's id (None with auth off)."""
+    jobs = new_jobs(inputs, submitted_by=submitted_by)
     _accept(client, publisher, jobs, run=None)
     return jobs
 
 
-def submit_run(client: redis.Redis, publisher: Publisher, run_in: RunIn) -> tuple[Run, list[Job]]:
+def submit_run(
+    client: redis.Redis, publisher: Publisher, run_in: RunIn, *, submitted_by: str | None = None
+) -> tuple[Run, list[Job]]:
     """Accept a run: its record and its jobs (each with its run_id) stored in one MULTI, then
     ONE jobs.submitted event for all of them, confirmed; or nothing (raises Unavailable)."""
     run_id = str(uuid.uuid4())
     created_at = utc_now()
-    jobs = new_jobs(run_in.jobs(), run_id=run_id, created_at=created_at)
+    jobs = new_jobs(run_in.jobs(), run_id=run_id, created_at=created_at, submitted_by=submitted_by)
     run = Run(
         run_id=run_id,
         org_id=run_in.org_id,
@@ -121,12 +135,13 @@ def _accept(client: redis.Redis, publisher: Publisher, jobs: list[Job], *, run: 
     for job in jobs:
         log.info(
             "job submitted job_id=%s org_id=%s app_version_id=%s target=%s priority=%d "
-            "(event_id=%s)",
+            "submitted_by=%s (event_id=%s)",
             job.job_id,
             job.org_id,
             job.app_version_id,
             job.target,
             job.priority,
+            job.submitted_by or "-",
             event.event_id,
         )
 

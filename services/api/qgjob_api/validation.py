@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from qgjob_api import guards
 from qgjob_api.errors import InvalidJson, ValidationFailed
 from qgjob_api.store import Cursor
 from qgjob_contract.statuses import JobStatus
@@ -169,7 +170,7 @@ class JobIds(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     job_ids: Annotated[
-        list[Annotated[str, Strict(), StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)]],
+        list[Identifier],  # the same rule as a job id in a path (guards.PATH_IDS)
         Field(min_length=1),
     ]
 
@@ -206,9 +207,11 @@ def parse_json(data: bytes, *, is_json: bool) -> Any:
     if not is_json:
         raise InvalidJson("send the body as JSON with Content-Type: application/json")
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise InvalidJson(f"the body is not valid JSON: {exc}") from None
+    guards.check_depth(value)
+    return value
 
 
 def parse_job(body: Any) -> JobIn:
@@ -302,6 +305,10 @@ def _failure(exc: ValidationError, *, prefix: str) -> ValidationFailed:
     """The first error, with the field's path (`jobs[3].priority`) and what it must be."""
     error = exc.errors(include_url=False)[0]
     return ValidationFailed(_path(prefix, error["loc"]), _problem(error))
+
+
+# For the routes of other modules that validate with their own models.
+failure = _failure
 
 
 def _path(prefix: str, loc: tuple[int | str, ...]) -> str:

@@ -27,6 +27,8 @@ def _import_wsgi(**env: str) -> subprocess.CompletedProcess[str]:
         ("AGENT_TIMEOUT_S", "soon", "qgjob-api: AGENT_TIMEOUT_S must be a number > 0 (got 'soon')"),
         ("REDIS_URL", "http://redis", "qgjob-api: REDIS_URL must start with one of "),
         ("LOG_LEVEL", "LOUD", "qgjob-api: LOG_LEVEL must be one of "),
+        ("QGJOB_AUTH", "on", "qgjob-api: QGJOB_AUTH must be one of off, tokens"),
+        ("QGJOB_RATE_LIMIT_READ", "many", "qgjob-api: QGJOB_RATE_LIMIT_READ: 'many' is not"),
     ],
 )
 def test_bad_setting_exits_3_with_one_line_naming_it(variable: str, value: str, line: str) -> None:
@@ -39,7 +41,15 @@ def test_bad_setting_exits_3_with_one_line_naming_it(variable: str, value: str, 
 
 
 def test_good_settings_import_without_output() -> None:
-    result = _import_wsgi(AGENT_TIMEOUT_S="2.5")
+    result = _import_wsgi(AGENT_TIMEOUT_S="2.5", QGJOB_AUTH="tokens", QGJOB_ADMIN_TOKEN="t" * 32)
 
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_auth_off_logs_one_warning_at_start() -> None:
+    result = _import_wsgi()
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "WARNING qgjob_api.auth: QGJOB_AUTH=off" in result.stderr

@@ -9,6 +9,7 @@ from qgjob_cli import formatting, vocabulary
 from qgjob_cli.exit_codes import ExitCode
 from qgjob_cli.main import cli
 from qgjob_cli.waiting import WaitResult
+from qgjob_contract.roles import Role
 from qgjob_contract.statuses import FINAL_STATUSES, JobStatus
 from qgjob_contract.targets import DEFAULT_TARGET, Target
 
@@ -52,3 +53,7 @@ def test_status_column_fits_the_longest_status() -> None:
     job = {"job_id": "j", "status": max(JobStatus, key=len).value}
     shorter = {"job_id": "j", "status": JobStatus.QUEUED.value}
     assert len(formatting.job_line(job)) == len(formatting.job_line(shorter))
+
+
+def test_roles_are_the_contracts() -> None:
+    assert list(vocabulary.ROLES) == [role.value for role in Role]

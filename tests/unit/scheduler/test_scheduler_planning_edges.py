@@ -1,0 +1,217 @@
+"""Edges of the qgjob planning policy that `make mutation` found untested: fair share counts
+every agent, aging in exact steps, the split rule's margin, batch sizing with every helper
+(whatever its name), nearest rounding of a batch, and plans as values."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from qgjob_scheduler.planning import (
+    Assignment,
+    PendingJob,
+    Situation,
+    finish_time,
+    qgjob,
+)
+from tests.unit.scheduler.test_scheduler_planning import _busy, _free, _jobs, _situation
+
+A, B = ("org-a", "v1"), ("org-b", "v1")
+
+
+def _builds(plan: list[Assignment]) -> list[tuple[str, str]]:
+    return [(a.org_id, a.app_version_id) for a in plan]
+
+
+def _sizes(plan: list[Assignment]) -> list[int]:
+    return [len(a.job_ids) for a in plan]
+
+
+# --- finish_time --------------------------------------------------------------------------
+
+
+def test_no_work_or_less_ends_when_the_first_agent_is_ready() -> None:
+    """Nothing (or a negative leftover) to share: the build ends as soon as any agent is
+    ready, never before."""
+    assert finish_time([3.0, 1.0], 0.0) == 1.0
+    assert finish_time([3.0, 1.0], -2.0) == 1.0
+
+
+# --- a plan is a value --------------------------------------------------------------------
+
+
+def test_an_assignment_cannot_be_changed_after_the_plan_is_made() -> None:
+    """The dispatcher carries out exactly what the policy returned: an assignment is a
+    frozen value, so no later step can rebind its jobs to another agent."""
+    [assignment] = qgjob(_situation(_jobs(A, 2), [_free("x")]))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        assignment.agent_id = "y"  # type: ignore[misc]
+    assert hash(assignment) == hash(dataclasses.replace(assignment))
+
+
+# --- fair share ---------------------------------------------------------------------------
+
+
+def test_fair_share_counts_every_agent_an_org_holds() -> None:
+    """Org A holds two agents, org B one: B is further from its share and goes first,
+    even though A's jobs have the higher priority."""
+    jobs = _jobs(A, 50, priority=9) + _jobs(B, 50, priority=5, first_order=50)
+    agents = [
+        _busy("a1", A, 100.0),
+        _busy("a2", A, 100.0),
+        _busy("b1", B, 100.0),
+        _free("x"),
+    ]
+    assert _builds(qgjob(_situation(jobs, agents))) == [B]
+
+
+def test_a_batch_given_in_this_pass_counts_like_a_busy_agent() -> None:
+    """Org A's first batch of the pass puts it level with org C, which holds one busy
+    agent: the next free agent then goes by priority (A's), not to C."""
+    c = ("org-c", "v1")
+    jobs = _jobs(A, 60, priority=9) + _jobs(c, 60, priority=5, first_order=60)
+    agents = [_busy("c1", c, 100.0), _free("x"), _free("y")]
+    plan = qgjob(_situation(jobs, agents, install_s=2.0))
+    assert _builds(plan) == [A, A]
+
+
+def test_the_first_batch_of_an_unserved_org_counts_once() -> None:
+    """After one batch an org counts one agent, not none: a second org with nothing
+    running takes the next free agent even though the first has the higher priority."""
+    jobs = _jobs(A, 60, priority=9) + _jobs(B, 60, priority=5, first_order=60)
+    plan = qgjob(_situation(jobs, [_free("x"), _free("y")]))
+    assert sorted(_builds(plan)) == [A, B]
+
+
+def test_weights_divide_the_share_without_rounding() -> None:
+    """Weight 3 against weight 2, neither served: org A (weight 3) is further from its
+    share (1/3 < 1/2) and goes first, although org B has the higher priority."""
+    jobs = _jobs(A, 20, priority=2) + _jobs(B, 20, priority=9, first_order=20)
+    situation = Situation(
+        "emulator",
+        jobs,
+        [_free("x")],
+        {A: 2.0, B: 2.0},
+        10,
+        org_weights={"org-a": 3.0, "org-b": 2.0},
+    )
+    assert _builds(qgjob(situation)) == [A]
+
+
+# --- priority and aging -------------------------------------------------------------------
+
+
+def test_aging_adds_whole_steps_to_the_priority() -> None:
+    """A priority-3 job that has waited two aging steps ranks as 5: its build goes before
+    a build of fresh priority-4 jobs."""
+    old = _jobs(("org-a", "v1"), 3, priority=3, waited_s=120.0)
+    fresh = _jobs(("org-a", "v2"), 3, priority=4, first_order=3)
+    [batch] = qgjob(_situation(old + fresh, [_free("x")]))
+    assert batch.app_version_id == "v1"
+
+
+def test_a_job_that_waited_exactly_n_aging_steps_gains_n_priority_steps() -> None:
+    """SCHEDULER_AGING_S may be a fraction: 1.0 s of waiting at 0.1 s a step is ten steps
+    (priority 1 -> 11), enough to run before a fresh priority-10 job queued ahead of it."""
+    fresh = PendingJob("fresh", *A, 10, 0.0, 1.0, 0.0)
+    old = PendingJob("old", *A, 1, 1.0, 1.0, 1.0)
+    situation = Situation(
+        "emulator", [fresh, old], [_free("x")], {A: 2.0}, batch_max=1, aging_s=0.1
+    )
+    [batch] = qgjob(situation)
+    assert batch.job_ids == ("old",)
+
+
+def test_between_equal_builds_the_one_that_waited_longer_goes_first() -> None:
+    """Same org, same priority (less than one aging step apart), both unserved: the build
+    whose job has waited longer is served first, whatever the arrival order says."""
+    late = _jobs(("org-a", "v1"), 3, waited_s=10.0)
+    early = _jobs(("org-a", "v2"), 3, waited_s=50.0, first_order=3)
+    [batch] = qgjob(_situation(late + early, [_free("x")]))
+    assert batch.app_version_id == "v2"
+
+
+# --- warm, unserved, splits ---------------------------------------------------------------
+
+
+def test_a_warm_agent_stays_on_its_build_even_when_another_installs_for_free() -> None:
+    """Build v2 installs in no time, but the free agent has v1 installed: staying warm
+    comes first (v2 has waited longer, which alone would put it first)."""
+    warm = _jobs(("org-a", "v1"), 3)
+    free_install = _jobs(("org-a", "v2"), 3, waited_s=30.0, first_order=3)
+    situation = Situation(
+        "emulator",
+        warm + free_install,
+        [_free("x", ("org-a", "v1"))],
+        {("org-a", "v1"): 5.0, ("org-a", "v2"): 0.0},
+        10,
+    )
+    [batch] = qgjob(situation)
+    assert batch.app_version_id == "v1"
+
+
+def test_a_split_that_does_not_pay_leaves_the_agent_to_other_builds() -> None:
+    """A's warm agent frees soon, so a cold agent would not help A; it must still take B,
+    which nobody serves."""
+    jobs = _jobs(A, 2) + _jobs(B, 3, first_order=2)
+    agents = [_busy("a1", A, 0.5), _free("x")]
+    assert _builds(qgjob(_situation(jobs, agents))) == [B]
+
+
+def test_a_split_must_gain_more_than_a_quarter_of_its_install() -> None:
+    """A's warm agent is busy for 2 s and A has 4 s of work: alone it ends at 6 s. A cold
+    agent paying a 4 s install ends it at 5 s: a gain of exactly a quarter of the install
+    is not enough (the install must be more than repaid); a 3 s busy agent (a gain of
+    1.5 s) is worth a split."""
+    jobs = _jobs(A, 4, estimate_s=1.0)
+    assert qgjob(_situation(jobs, [_busy("a1", A, 2.0), _free("x")], install_s=4.0)) == []
+    [split] = qgjob(_situation(jobs, [_busy("a1", A, 3.0), _free("x")], install_s=4.0))
+    assert split.agent_id == "x"
+
+
+# --- batch sizes --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("first", ["z", "a"])
+def test_a_batch_leaves_a_share_to_every_warm_agent_whatever_its_name(first: str) -> None:
+    """Two warm free agents and 8 s of work: 4 jobs each, whichever is listed first."""
+    other = "a" if first == "z" else "z"
+    plan = qgjob(_situation(_jobs(A, 8), [_free(first, A), _free(other, A)]))
+    assert sorted(_sizes(plan)) == [4, 4]
+
+
+@pytest.mark.parametrize("other_version", ["v0", "v9"])
+def test_an_agent_another_build_needs_is_not_counted_as_a_helper(other_version: str) -> None:
+    """Build v1 has a warm free agent; the cold free agent is needed for the org's other
+    build, which nobody serves (named before or after v1). So v1's batch is not shrunk to
+    leave work for the cold agent: its warm agent takes all 8 jobs, the cold one the other
+    build."""
+    other = ("org-a", other_version)
+    jobs = _jobs(A, 8) + _jobs(other, 8, first_order=8)
+    plan = {a.agent_id: a for a in qgjob(_situation(jobs, [_free("w", A), _free("c")]))}
+    assert len(plan["w"].job_ids) == 8
+    assert (plan["w"].app_version_id, plan["c"].app_version_id) == ("v1", other_version)
+
+
+def test_a_served_build_does_not_reserve_a_cold_agent() -> None:
+    """The other build already has its own (busy) agent: the cold free agent may help A,
+    so A's warm agent takes only its share."""
+    jobs = _jobs(A, 8) + _jobs(B, 3, first_order=8)
+    agents = [_free("w", A), _free("c"), _busy("b1", B, 1.0)]
+    plan = {a.agent_id: a for a in qgjob(_situation(jobs, agents))}
+    assert len(plan["w"].job_ids) < 8
+
+
+def test_an_even_split_rounds_to_the_nearest_batch_and_leaves_nothing() -> None:
+    """5 jobs of 1 s over two warm agents: 3 and 2 (a batch of 2.5 s rounds up), every
+    job placed in this pass."""
+    plan = qgjob(_situation(_jobs(A, 5), [_free("x", A), _free("y", A)]))
+    assert _sizes(plan) == [3, 2]
+
+
+def test_a_batch_ends_as_near_its_share_as_whole_jobs_allow() -> None:
+    """7 jobs of 1 s over three warm agents: a share of 2.33 s is 2 jobs, not 3 (the
+    seventh goes to whichever agent frees first, in a later pass)."""
+    plan = qgjob(_situation(_jobs(A, 7), [_free("x", A), _free("y", A), _free("z", A)]))
+    assert _sizes(plan) == [2, 2, 2]

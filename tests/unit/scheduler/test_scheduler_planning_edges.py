@@ -36,9 +36,21 @@ def test_no_work_or_less_ends_when_the_first_agent_is_ready() -> None:
     ready, never before."""
     assert finish_time([3.0, 1.0], 0.0) == 1.0
     assert finish_time([3.0, 1.0], -2.0) == 1.0
+    assert finish_time([3.0, 1.0], -0.5) == 1.0
 
 
 # --- a plan is a value --------------------------------------------------------------------
+
+
+def test_the_snapshot_a_policy_reads_cannot_be_changed_by_it() -> None:
+    """Jobs, agents and the situation are frozen values: a policy cannot alter the
+    snapshot the dispatcher then checks its assignments against."""
+    job = _jobs(A, 1)[0]
+    agent = _free("x")
+    situation = _situation([job], [agent])
+    for value, name in ((job, "priority"), (agent, "free"), (situation, "batch_max")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, name, 1)
 
 
 def test_an_assignment_cannot_be_changed_after_the_plan_is_made() -> None:
@@ -57,12 +69,19 @@ def test_fair_share_counts_every_agent_an_org_holds() -> None:
     """Org A holds two agents, org B one: B is further from its share and goes first,
     even though A's jobs have the higher priority."""
     jobs = _jobs(A, 50, priority=9) + _jobs(B, 50, priority=5, first_order=50)
+    # The free agent (nothing installed) is listed first: the others still count.
     agents = [
+        _free("x"),
         _busy("a1", A, 100.0),
         _busy("a2", A, 100.0),
         _busy("b1", B, 100.0),
-        _free("x"),
     ]
+    assert _builds(qgjob(_situation(jobs, agents))) == [B]
+
+
+def test_an_org_with_one_agent_running_yields_to_an_org_with_none() -> None:
+    jobs = _jobs(A, 50, priority=9) + _jobs(B, 50, priority=5, first_order=50)
+    agents = [_busy("a1", A, 100.0), _free("x")]
     assert _builds(qgjob(_situation(jobs, agents))) == [B]
 
 
@@ -111,6 +130,43 @@ def test_aging_adds_whole_steps_to_the_priority() -> None:
     assert batch.app_version_id == "v1"
 
 
+def test_an_aging_step_is_one_priority_level_no_more() -> None:
+    """A priority-2 job that waited one step ranks as 3: still behind a fresh priority 4."""
+    old = _jobs(("org-a", "v1"), 3, priority=2, waited_s=60.0)
+    fresh = _jobs(("org-a", "v2"), 3, priority=4, first_order=3)
+    [batch] = qgjob(_situation(old + fresh, [_free("x")]))
+    assert batch.app_version_id == "v2"
+
+
+def test_less_than_one_aging_step_gives_no_bonus() -> None:
+    """A job that waited 10 s (of a 60 s step) does not pass an equal job queued ahead of
+    it, and neither does a job that has not waited at all lose its place."""
+    ahead = PendingJob("ahead", *A, 5, 0.0, 1.0, 0.0)
+    waited = PendingJob("waited", *A, 5, 10.0, 1.0, 1.0)
+    [batch] = qgjob(_situation([ahead, waited], [_free("x")], batch_max=1))
+    assert batch.job_ids == ("ahead",)
+    [batch] = qgjob(_situation([waited, ahead], [_free("x")], batch_max=1))
+    assert batch.job_ids == ("ahead",)
+
+
+@pytest.mark.parametrize("aging_s", [0.0, -60.0])
+def test_an_aging_step_of_zero_or_less_turns_aging_off(aging_s: float) -> None:
+    """No step, no bonus: a job that waited an hour keeps its priority (and the policy does
+    not divide by zero)."""
+    old = PendingJob("old", *A, 1, 3600.0, 1.0, 1.0)
+    high = PendingJob("high", *A, 2, 0.0, 1.0, 0.0)
+    situation = Situation(
+        "emulator", [old, high], [_free("x")], {A: 2.0}, batch_max=1, aging_s=aging_s
+    )
+    [batch] = qgjob(situation)
+    assert batch.job_ids == ("high",)
+    # and the long wait costs it nothing either: priority 3 still goes before a fresh 2
+    older = dataclasses.replace(old, priority=3)
+    situation = dataclasses.replace(situation, jobs=[older, high])
+    [batch] = qgjob(situation)
+    assert batch.job_ids == ("old",)
+
+
 def test_a_job_that_waited_exactly_n_aging_steps_gains_n_priority_steps() -> None:
     """SCHEDULER_AGING_S may be a fraction: 1.0 s of waiting at 0.1 s a step is ten steps
     (priority 1 -> 11), enough to run before a fresh priority-10 job queued ahead of it."""
@@ -135,20 +191,48 @@ def test_between_equal_builds_the_one_that_waited_longer_goes_first() -> None:
 # --- warm, unserved, splits ---------------------------------------------------------------
 
 
-def test_a_warm_agent_stays_on_its_build_even_when_another_installs_for_free() -> None:
-    """Build v2 installs in no time, but the free agent has v1 installed: staying warm
-    comes first (v2 has waited longer, which alone would put it first)."""
-    warm = _jobs(("org-a", "v1"), 3)
-    free_install = _jobs(("org-a", "v2"), 3, waited_s=30.0, first_order=3)
+@pytest.mark.parametrize(("installed", "free_version"), [("v1", "v2"), ("v2", "v1")])
+def test_a_warm_agent_stays_on_its_build_even_when_another_installs_for_free(
+    installed: str, free_version: str
+) -> None:
+    """Another build installs in no time, but the free agent has its own build installed:
+    staying warm comes first (the other build has waited longer, which alone would put it
+    first), whichever of the two versions sorts first."""
+    warm = _jobs(("org-a", installed), 3)
+    free_install = _jobs(("org-a", free_version), 3, waited_s=30.0, first_order=3)
     situation = Situation(
         "emulator",
         warm + free_install,
-        [_free("x", ("org-a", "v1"))],
-        {("org-a", "v1"): 5.0, ("org-a", "v2"): 0.0},
+        [_free("x", ("org-a", installed))],
+        {("org-a", installed): 5.0, ("org-a", free_version): 0.0},
         10,
     )
     [batch] = qgjob(situation)
-    assert batch.app_version_id == "v1"
+    assert batch.app_version_id == installed
+
+
+def test_among_paying_splits_the_build_that_would_end_last_goes_first() -> None:
+    """Two builds, each served by a busy agent, both worth a second agent: the one cold
+    free agent joins the build that would otherwise end later (it bounds the makespan),
+    although the other build is first in arrival order."""
+    soon = _jobs(("org-a", "v1"), 20)  # its agent is busy 10 s more: ends at 30 s
+    late = _jobs(("org-a", "v2"), 40, first_order=20)  # ends at 50 s
+    agents = [_busy("a1", ("org-a", "v1"), 10.0), _busy("a2", ("org-a", "v2"), 10.0), _free("x")]
+    [split] = qgjob(_situation(soon + late, agents, batch_max=100))
+    assert split.app_version_id == "v2"
+
+
+def test_when_every_free_agent_is_warm_elsewhere_the_first_listed_switches() -> None:
+    """v3 has the highest priority and nobody has it installed; x and y are both warm on
+    builds with work left. The first listed (x) switches to v3; y stays warm on v2."""
+    jobs = (
+        _jobs(("org-a", "v1"), 3)
+        + _jobs(("org-a", "v2"), 3, first_order=3)
+        + _jobs(("org-a", "v3"), 3, priority=9, first_order=6)
+    )
+    agents = [_free("x", ("org-a", "v1")), _free("y", ("org-a", "v2"))]
+    plan = {a.agent_id: a.app_version_id for a in qgjob(_situation(jobs, agents))}
+    assert plan == {"x": "v3", "y": "v2"}
 
 
 def test_a_split_that_does_not_pay_leaves_the_agent_to_other_builds() -> None:
@@ -201,6 +285,38 @@ def test_a_served_build_does_not_reserve_a_cold_agent() -> None:
     agents = [_free("w", A), _free("c"), _busy("b1", B, 1.0)]
     plan = {a.agent_id: a for a in qgjob(_situation(jobs, agents))}
     assert len(plan["w"].job_ids) < 8
+
+
+def test_warm_agents_share_even_a_small_build() -> None:
+    """Adding a warm agent costs no install: two 0.2 s jobs go one to each warm agent."""
+    plan = qgjob(_situation(_jobs(A, 2, estimate_s=0.2), [_free("x", A), _free("y", A)]))
+    assert _sizes(plan) == [1, 1]
+
+
+def test_no_batch_exceeds_batch_max_even_a_large_one() -> None:
+    """BATCH_MAX_JOBS may be large (300): two agents warm on two builds of 700 short jobs
+    each take 300, not every job the pass looked at."""
+    v1, v2 = ("org-a", "v1"), ("org-a", "v2")
+    jobs = _jobs(v1, 700, estimate_s=0.01) + _jobs(v2, 700, estimate_s=0.01, first_order=700)
+    plan = qgjob(_situation(jobs, [_free("x", v1), _free("y", v2)], batch_max=300))
+    assert _sizes(plan) == [300, 300]
+
+
+def test_no_cold_install_for_the_short_job_left_after_a_batch() -> None:
+    """One job per batch: the warm agent takes the 1 s job; the 0.2 s job left is not
+    worth a 1 s install on the cold agent (the warm one reaches it at 1.2 s)."""
+    jobs = [PendingJob("long", *A, 1, 0.0, 1.0, 0.0), PendingJob("short", *A, 1, 0.0, 0.2, 1.0)]
+    plan = qgjob(_situation(jobs, [_free("cold"), _free("warm", A)], install_s=1.0, batch_max=1))
+    assert [(a.agent_id, a.job_ids) for a in plan] == [("warm", ("long",))]
+
+
+def test_an_agent_just_given_a_long_batch_is_not_counted_on_to_help_soon() -> None:
+    """x takes 10 s of v1; y, warm on v2, takes all 6 s of v2: x, busy until 10 s and
+    then paying an install, could not end v2 sooner."""
+    jobs = _jobs(("org-a", "v1"), 20) + _jobs(("org-a", "v2"), 6, first_order=20)
+    agents = [_free("x", ("org-a", "v1")), _free("y", ("org-a", "v2"))]
+    plan = {a.agent_id: len(a.job_ids) for a in qgjob(_situation(jobs, agents))}
+    assert plan == {"x": 10, "y": 6}
 
 
 def test_an_even_split_rounds_to_the_nearest_batch_and_leaves_nothing() -> None:

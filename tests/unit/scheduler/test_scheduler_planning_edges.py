@@ -331,3 +331,91 @@ def test_a_batch_ends_as_near_its_share_as_whole_jobs_allow() -> None:
     seventh goes to whichever agent frees first, in a later pass)."""
     plan = qgjob(_situation(_jobs(A, 7), [_free("x", A), _free("y", A), _free("z", A)]))
     assert _sizes(plan) == [2, 2, 2]
+
+
+def test_every_batch_given_in_a_pass_counts_toward_the_org_share() -> None:
+    """Orgs A and C each hold one busy agent; A (higher priority) gets the first free
+    agent, and with it two agents: the second free agent goes to C."""
+    c = ("org-c", "v1")
+    jobs = _jobs(A, 60, priority=9) + _jobs(c, 60, priority=5, first_order=60)
+    agents = [_busy("a1", A, 100.0), _busy("c1", c, 100.0), _free("x"), _free("y")]
+    assert _builds(qgjob(_situation(jobs, agents))) == [A, c]
+
+
+@pytest.mark.parametrize("busy_for_s", [30.0, 110.0])
+def test_a_cold_agent_takes_the_work_of_a_warm_agent_busy_for_long(busy_for_s: float) -> None:
+    """The warm agent is busy for long: a cold agent installing for 2 s ends 10 s of work
+    far sooner, whatever the exact figures (110 s + 10 s is a multiple of 2 s + 10 s)."""
+    plan = qgjob(_situation(_jobs(A, 10), [_busy("warm", A, busy_for_s), _free("cold")]))
+    assert [(a.agent_id, len(a.job_ids)) for a in plan] == [("cold", 10)]
+
+
+def test_one_job_per_batch_still_uses_every_warm_agent() -> None:
+    """BATCH_MAX_JOBS=1: two warm free agents take one job each of the same build."""
+    plan = qgjob(_situation(_jobs(A, 2), [_free("x", A), _free("y", A)], batch_max=1))
+    assert _sizes(plan) == [1, 1]
+
+
+def test_finish_time_with_hundreds_of_agents() -> None:
+    """A target may have hundreds of agents: 300 s of work over 300 agents ready now ends
+    after 1 s."""
+    assert finish_time([0.0] * 300, 300.0) == 1.0
+
+
+def test_a_job_stamped_ahead_of_the_scheduler_clock_loses_no_priority() -> None:
+    """Host clocks may be skewed: a job whose age comes out negative keeps its priority
+    and its place in the queue."""
+    skewed = PendingJob("skewed", *A, 5, -0.5, 1.0, 0.0)
+    other = PendingJob("other", *A, 5, 0.0, 1.0, 1.0)
+    [batch] = qgjob(_situation([skewed, other], [_free("x")], batch_max=1))
+    assert batch.job_ids == ("skewed",)
+
+
+def test_the_agent_switched_to_another_build_is_one_whose_build_has_no_work_left() -> None:
+    """v3 has the highest priority and no agent has it. x is warm on v1, which has work
+    left; y is warm on v2, which has none: y switches to v3 and x keeps v1."""
+    jobs = _jobs(("org-a", "v1"), 3) + _jobs(("org-a", "v3"), 3, priority=9, first_order=3)
+    agents = [_free("x", ("org-a", "v1")), _free("y", ("org-a", "v2"))]
+    plan = {a.agent_id: a.app_version_id for a in qgjob(_situation(jobs, agents))}
+    assert plan == {"x": "v1", "y": "v3"}
+
+
+def test_warm_builds_are_planned_in_waiting_order_not_by_when_they_end() -> None:
+    """Two free agents, each warm on its own build; v2 also has a busy agent. The plan
+    lists the batches in the order the policy chose them: the build that waited longer
+    (v2) first, whether or not another agent serves it."""
+    v1, v2 = ("org-a", "v1"), ("org-a", "v2")
+    jobs = _jobs(v1, 3) + _jobs(v2, 3, waited_s=30.0, first_order=3)
+    agents = [_free("x", v1), _busy("b", v2, 5.0), _free("y", v2)]
+    assert _builds(qgjob(_situation(jobs, agents))) == [v2, v1]
+
+
+def test_an_agent_held_counts_once_like_a_batch_given() -> None:
+    """Org A holds nothing, org C one busy agent: A takes the first free agent; then both
+    count one agent and C's higher priority takes the second."""
+    c = ("org-c", "v1")
+    jobs = _jobs(A, 60, priority=5) + _jobs(c, 60, priority=9, first_order=60)
+    agents = [_busy("c1", c, 100.0), _free("x"), _free("y")]
+    assert _builds(qgjob(_situation(jobs, agents))) == [A, c]
+
+
+def test_weights_compare_agents_held_plus_one_per_weight() -> None:
+    """Org A holds two agents at weight 2.5 ((2 + 1) / 2.5 = 1.2); org B holds none at
+    weight 1 ((0 + 1) / 1 = 1.0): B is further from its share and goes first."""
+    jobs = _jobs(A, 60, priority=9) + _jobs(B, 60, priority=5, first_order=60)
+    agents = [_busy("a1", A, 100.0), _busy("a2", A, 100.0), _free("x")]
+    situation = Situation(
+        "emulator", jobs, agents, {A: 2.0, B: 2.0}, 10, org_weights={"org-a": 2.5, "org-b": 1.0}
+    )
+    assert _builds(qgjob(situation)) == [B]
+
+
+def test_a_build_ranks_by_its_best_job() -> None:
+    """v1's best job has priority 9 (its others 1); every job of v2 has priority 5: v1
+    goes first."""
+    mixed = _jobs(("org-a", "v1"), 1, priority=9, prefix="best") + _jobs(
+        ("org-a", "v1"), 3, priority=1, first_order=1
+    )
+    even = _jobs(("org-a", "v2"), 4, priority=5, first_order=4)
+    [batch] = qgjob(_situation(mixed + even, [_free("x")]))
+    assert batch.app_version_id == "v1"

@@ -4,6 +4,7 @@ for the cases `make mutation` found untested."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,9 +13,10 @@ import pytest
 import requests
 
 from qgjob_cli.exit_codes import ExitCode
+from qgjob_cli.report import WaitOptions
 
 if TYPE_CHECKING:
-    from tests.unit.cli.conftest import FakeApi, Run
+    from tests.unit.cli.conftest import FakeApi, FakeClock, Run
 
 RUN = ("run", "--org-id=qualgent", "--app-version-id=xyz123")
 
@@ -113,3 +115,39 @@ def test_progress_goes_to_stderr_and_the_report_to_stdout(qgjob: Run) -> None:
 def test_on_a_terminal_the_progress_keeps_its_erase_codes(qgjob: Run) -> None:
     result = qgjob(*RUN, "tests/a.js", tty=True)
     assert "\r\x1b[2K" in result.stderr
+
+
+def test_a_junit_path_that_is_a_folder_is_a_usage_error(
+    qgjob: Run, api: FakeApi, tmp_path: Path
+) -> None:
+    result = qgjob(*RUN, "tests/a.js", f"--junit={tmp_path}")
+    assert result.exit_code == ExitCode.USAGE
+    assert api.requests == []
+
+
+def test_the_summary_counts_the_time_of_the_wait_whatever_the_clock_origin(
+    qgjob: Run, clock: FakeClock
+) -> None:
+    """The clock is monotonic: its origin is arbitrary (here 1.5 s), the summary says how
+    long the wait took (two 1 s polls)."""
+    clock.now_s = 1.5
+    result = qgjob(*RUN, "tests/a.js", "--quiet")
+    assert result.stdout == "run run-1: 1 job: 1 passed in 2s\n"
+
+
+def test_a_timed_out_report_lists_every_job_that_did_not_pass(qgjob: Run) -> None:
+    """Unfinished jobs (still running when the wait gave up) are listed with the failures:
+    the report says what did not pass, whatever its status."""
+    result = qgjob(*RUN, "tests/a.js", "tests/slow.js", "--timeout=2")
+    assert result.exit_code == ExitCode.WAIT_TIMEOUT
+    assert result.stdout.splitlines()[0] == "RUNNING tests/slow.js [emulator] on emulator-1"
+
+
+def test_the_options_of_a_wait_are_one_frozen_value() -> None:
+    """Every waiting command reads its options from one WaitOptions: none can change them
+    half-way through a wait."""
+    options = WaitOptions(
+        timeout=None, poll_interval=1.0, as_json=False, junit_path=None, quiet=False
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.quiet = True  # type: ignore[misc]

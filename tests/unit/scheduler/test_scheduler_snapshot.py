@@ -3,12 +3,15 @@ agents are live, the build a free agent shows."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from qgjob_contract.records import Agent, Lease
 from qgjob_contract.statuses import AgentState
 from qgjob_scheduler.grouping import PRIORITY_WEIGHT, group_score
-from qgjob_scheduler.snapshot import _installed, is_live, priority_of
+from qgjob_scheduler.planning import DEFAULT_AGING_S, DEFAULT_INSTALL_S, DEFAULT_TEST_S, qgjob
+from qgjob_scheduler.snapshot import Planner, _installed, is_live, priority_of
 
 
 @pytest.mark.parametrize("priority", [1, 2, 5, 9, 10])
@@ -76,3 +79,46 @@ def test_a_free_agent_shows_its_installed_build_only_when_org_and_version_are_kn
     assert _installed(_agent(installed_org_id="org")) is None
     assert _installed(_agent(installed_app_version="v1")) is None
     assert _installed(_agent()) is None
+
+
+# --- edges that `make mutation` found -----------------------------------------------------
+
+
+def test_priority_is_recovered_at_the_last_arrival_of_a_priority_step() -> None:
+    """Arrival numbers run from 1 up to PRIORITY_WEIGHT: the largest still gives the
+    job's own priority, not the next one down."""
+    for priority in (1, 5, 10):
+        assert priority_of(float(group_score(priority, PRIORITY_WEIGHT))) == priority
+
+
+@pytest.mark.parametrize("other", ["device", "browserstack"])
+def test_an_agent_of_another_target_is_never_live_for_this_one(other: str) -> None:
+    assert not is_live(_agent(target=other), _lease(), "emulator", NOW_MS, TIMEOUT_S)
+
+
+def test_a_target_read_from_redis_matches_by_value() -> None:
+    """Names read from Redis are new strings, not the literals of the code."""
+    target = "".join(["emu", "lator"])
+    instance = "".join(["instance", "-a"])
+    agent = _agent(target="".join(["emu", "lator"]), instance_id=instance)
+    assert is_live(
+        agent, _lease(instance_id="".join(["instance", "-a"])), target, NOW_MS, TIMEOUT_S
+    )
+
+
+def test_a_lease_of_another_instance_never_makes_the_record_live() -> None:
+    """Whichever instance id sorts first, a record of instance b with the lease of
+    instance a (or the reverse) is a restarted agent: not live."""
+    agent_b = _agent(instance_id="instance-b")
+    assert not is_live(agent_b, _lease(instance_id="instance-a"), "emulator", NOW_MS, TIMEOUT_S)
+
+
+def test_the_planner_settings_default_to_the_planning_defaults() -> None:
+    planner = Planner(qgjob)
+    assert (planner.default_test_s, planner.default_install_s, planner.aging_s) == (
+        DEFAULT_TEST_S,
+        DEFAULT_INSTALL_S,
+        DEFAULT_AGING_S,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        planner.aging_s = 1.0  # type: ignore[misc]

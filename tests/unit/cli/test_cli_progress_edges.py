@@ -181,3 +181,33 @@ def test_only_jobs_that_did_not_pass_get_a_line_of_their_own() -> None:
     assert screen.text == ""
     progress.on_final(_job("2", "error", True, test_path="bad.js", target="emulator"))
     assert screen.text == "ERROR bad.js [emulator]\n"
+
+
+def test_no_time_left_is_guessed_for_a_large_run_that_has_ended() -> None:
+    jobs = [_job(str(i), "passed", True) for i in range(300)]
+    assert status_line(jobs, 60) == "300/300 final | 300 passed | 1m00s elapsed"
+
+
+def test_elapsed_time_counts_from_the_start_whatever_the_clock_origin() -> None:
+    """The clock is monotonic: its origin is arbitrary (here 7 s)."""
+    screen = Screen()
+    screen.now = 7.0
+    progress = _progress(screen, tty=False)
+    screen.now += 10
+    progress.on_poll([_job("1", "running", False)])
+    assert screen.text == "0/1 final | 1 running | 10s elapsed\n"
+
+
+def test_in_a_log_a_status_line_overdue_between_polls_comes_at_the_next_poll() -> None:
+    """Polls 6 s apart: no poll falls exactly 10 s after the last line; the one at 12 s
+    writes it."""
+    screen = Screen()
+    progress = _progress(screen, tty=False)
+    running = [_job("1", "running", False)]
+    for _ in range(3):
+        progress.on_poll(running)
+        screen.now += 6
+    assert [line.rsplit("| ", 1)[1] for line in screen.text.splitlines()] == [
+        "0s elapsed",
+        "12s elapsed",
+    ]

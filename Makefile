@@ -33,7 +33,7 @@ test-e2e:
 	$(BIN)/pytest e2e
 
 mutation: ## mutation testing of the pure-logic modules (tests/mutation/modules.toml); slow, not in `test`
-	$(BIN)/python tests/mutation/run.py
+	$(BIN)/python tests/mutation/run.py $(MUTATION_ARGS)  # e.g. MUTATION_ARGS="--jobs 1 --fresh"
 
 up: ## the whole stack, built from this checkout
 	docker compose up --build -d --wait

@@ -11,6 +11,13 @@ checkout (never in the work tree, which a docker build may be reading), and that
 packages come first on PYTHONPATH so they shadow the editable installs. Modules run in
 parallel, `--jobs` at a time (default 2, the size of this project's machines).
 
+A module's result is kept in tests/mutation/.cache/ (not in git) under a fingerprint of
+everything that can change it: this runner, the module's entry, every source file of the
+packages, the module's tests, every conftest.py and tests/schemas, pyproject.toml. A later
+run whose fingerprint matches reuses that result instead of mutating again (the line says
+"cached"); any change to the code or to those tests makes the module run again. `--fresh`
+ignores the cache. `--module PATH` (repeatable) runs only the modules named.
+
 Prints one line per module, every surviving mutant that is not a listed equivalent, and as
 its LAST line one JSON object: {"mutants", "killed", "survived", "equivalent", "skipped",
 "score", "seconds"}, where score = killed / (mutants - equivalent). Exits 1 when any
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
 import os
 import shutil
@@ -38,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 MODULES_FILE = HERE / "modules.toml"
 EQUIVALENTS_FILE = HERE / "equivalents.toml"
+CACHE_DIR = HERE / ".cache"
 # The package roots of the repository (the editable installs), shadowed in each copy.
 PACKAGE_ROOTS = [
     "contract",
@@ -93,6 +102,29 @@ class Outcome:
     survivors: list[Mutant] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "mutants": self.mutants,
+            "killed": self.killed,
+            "skipped": self.skipped,
+            "survivors": [vars(m) for m in self.survivors],
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        return cls(
+            module=data["module"],
+            mutants=data["mutants"],
+            killed=data["killed"],
+            skipped=data["skipped"],
+            survivors=[Mutant(**m) for m in data["survivors"]],
+            seconds=data["seconds"],
+            cached=True,
+        )
 
 
 def load_modules(path: Path = MODULES_FILE) -> list[Module]:
@@ -158,6 +190,64 @@ def _mutant(spec: dict[str, Any], diff: str | None, source: list[str]) -> Mutant
         mutated=added[0] if added else "",
         definition=spec.get("definition_name"),
     )
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and not any(part.endswith(".egg-info") for part in p.parts)
+    )
+
+
+def fingerprint(module: Module) -> str:
+    """A digest of every input that can change a module's mutation result (see above)."""
+    digest = hashlib.sha256()
+    digest.update(Path(__file__).read_bytes())
+    digest.update(json.dumps([module.path, module.tests, module.skip_definitions]).encode())
+    inputs = [REPO / root for root in PACKAGE_ROOTS]
+    inputs += [REPO / test for test in module.tests]
+    inputs += sorted((REPO / "tests").rglob("conftest.py"))
+    inputs += [REPO / "tests" / "schemas", REPO / "pyproject.toml"]
+    for item in inputs:
+        for file in _files(item):
+            digest.update(str(file.relative_to(REPO)).encode() + b"\0")
+            digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _cache_file(module: Module) -> Path:
+    return CACHE_DIR / (module.path.replace("/", "_") + ".json")
+
+
+def cached_outcome(module: Module, key: str) -> Outcome | None:
+    try:
+        data = json.loads(_cache_file(module).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return Outcome.from_json(data["outcome"]) if data.get("fingerprint") == key else None
+
+
+def store_outcome(module: Module, key: str, outcome: Outcome) -> None:
+    if outcome.error:
+        return
+    CACHE_DIR.mkdir(exist_ok=True)
+    data = {"fingerprint": key, "outcome": outcome.to_json()}
+    _cache_file(module).write_text(json.dumps(data, indent=1), encoding="utf-8")
+
+
+def run_module(module: Module, scratch: Path, *, fresh: bool) -> Outcome:
+    """The module's outcome: from the cache when its inputs are unchanged, else mutated."""
+    key = fingerprint(module)
+    if not fresh and (outcome := cached_outcome(module, key)) is not None:
+        return outcome
+    outcome = mutate_module(module, scratch)
+    store_outcome(module, key, outcome)
+    return outcome
 
 
 def mutate_module(module: Module, scratch: Path) -> Outcome:
@@ -287,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="modules mutated at once")
     parser.add_argument("--module", action="append", help="only this module path (repeatable)")
     parser.add_argument(
+        "--fresh", action="store_true", help="mutate every module again (ignore the cache)"
+    )
+    parser.add_argument(
         "--stubs",
         type=Path,
         help="write the unexplained survivors to this file as equivalents.toml entries "
@@ -296,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
 
     modules = load_modules()
     if args.module:
+        unknown = set(args.module) - {m.path for m in modules}
+        if unknown:
+            parser.error(f"not in {MODULES_FILE.name}: {', '.join(sorted(unknown))}")
         modules = [m for m in modules if m.path in args.module]
     equivalents = load_equivalents()
     started = time.monotonic()
@@ -303,9 +399,10 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="qgjob-mutation-") as scratch,
         ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool,
     ):
-        outcomes = list(pool.map(lambda m: mutate_module(m, Path(scratch)), modules))
+        outcomes = list(pool.map(lambda m: run_module(m, Path(scratch), fresh=args.fresh), modules))
 
-    total = killed = survived = equivalent = skipped = 0
+    total = killed = survived = equivalent = skipped = cached = 0
+    mutating_s = 0.0
     failed = False
     for outcome in outcomes:
         if outcome.error:
@@ -319,10 +416,12 @@ def main(argv: list[str] | None = None) -> int:
         survived += len(unexplained)
         equivalent += listed
         skipped += outcome.skipped
+        cached += outcome.cached
+        mutating_s += outcome.seconds
         print(
             f"{outcome.module}: {outcome.mutants} mutants, {outcome.killed} killed, "
             f"{len(unexplained)} survived, {listed} equivalent, {outcome.skipped} skipped "
-            f"({outcome.seconds:.0f} s)"
+            f"({outcome.seconds:.0f} s{', cached: inputs unchanged' if outcome.cached else ''})"
         )
         for mutant in unexplained:
             print(f"  SURVIVED {mutant.describe()}")
@@ -347,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
                 "skipped": skipped,
                 "score": round(score, 4),
                 "seconds": round(time.monotonic() - started, 1),
+                "modules": len(outcomes),
+                "cached_modules": cached,
+                "mutating_seconds": round(mutating_s, 1),
             }
         )
     )

@@ -316,7 +316,7 @@ class EventHandler:
         """
         agent_id = payload["agent_id"]
         key = Keys.agent(agent_id)
-        ended_ms = leases.redis_now_ms(self._store) if ended_batch and reports is None else 0
+        ended_ms = leases.redis_now_ms(self._store) if ended_batch else 0
 
         retried: list[tuple[Formed, list[Retry]]] = []
 
@@ -351,17 +351,26 @@ class EventHandler:
             pipe.sadd(Keys.AGENTS, agent_id)
             for job in settled:
                 pipe.hset(Keys.job(job.job_id), mapping=fields(job.to_redis()))
-            if ends and reports is not None:
+            if ends and reports is not None and not retried:
                 pipe.delete(Keys.batch(str(ended_batch)))
             elif ends:
+                # Settled by the reaper after the grace: a heartbeat's end, or a batch.finished
+                # whose retried jobs the requeue below sends back. Should that requeue fail,
+                # the reaper finds the batch here and settles those jobs then (they are still
+                # bound to it), so a retried job is never left assigned to a batch that is gone.
                 pipe.zadd(Keys.ENDED_BATCHES, {str(ended_batch): ended_ms})
             return before, after, ends, settled
 
         before, after, ends, settled = transaction(self._store, key, read_modify_write)
         for formed, retries in retried:  # the batch is over: these jobs go back to their group
             self._requeuer.requeue_jobs(
-                formed.batch, formed.group_score, retries, why=f"{event.type.value} reports"
+                formed.batch,
+                formed.group_score,
+                retries,
+                why=f"{event.type.value} reports",
+                end_batch=True,
             )
+            self._store.zrem(Keys.ENDED_BATCHES, formed.batch.batch_id)
         if ends:
             log.info(
                 "batch_id=%s of agent %s ended by %s (event_id=%s): agent freed%s",

@@ -155,7 +155,9 @@ class Reaper:
                 pipe.hset(Keys.job(job.job_id), mapping=fields(job.to_redis()))
             if not retries:
                 pipe.delete(batch_key)
-            pipe.zrem(Keys.ENDED_BATCHES, batch_id)
+                pipe.zrem(Keys.ENDED_BATCHES, batch_id)
+            # else the batch stays among the ended ones until the requeue below has run: if it
+            # fails, the next pass settles the same jobs again (they are still bound to it).
             return moved, formed, retries
 
         moved, formed, retries = transaction(self._store, batch_key, settle)
@@ -177,6 +179,7 @@ class Reaper:
                 why=ErrorReason.NOT_REPORTED.value,
                 end_batch=True,
             )
+            self._store.zrem(Keys.ENDED_BATCHES, batch_id)
         return [job.job_id for job in moved]
 
     def reap(self) -> list[str]:

@@ -85,7 +85,8 @@ for i = 15, #ARGV, 9 do
         'assigned_at', '', 'started_at', '', 'attempts', attempts,
         'not_before_ms', not_before, 'avoid_agent', avoid, 'avoid_until_ms', avoid_until)
       redis.call('ZADD', group_key, score, job_id)
-      redis.call('ZADD', expiry_key, now_ms + ttl_ms, job_id)
+      -- the queue wait starts once the backoff is over (a backoff never expires a job)
+      redis.call('ZADD', expiry_key, now_ms + delay_ms + ttl_ms, job_id)
       table.insert(requeued, job_id)
     end
   end

@@ -179,6 +179,9 @@ def install(app: Flask, client: redis.Redis, *, mode: str, admin_token: str | No
             "QGJOB_AUTH=off: no token is asked for; anyone who reaches this API reads and "
             "submits for every org (set QGJOB_AUTH=tokens, see README 'Security')"
         )
+    if mode == AUTH_TOKENS and not admin_token:
+        # Never fail open: tokens without an admin token would leave every route unchecked.
+        raise ValueError("QGJOB_AUTH=tokens needs QGJOB_ADMIN_TOKEN")
     authenticator = (
         Authenticator(client, admin_token) if mode == AUTH_TOKENS and admin_token else None
     )

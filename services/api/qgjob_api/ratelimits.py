@@ -63,6 +63,8 @@ SUBMIT_ENDPOINTS: Final = frozenset(
         "submit",
         "create_jobs",
         "runs.create_run",
+        "cancel.cancel_job",
+        "cancel.cancel_jobs",
         "admin.replay_dead_letters",
         "tokens.create_token",
         "tokens.revoke_token",

@@ -252,3 +252,10 @@ def test_each_thread_gets_its_own_publisher() -> None:
     thread.start()
     thread.join()
     assert theirs[0] is not mine
+
+
+@pytest.mark.parametrize("limit", ["%C2%B2", "%E2%91%A0", "%D9%A3"])  # ², ①, Arabic-Indic 3
+def test_a_unicode_digit_limit_is_a_400_not_a_500(client: FlaskClient, limit: str) -> None:
+    """str.isdigit() accepts these, int() does not: the dead-letter listing must say 400."""
+    response = client.get(f"/v1/admin/dead-letters?limit={limit}")
+    _assert_json_error(response, 400, "validation_error")

@@ -165,3 +165,23 @@ def test_writes_and_reads_count_against_their_own_budget() -> None:
     assert ratelimits.budget_of("runs.lookup_jobs") == "read"
     assert ratelimits.budget_of("healthz") is None
     assert ratelimits.budget_of("readyz") is None
+
+
+def test_every_route_that_changes_something_counts_against_the_submit_budget() -> None:
+    """A submitter's writes (submit, cancel, runs) all share the submit budget: a cancel
+    storm is limited like a submit storm, never through the (larger) read budget."""
+    for endpoint, access in ACCESS.items():
+        if access is Access.SUBMIT:
+            assert ratelimits.budget_of(endpoint) == "submit", endpoint
+
+
+def test_tokens_without_an_admin_token_never_fail_open() -> None:
+    """An app built for QGJOB_AUTH=tokens but given no admin token refuses to start instead
+    of answering every route unchecked."""
+    import redis  # noqa: PLC0415
+    from flask import Flask  # noqa: PLC0415
+
+    from qgjob_api import auth  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="QGJOB_ADMIN_TOKEN"):
+        auth.install(Flask("t"), redis.Redis(port=1), mode="tokens", admin_token=None)

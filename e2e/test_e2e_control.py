@@ -68,7 +68,10 @@ def test_a_queued_job_is_cancelled_through_qgjob_cancel(stack: Stack, no_live_ag
     record = stack.job(job_id)
     assert record["cancel_requested_by"] == "anonymous"
     assert record["cancel_requested_at"]
-    assert record["status"] in ("queued", "cancelled")  # never ran: no agent could take it
+    # the scheduler takes it out of its group: it ends cancelled, never having run
+    (final,) = stack.wait_final([job_id], timeout=60)
+    assert final["status"] == "cancelled", final
+    assert final["started_at"] is None
 
 
 def test_every_unfinished_job_of_a_run_is_cancelled_with_one_request(
@@ -92,6 +95,8 @@ def test_every_unfinished_job_of_a_run_is_cancelled_with_one_request(
     assert answer["run_id"] == run["run_id"]
     assert answer["requested"] == run["job_ids"]
     assert all(job["cancel_requested_at"] for job in stack.jobs(run["job_ids"]))
+    finals = stack.wait_final(run["job_ids"], timeout=60)
+    assert [job["status"] for job in finals] == ["cancelled"] * len(run["job_ids"])
 
 
 def test_cancelling_a_final_job_is_409_exits_9_and_changes_nothing(stack: Stack) -> None:

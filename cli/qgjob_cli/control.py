@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from qgjob_cli import formatting
-from qgjob_cli.context import State, warning_line
+from qgjob_cli.context import State
 from qgjob_cli.errors import QgjobError
 from qgjob_cli.exit_codes import ExitCode, epilog
 
@@ -93,7 +93,7 @@ def submit_retrying(state: State, send: Callable[[], T]) -> T:
         except QgjobError as error:
             if not error.transient or attempt == SUBMIT_ATTEMPTS:
                 raise
-            warning_line(f"submitting again (same idempotency key) in {pause:g} s: {error}")
+            # silent: a command that fails still prints one line (its last error)
             state.deps.sleep(pause)
             pause *= 2
     raise AssertionError("unreachable")  # pragma: no cover

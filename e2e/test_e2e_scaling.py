@@ -9,9 +9,11 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import pytest
 import requests
 
 from e2e.conftest import STACK_ENV, Stack, stop_signals, wait_until
@@ -38,9 +40,22 @@ def _submit(stack: Stack, version: str, count: int, prefix: str) -> list[str]:
     return [job["job_id"] for job in response.json()["jobs"]]
 
 
-def test_30_single_version_jobs_spread_over_scaled_emulator_agents(stack: Stack) -> None:
+@pytest.fixture
+def three_emulators(stack: Stack) -> Iterator[list[dict[str, Any]]]:
+    """Three live emulator agents while the test runs, then one again: the shared stack's
+    other tests (e.g. the pipeline's one-batch-per-group check) assume one per target."""
     stack.scale(SERVICE, 3)
-    emulators = stack.live_agents(TARGET, 3)
+    try:
+        yield stack.live_agents(TARGET, 3)
+    finally:
+        stack.scale(SERVICE, 1)
+        stack.live_agents(TARGET, 1)
+
+
+def test_30_single_version_jobs_spread_over_scaled_emulator_agents(
+    stack: Stack, three_emulators: list[dict[str, Any]]
+) -> None:
+    emulators = three_emulators
     assert len({a["agent_id"] for a in emulators}) == 3
     before = {a["agent_id"]: a["installs"] for a in emulators}
 

@@ -16,8 +16,9 @@ from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from qgjob_api import auth, guards, openapi, ratelimits, store
+from qgjob_api import answers, auth, guards, openapi, ratelimits, store
 from qgjob_api.admin import admin_blueprint
+from qgjob_api.bodies import request_json
 from qgjob_api.cancel import cancel_blueprint
 from qgjob_api.config import Config
 from qgjob_api.errors import HttpError, NotFound, Unavailable
@@ -25,7 +26,7 @@ from qgjob_api.intake import Intake
 from qgjob_api.runs import runs_blueprint
 from qgjob_api.submit import Publisher, submit_jobs
 from qgjob_api.token_routes import tokens_blueprint
-from qgjob_api.validation import parse_job, parse_job_query, parse_jobs, parse_json
+from qgjob_api.validation import parse_job, parse_job_query, parse_jobs
 from qgjob_contract.amqp import ConfirmingPublisher, PublishError
 from qgjob_contract.records import Job
 
@@ -88,9 +89,6 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
     guards.install(app)  # path ids and header sizes, before any route reads Redis
     app.register_blueprint(runs_blueprint(client, publishers.get, config))
 
-    def request_json() -> Any:
-        return parse_json(request.get_data(cache=False), is_json=request.is_json)
-
     def find_job(job_id: str) -> Job:
         job = store.get_job(client, job_id)
         if job is None or not auth.current().sees(job.org_id):
@@ -108,11 +106,12 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
             (job,) = submit_jobs(
                 client, publishers.get(), [job_in], submitted_by=auth.current().token_id
             )
-            return {
+            answer = {
                 "message": "Job submitted successfully",
                 "job_id": job.job_id,
                 "assigned_agent": job.assigned_agent,
-            }, 201
+            }
+            return answers.shown(answers.SubmitAnswer, answer), 201
 
         return intake.respond(
             "submit", body, orgs=[job_in.org_id], targets=[job_in.target], work=work
@@ -120,11 +119,11 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
 
     @app.get("/status/<job_id>")
     def status(job_id: str) -> dict[str, Any]:
-        return find_job(job_id).to_api()  # the seed's route (legacy in the spec)
+        return answers.job_record(find_job(job_id))  # the seed's route (legacy in the spec)
 
     @app.get("/v1/jobs/<job_id>")
     def job_record(job_id: str) -> dict[str, Any]:
-        return find_job(job_id).to_api()
+        return answers.job_record(find_job(job_id))
 
     @app.post("/v1/jobs")
     def create_jobs() -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -138,8 +137,8 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
                 client, publishers.get(), inputs, submitted_by=auth.current().token_id
             )
             if is_batch:
-                return {"jobs": [job.to_api() for job in jobs]}, 201
-            return {"job": jobs[0].to_api()}, 201
+                return {"jobs": answers.job_records(jobs)}, 201
+            return {"job": answers.job_record(jobs[0])}, 201
 
         orgs, targets = [j.org_id for j in inputs], [j.target for j in inputs]
         return intake.respond("jobs", body, orgs=orgs, targets=targets, work=work)
@@ -158,34 +157,34 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
         )
         jobs, next_cursor = store.list_jobs(client, filters, limit=query.limit, cursor=query.cursor)
         return {
-            "jobs": [job.to_api() for job in jobs],
+            "jobs": answers.job_records(jobs),
             "next_cursor": None if next_cursor is None else next_cursor.encode(),
         }
 
     @app.get("/v1/agents")
     def list_agents() -> dict[str, Any]:
-        return {"agents": store.list_agents(client, timeout_s=config.agent_timeout_s)}
+        agents = store.list_agents(client, timeout_s=config.agent_timeout_s)
+        return answers.shown(answers.Agents, {"agents": agents})
 
     for blueprint in (
-        admin_blueprint(client, publishers.get, request_json),
+        admin_blueprint(client, publishers.get),
         cancel_blueprint(
             client,
             publishers.get,
             config,
-            request_json,
             requested_by=lambda: auth.current().actor,
             sees=lambda org_id: auth.current().sees(org_id),
         ),
-        tokens_blueprint(client, request_json),
+        tokens_blueprint(client),
     ):
         app.register_blueprint(blueprint)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok"}
+        return answers.shown(answers.Health, {"status": "ok"})
 
     @app.get("/readyz")
-    def readyz() -> tuple[dict[str, Any], int]:
+    def readyz() -> tuple[dict[str, Any], int, dict[str, str]]:
         checks = {"redis": "ok", "rabbitmq": "ok"}
         try:
             client.ping()
@@ -203,8 +202,9 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
         failed = [name for name, state in checks.items() if state != "ok"]
         if failed:
             message = "not ready: " + ", ".join(failed) + " unreachable"
-            return {"error": Unavailable.code, "message": message, "checks": checks}, 503
-        return {"status": "ready", "checks": checks}, 200
+            body = {"error": Unavailable.code, "message": message, "checks": checks}
+            return answers.shown(answers.NotReady, body), 503, Unavailable.retry_after()
+        return answers.shown(answers.Ready, {"status": "ready", "checks": checks}), 200, {}
 
     openapi.install(app)  # documents every route above; before the limiter wraps them
     ratelimits.install(
@@ -224,9 +224,10 @@ def _register_error_handlers(app: Flask) -> None:
         return exc.body(), exc.status, exc.headers()
 
     @app.errorhandler(redis.RedisError)
-    def redis_error(exc: redis.RedisError) -> tuple[dict[str, str], int]:
+    def redis_error(exc: redis.RedisError) -> tuple[dict[str, str], int, dict[str, str]]:
         log.error("Redis unavailable on %s %s: %s", request.method, request.path, exc)
-        return Unavailable("the job store (Redis) is unavailable").body(), Unavailable.status
+        error = Unavailable("the job store (Redis) is unavailable")
+        return error.body(), error.status, error.headers()
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

@@ -4,8 +4,9 @@
 `OPEN`, which sees every org (the seed's behaviour). `QGJOB_AUTH=tokens`: every route but
 the PUBLIC ones needs `Authorization: Bearer <token>`, either the environment's
 QGJOB_ADMIN_TOKEN or an org token (qgjob_api.tokens); none, or an unknown, revoked or expired
-one, is 401. Each route's access is named in ACCESS; a route missing from it is admin-only
-(deny by default: a new route is never open by mistake).
+one, is 401. Each route's access is named in the endpoint table (qgjob_api.endpoints, ACCESS
+here); a route missing from it is admin-only (deny by default: a new route is never open by
+mistake).
 
 Isolation lives in Principal: `sees(org_id)` (another org's job or run is answered 404, so
 existence does not leak), `listing_org(query_org)` (a listing is filtered by the token's org
@@ -17,7 +18,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Final
 
 import redis
@@ -25,6 +25,7 @@ from flask import Flask, g, request
 from werkzeug.exceptions import MethodNotAllowed
 
 from qgjob_api import tokens
+from qgjob_api.endpoints import ENDPOINTS, Access
 from qgjob_api.errors import Forbidden, Unauthorized
 from qgjob_contract.roles import ANONYMOUS, ENV_ADMIN_TOKEN_ID, Role
 
@@ -37,37 +38,8 @@ AUTH_MODES: Final = (AUTH_OFF, AUTH_TOKENS)
 MAX_CREDENTIAL: Final = 512
 
 
-class Access(Enum):
-    PUBLIC = "public"  # no token (probes)
-    READ = "read"  # any valid token; org-scoped reads
-    SUBMIT = "submit"  # submitter or admin; org-scoped writes
-    ADMIN = "admin"  # admin only: every org, agents, dead letters, tokens
-
-
-# Flask endpoint -> what it needs. Blueprint endpoints are `<blueprint>.<function>`.
-ACCESS: Final[dict[str, Access]] = {
-    "healthz": Access.PUBLIC,
-    "readyz": Access.PUBLIC,
-    "submit": Access.SUBMIT,
-    "status": Access.READ,
-    "job_record": Access.READ,
-    "create_jobs": Access.SUBMIT,
-    "list_jobs": Access.READ,
-    "list_agents": Access.ADMIN,
-    "runs.create_run": Access.SUBMIT,
-    "runs.read_run": Access.READ,
-    "runs.list_runs": Access.READ,
-    "runs.lookup_jobs": Access.READ,
-    "cancel.cancel_job": Access.SUBMIT,  # the org check: cancel_blueprint(sees=...)
-    "cancel.cancel_jobs": Access.SUBMIT,
-    "admin.list_dead_letters": Access.ADMIN,
-    "admin.replay_dead_letters": Access.ADMIN,
-    "tokens.create_token": Access.ADMIN,
-    "tokens.list_tokens": Access.ADMIN,
-    "tokens.revoke_token": Access.ADMIN,
-    "contract.spec": Access.READ,
-    "contract.docs": Access.READ,
-}
+# Flask endpoint -> what it needs (from the one endpoint table, qgjob_api.endpoints).
+ACCESS: Final[dict[str, Access]] = {name: e.access for name, e in ENDPOINTS.items()}
 
 _MAY: Final[dict[Role, frozenset[Access]]] = {
     Role.VIEWER: frozenset({Access.PUBLIC, Access.READ}),

@@ -19,28 +19,29 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, Final, cast
+from typing import Any, Final, cast
 
 import redis
 from flask import Blueprint
-from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, ValidationError
+from pydantic import ValidationError
 from redis.commands.core import AsyncScript, Script
 
-from qgjob_api import guards, run_store, store
+from qgjob_api import answers, run_store, store
+from qgjob_api.bodies import request_json
 from qgjob_api.config import Config
 from qgjob_api.errors import HttpError, NotFound, Unavailable, ValidationFailed
+from qgjob_api.redis_text import text
 from qgjob_api.submit import Publisher
-from qgjob_api.validation import MAX_IDENTIFIER
+from qgjob_api.validation import MAX_IDENTIFIER, CancelIn
 from qgjob_contract.amqp import PublishError
 from qgjob_contract.events import EventType, JobsCancelRequested, make_event, utc_now
 from qgjob_contract.lua import script
 from qgjob_contract.names import Keys
+from qgjob_contract.roles import ANONYMOUS
 from qgjob_contract.statuses import FINAL_STATUSES
 
 log = logging.getLogger(__name__)
 
-# Who asks while requests carry no identity (tokens: issue 9).
-ANONYMOUS: Final = "anonymous"
 _REQUESTED_AT: Final = "cancel_requested_at"
 _REQUESTED_BY: Final = "cancel_requested_by"
 # Replies of request_cancel.lua, per job.
@@ -52,23 +53,6 @@ class AlreadyFinal(HttpError):
 
     status = 409
     code = "already_final"
-
-
-# The same rule as a job id in a path (guards.PATH_IDS): ids reach Lua's KEYS.
-JobId = Annotated[
-    str,
-    Strict(),
-    StringConstraints(min_length=1, max_length=MAX_IDENTIFIER, pattern=guards.ID_PATTERN),
-]
-
-
-class CancelIn(BaseModel):
-    """The body of POST /v1/jobs/cancel: job ids, or a run id (every unfinished job of it)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    job_ids: Annotated[list[JobId], Field(min_length=1)] | None = None
-    run_id: JobId | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +73,7 @@ def classify(job_ids: Sequence[str], replies: Sequence[Sequence[Any]]) -> Cancel
         if kind == _MISSING:
             outcome.not_found.append(job_id)
         elif kind == _FINAL:
-            outcome.already_final[job_id] = _text(reply[1])
+            outcome.already_final[job_id] = text(reply[1])
         else:
             outcome.requested.append(job_id)
             if kind == _MARKED:
@@ -205,7 +189,6 @@ def cancel_blueprint(
     client: redis.Redis,
     publisher: Callable[[], Publisher],
     config: Config,
-    request_json: Callable[[], Any],
     *,
     requested_by: Callable[[], str] = lambda: ANONYMOUS,
     sees: Callable[[str], bool] = lambda _org_id: True,
@@ -238,7 +221,7 @@ def cancel_blueprint(
         job = store.get_job(client, job_id)
         if job is None:  # removed (retention) between the two reads
             raise NotFound(f"no job with id {job_id!r}")
-        return job.to_api(), 202
+        return answers.job_record(job), 202
 
     @routes.post("/v1/jobs/cancel")
     def cancel_jobs() -> tuple[dict[str, Any], int]:
@@ -263,10 +246,6 @@ def cancel_blueprint(
         }
         if body.run_id is not None:
             answer = {"run_id": body.run_id, **answer}
-        return answer, 202 if outcome.requested else 200
+        return answers.shown(answers.CancelAnswer, answer), 202 if outcome.requested else 200
 
     return routes
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -58,6 +58,16 @@ class Unavailable(HttpError):
 
     status = 503
     code = "unavailable"
+    # Seconds a client is asked to wait before a retry (Retry-After): a restart of Redis or
+    # RabbitMQ takes a few.
+    retry_after_s = 2
+
+    @classmethod
+    def retry_after(cls) -> dict[str, str]:
+        return {"Retry-After": str(cls.retry_after_s)}
+
+    def headers(self) -> dict[str, str]:
+        return self.retry_after()
 
 
 class Unauthorized(HttpError):

@@ -28,6 +28,7 @@ import redis
 from redis.commands.core import AsyncScript, Script
 
 from qgjob_api.errors import HttpError, ValidationFailed
+from qgjob_api.redis_text import text
 from qgjob_contract.lua import script
 from qgjob_contract.names import Keys
 
@@ -169,7 +170,7 @@ class Idempotency:
             raw = self._client.get(redis_key)
             if raw is None:
                 continue  # expired or released since: try to take it
-            stored = Stored.decode(_text(raw))
+            stored = Stored.decode(text(raw))
             if stored.fingerprint != print_:
                 raise KeyReused(
                     f"the {HEADER} was used before with a different request; "
@@ -207,7 +208,3 @@ class Idempotency:
             # PENDING_TTL_S gets 409, after that it would run afresh.
             log.exception("could not store the answer of idempotency key %s", redis_key)
         return answer, status
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -12,7 +12,7 @@ from typing import Any
 import redis
 from flask import request
 
-from qgjob_api import idempotency, liveness, run_record, run_store
+from qgjob_api import answers, idempotency, liveness, run_record, run_store
 from qgjob_api.config import Config
 from qgjob_api.errors import NotFound
 
@@ -38,7 +38,7 @@ class Intake:
         jobs = [job for job in run_store.get_jobs(self._client, kept["job_ids"]) if job]
         if len(jobs) != len(kept["job_ids"]):
             raise NotFound("the jobs this Idempotency-Key created are gone (retention)")
-        records = [job.to_api() for job in jobs]
+        records = answers.job_records(jobs)
         answer = {"jobs": records} if kept["batch"] else {"job": records[0]}
         return _with_warning(answer, kept)
 

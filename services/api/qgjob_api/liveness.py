@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import redis
 
+from qgjob_api.redis_text import text
 from qgjob_contract import leases
 from qgjob_contract.names import Keys
 from qgjob_contract.records import is_alive
@@ -19,7 +20,7 @@ from qgjob_contract.statuses import AgentState
 
 def live_targets(client: redis.Redis, *, timeout_s: float) -> set[str]:
     """The targets with at least one live agent (three round trips, whatever the count)."""
-    agent_ids = sorted(_text(member) for member in client.smembers(Keys.AGENTS))
+    agent_ids = sorted(text(member) for member in client.smembers(Keys.AGENTS))
     if not agent_ids:
         return set()
     pipe = client.pipeline(transaction=False)
@@ -29,10 +30,10 @@ def live_targets(client: redis.Redis, *, timeout_s: float) -> set[str]:
     lease_of = leases.read(client, agent_ids)
     now_ms = leases.redis_now_ms(client)
     return {
-        _text(target)
+        text(target)
         for agent_id, (target, state) in zip(agent_ids, records, strict=True)
         if target
-        and _text(state or "") != AgentState.OFFLINE
+        and text(state or "") != AgentState.OFFLINE
         and is_alive(lease_of.get(agent_id), now_ms, timeout_s)
     }
 
@@ -48,7 +49,3 @@ def no_agent_warning(targets: Iterable[str], live: set[str]) -> str | None:
         f"no live agent for {noun} {names}: the jobs were accepted and wait for one "
         "(they expire after their queue TTL)"
     )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

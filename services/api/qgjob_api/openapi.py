@@ -1,228 +1,43 @@
 """The API's contract as OpenAPI 3.1 (spectree), at GET /openapi.json, and a page at /docs.
 
-The document is generated from the pydantic models the routes validate with
-(qgjob_api.validation, qgjob_api.token_routes) and from response models built here: the job
-and agent records are made from the contract's own dataclasses, so a field added there is in
-the spec too. Nothing is a second hand-written schema.
+The document is generated from the models the routes validate their input with
+(qgjob_api.validation) and build their answers with (qgjob_api.answers), as the endpoint
+table names them (qgjob_api.endpoints): nothing here is a second hand-written schema. What
+the models cannot say is added by `finish`: path ids' patterns (guards.PATH_IDS), the
+Idempotency-Key request header, and the Retry-After and Idempotent-Replayed answer headers.
 
 Why spectree and not flask-openapi3: flask-openapi3 replaces the Flask app and its routes'
 signatures, and validates requests itself with its own 422 body; spectree only decorates a
-view, and with `skip_validation` it documents the models while the routes keep validating
-as they did, so every error keeps our `{"error", "message"}` shape and the seed routes
-(`POST /submit`, `GET /status/<id>`) answer exactly what they answered before.
+view, and with `skip_validation` it documents the models while the routes validate with the
+same models themselves, so every error keeps our `{"error", "message"}` shape and the seed
+routes (`POST /submit`, `GET /status/<id>`) answer exactly what they answered before.
 
-Each route's documentation lives in OPERATIONS, by Flask endpoint; `install` wraps every
-routed view once all routes exist (a route missing from OPERATIONS fails at start, so none is
-left out of the spec). The seed routes are tagged `legacy` and marked deprecated.
+`install` wraps every routed view once all routes exist (a route missing from the endpoint
+table fails at start, so none is left out of the spec). The seed routes are tagged `legacy`
+and marked deprecated.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import re
 import typing
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 from flask import Blueprint, Flask, Response, current_app
-from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from spectree import Response as Responses
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import SecureType
 
-from qgjob_api import guards
-from qgjob_api.cancel import CancelIn
-from qgjob_api.token_routes import TokenIn, TokenQuery
-from qgjob_api.validation import JobIds, JobIn, JobQuery, RunIn, RunQuery
-from qgjob_contract.records import Agent, Job
+from qgjob_api import guards, idempotency
+from qgjob_api.answers import ErrorBody, NotReady, Ready
+from qgjob_api.endpoints import ENDPOINTS, Access, Endpoint
 
 TITLE: Final = "qgjob API"
 SPEC_PATH: Final = "/openapi.json"
 DOCS_PATH: Final = "/docs"
 LEGACY: Final = "legacy"
-
-
-class ErrorBody(BaseModel):
-    """Every error answer: a code, one line of message, and for a validation error the
-    field that is wrong."""
-
-    error: str
-    message: str
-    field: str | None = None
-
-
-def _from_dataclass(cls: type, name: str, **more: Any) -> type[BaseModel]:
-    """A response model with every field of a contract dataclass (as `asdict` shows it)."""
-    hints = typing.get_type_hints(cls)
-    fields: dict[str, Any] = {f.name: (hints[f.name], ...) for f in dataclasses.fields(cls)}
-    model: type[BaseModel] = create_model(
-        name, __config__=ConfigDict(extra="allow"), **fields, **more
-    )
-    return model
-
-
-JobRecord = _from_dataclass(Job, "JobRecord", final=(bool, ...))
-AgentRecord = _from_dataclass(Agent, "AgentRecord", alive=(bool, ...))
-
-
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class SubmitAnswer(BaseModel):
-    """The seed's answer to POST /submit, unchanged."""
-
-    message: str
-    job_id: str
-    assigned_agent: str | None
-    warning: str | None = Field(
-        None, description="set when no live agent serves a target of the job (the job waits)"
-    )
-
-
-class OneJob(_Open):
-    job: JobRecord  # type: ignore[valid-type]
-
-
-class ManyJobs(_Open):
-    jobs: list[JobRecord]  # type: ignore[valid-type]
-
-
-class JobsCreated(RootModel[OneJob | ManyJobs]):
-    """One job object sent: `{"job"}`; a list (or `{"jobs"}`) sent: `{"jobs"}`."""
-
-
-class JobBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    jobs: list[JobIn]
-
-
-class JobsBody(RootModel[JobIn | list[JobIn] | JobBatch]):
-    """POST /v1/jobs: one job, a list of jobs, or `{"jobs": [...]}` (all or nothing)."""
-
-
-class JobPage(_Open):
-    jobs: list[JobRecord]  # type: ignore[valid-type]
-    next_cursor: str | None
-
-
-class CompactJob(_Open):
-    job_id: str
-    status: str
-    final: bool
-
-
-class RunView(_Open):
-    run_id: str
-    org_id: str
-    total: int
-    finished: bool
-    counts: dict[str, int]
-    jobs: list[CompactJob] = []
-
-
-class RunCreated(_Open):
-    run_id: str
-    job_ids: list[str]
-    run: RunView
-
-
-class RunSummary(_Open):
-    run_id: str
-    org_id: str
-    total: int
-    finished: bool
-
-
-class RunPage(_Open):
-    runs: list[RunSummary]
-    next_cursor: str | None
-
-
-class Agents(_Open):
-    agents: list[AgentRecord]  # type: ignore[valid-type]
-
-
-class DeadLetterQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    limit: Annotated[int, Field(ge=1, le=1000)] = 100
-
-
-class DeadLetters(_Open):
-    total: int
-    dead_letters: list[dict[str, Any]]
-
-
-class ReplayIds(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    event_ids: Annotated[list[str], Field(min_length=1, max_length=1000)]
-
-
-class ReplayAll(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    all: typing.Literal[True]
-
-
-class ReplayBody(RootModel[ReplayIds | ReplayAll]):
-    """The dead letters to replay: chosen ones, or every one."""
-
-
-class Replayed(_Open):
-    replayed: list[str]
-    missing: list[str]
-    unreplayable: list[str]
-
-
-class TokenView(_Open):
-    token_id: str
-    org_id: str
-    role: str
-    name: str
-    created_at: str
-    expires_at: str | None
-    revoked_at: str | None
-
-
-class TokenCreated(TokenView):
-    token: str = Field(description="the token itself: shown in this answer only")
-
-
-class Tokens(_Open):
-    tokens: list[TokenView]
-
-
-class OneToken(_Open):
-    token: TokenView
-
-
-class AlreadyFinalJob(_Open):
-    job_id: str
-    status: str
-
-
-class CancelAnswer(_Open):
-    """What a bulk cancel did, job by job (and the run's id when a run was named)."""
-
-    run_id: str | None = None
-    requested: list[str]
-    already_final: list[AlreadyFinalJob]
-    not_found: list[str]
-
-
-class Health(_Open):
-    status: str
-
-
-class Ready(_Open):
-    status: str
-    checks: dict[str, str]
-
-
-class NotReady(ErrorBody):
-    """503 from /readyz: the error, and which of Redis and RabbitMQ failed."""
-
-    checks: dict[str, str]
-
+RETRY_AFTER: Final = "Retry-After"
 
 # Error answers any operation may give (a 400 only where there is input to refuse).
 _ERRORS: Final = {
@@ -234,54 +49,30 @@ _ERRORS: Final = {
 EMPTY_IS_ABSENT: Final = frozenset({"list_jobs", "runs.list_runs"})
 
 
-def _op(
-    ok: int,
-    model: type[BaseModel] | None,
-    *,
-    tags: tuple[str, ...],
-    json: type[BaseModel] | None = None,
-    query: type[BaseModel] | None = None,
-    legacy: bool = False,
-    public: bool = False,
-    also_ok: int | None = None,
-) -> dict[str, Any]:
-    responses: dict[str, Any] = {f"HTTP_{ok}": model, **_ERRORS, "HTTP_400": ErrorBody}
-    if also_ok is not None:
-        responses[f"HTTP_{also_ok}"] = model
+def _op(endpoint: Endpoint) -> dict[str, Any]:
+    """spectree's arguments for one endpoint of the table."""
+    public = endpoint.access is Access.PUBLIC
+    ok = {f"HTTP_{endpoint.ok}": endpoint.answer}
+    if endpoint.also_ok is not None:
+        ok[f"HTTP_{endpoint.also_ok}"] = endpoint.answer
     if public:
-        responses = {f"HTTP_{ok}": model, "HTTP_503": NotReady if model is Ready else ErrorBody}
+        unavailable = NotReady if endpoint.answer is Ready else ErrorBody
+        responses: dict[str, Any] = {**ok, "HTTP_503": unavailable}
+    else:
+        responses = {**ok, **_ERRORS, "HTTP_400": ErrorBody}
     return {
-        "json": json,
-        "query": query,
+        "json": endpoint.json,
+        "query": endpoint.query,
         "resp": Responses(**responses),
-        "tags": (LEGACY, *tags) if legacy else tags,
-        "deprecated": legacy,
+        "tags": (LEGACY, *endpoint.tags) if endpoint.legacy else endpoint.tags,
+        "deprecated": endpoint.legacy,
         "security": {} if public else None,
     }
 
 
+# Flask endpoint -> spectree's `validate` arguments, from the one endpoint table.
 OPERATIONS: Final[dict[str, dict[str, Any]]] = {
-    "submit": _op(201, SubmitAnswer, tags=("jobs",), json=JobIn, legacy=True),
-    "status": _op(200, JobRecord, tags=("jobs",), legacy=True),
-    "job_record": _op(200, JobRecord, tags=("jobs",)),
-    "create_jobs": _op(201, JobsCreated, tags=("jobs",), json=JobsBody),
-    "list_jobs": _op(200, JobPage, tags=("jobs",), query=JobQuery),
-    "runs.lookup_jobs": _op(200, ManyJobs, tags=("jobs",), json=JobIds),
-    "runs.create_run": _op(201, RunCreated, tags=("runs",), json=RunIn),
-    "runs.read_run": _op(200, RunView, tags=("runs",)),
-    "runs.list_runs": _op(200, RunPage, tags=("runs",), query=RunQuery),
-    "cancel.cancel_job": _op(202, JobRecord, tags=("jobs",)),
-    "cancel.cancel_jobs": _op(202, CancelAnswer, tags=("jobs",), json=CancelIn, also_ok=200),
-    "list_agents": _op(200, Agents, tags=("admin",)),
-    "admin.list_dead_letters": _op(200, DeadLetters, tags=("admin",), query=DeadLetterQuery),
-    "admin.replay_dead_letters": _op(200, Replayed, tags=("admin",), json=ReplayBody),
-    "tokens.create_token": _op(201, TokenCreated, tags=("admin",), json=TokenIn),
-    "tokens.list_tokens": _op(200, Tokens, tags=("admin",), query=TokenQuery),
-    "tokens.revoke_token": _op(200, OneToken, tags=("admin",)),
-    "healthz": _op(200, Health, tags=("probes",), public=True),
-    "readyz": _op(200, Ready, tags=("probes",), public=True),
-    "contract.spec": _op(200, None, tags=("contract",)),
-    "contract.docs": _op(200, None, tags=("contract",)),
+    name: _op(endpoint) for name, endpoint in ENDPOINTS.items()
 }
 
 
@@ -336,7 +127,7 @@ def install(app: Flask) -> SpecTree:
         return Response(page, mimetype="text/html")
 
     app.register_blueprint(routes)
-    missing = sorted(set(app.view_functions) - set(OPERATIONS))
+    missing = sorted(set(app.view_functions) - set(ENDPOINTS))
     if missing:
         raise RuntimeError(f"routes without an OpenAPI operation: {', '.join(missing)}")
     for endpoint, view in list(app.view_functions.items()):
@@ -356,9 +147,53 @@ def _operation_keys(app: Flask) -> dict[str, list[tuple[str, str]]]:
     return found
 
 
+_IDEMPOTENCY_KEY: Final = {
+    "name": idempotency.HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "the same key with the same body answers the first answer again (header "
+        f"{idempotency.REPLAYED_HEADER}: true) and creates nothing; with another body, 422"
+    ),
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": idempotency.MAX_KEY_LENGTH,
+        "pattern": "^[ -~]+$",
+    },
+}
+_REPLAYED: Final = {
+    idempotency.REPLAYED_HEADER: {
+        "description": "set on an answer replayed for a repeated Idempotency-Key",
+        "required": False,
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+_RETRY_AFTER: Final = {
+    RETRY_AFTER: {
+        "description": "seconds to wait before trying again",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+
+
+def _headers(operation: dict[str, Any], endpoint: Endpoint) -> None:
+    """The headers of one operation: Idempotency-Key in, Idempotent-Replayed and
+    Retry-After out."""
+    answers = operation.get("responses", {})
+    for code in ("429", "503"):
+        if code in answers:
+            answers[code].setdefault("headers", {}).update(_RETRY_AFTER)
+    if endpoint.idempotent:
+        operation.setdefault("parameters", []).append(dict(_IDEMPOTENCY_KEY))
+        answers[str(endpoint.ok)].setdefault("headers", {}).update(_REPLAYED)
+
+
 def finish(spec: dict[str, Any], app: Flask) -> dict[str, Any]:
     """What spectree cannot say from the models: path ids' patterns (guards.PATH_IDS, checked
-    before any route runs) and the listings where an empty query value counts as absent."""
+    before any route runs), the listings where an empty query value counts as absent, and
+    the headers (`_headers`)."""
     document = copy.deepcopy(spec)
     keys = _operation_keys(app)
     for endpoint, pairs in keys.items():
@@ -366,6 +201,7 @@ def finish(spec: dict[str, Any], app: Flask) -> dict[str, Any]:
             operation = document["paths"].get(path, {}).get(method)
             if operation is None:
                 continue
+            _headers(operation, ENDPOINTS[endpoint])
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "path" and parameter["name"] in guards.PATH_IDS:
                     pattern, max_length = guards.PATH_IDS[parameter["name"]]

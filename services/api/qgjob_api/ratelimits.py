@@ -19,7 +19,8 @@ import limits as limits_lib
 from flask import Flask, request
 from flask_limiter import Limiter
 
-from qgjob_api.auth import Access, access_of, current
+from qgjob_api.auth import access_of, current
+from qgjob_api.endpoints import ENDPOINTS, Access
 from qgjob_contract.names import Keys
 
 OFF: Final = "off"
@@ -47,6 +48,10 @@ def caller_key() -> str:
     return f"token:{token_id}" if token_id else f"addr:{request.remote_addr or '-'}"
 
 
+# Endpoints that create or change something (the rest are reads), from the endpoint table.
+SUBMIT_ENDPOINTS: Final = frozenset(name for name, e in ENDPOINTS.items() if e.changes)
+
+
 def budget_of(endpoint: str | None) -> str | None:
     """Which shared budget an endpoint counts against: "submit", "read", or None (probes)."""
     access = access_of(endpoint)
@@ -55,21 +60,6 @@ def budget_of(endpoint: str | None) -> str | None:
     if endpoint in SUBMIT_ENDPOINTS:
         return "submit"
     return "read"
-
-
-# Endpoints that create or change something (the rest are reads).
-SUBMIT_ENDPOINTS: Final = frozenset(
-    {
-        "submit",
-        "create_jobs",
-        "runs.create_run",
-        "cancel.cancel_job",
-        "cancel.cancel_jobs",
-        "admin.replay_dead_letters",
-        "tokens.create_token",
-        "tokens.revoke_token",
-    }
-)
 
 
 def install(app: Flask, *, storage_uri: str, submit: str, read: str) -> Limiter:

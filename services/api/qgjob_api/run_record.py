@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from qgjob_api.redis_text import text
 from qgjob_contract.events import parse_timestamp
 from qgjob_contract.records import Job
 from qgjob_contract.statuses import JobStatus, is_final
@@ -55,7 +56,7 @@ class Run:
 
     @classmethod
     def from_redis(cls, raw: dict[Any, Any]) -> Run:
-        f = {_text(k): _text(v) for k, v in raw.items()}
+        f = {text(k): text(v) for k, v in raw.items()}
         return cls(
             run_id=f["run_id"],
             org_id=f["org_id"],
@@ -134,7 +135,3 @@ def view(run: Run, jobs: list[Job], *, now: datetime) -> dict[str, Any]:
 
 def _num(value: float | None) -> str:
     return "" if value is None else repr(float(value))
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

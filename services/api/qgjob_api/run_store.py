@@ -11,6 +11,7 @@ from typing import cast
 
 import redis
 
+from qgjob_api.redis_text import text
 from qgjob_api.run_record import Run
 from qgjob_api.store import SCAN_BUDGET, SCAN_CHUNK, Cursor
 from qgjob_contract.names import Keys
@@ -55,7 +56,7 @@ def statuses(client: redis.Redis, runs: Sequence[Run]) -> list[list[str]]:
             pipe.hget(key, "status")
         for (index, _), status in zip(chunk, pipe.execute(), strict=True):
             if status:
-                found[index].append(_text(status))
+                found[index].append(text(status))
     return found
 
 
@@ -86,7 +87,7 @@ def list_runs(
         )
         if not entries:
             return found, None
-        fresh = [Cursor(int(score), _text(member)) for member, score in entries]
+        fresh = [Cursor(int(score), text(member)) for member, score in entries]
         if position is not None:
             fresh = [entry for entry in fresh if position.precedes(entry)]
         if not fresh:  # runs created in the same ms as `position`, already seen
@@ -108,7 +109,3 @@ def list_runs(
                 if len(found) == limit or jobs >= LIST_JOB_BUDGET:
                     return found, position
     return found, position
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -14,12 +14,13 @@ from typing import Any
 import redis
 from flask import Blueprint, request
 
-from qgjob_api import auth, run_record, run_store
+from qgjob_api import answers, auth, run_record, run_store
+from qgjob_api.bodies import request_json
 from qgjob_api.config import Config
 from qgjob_api.errors import NotFound
 from qgjob_api.intake import Intake
 from qgjob_api.submit import Publisher, submit_run
-from qgjob_api.validation import parse_job_ids, parse_json, parse_run, parse_run_query
+from qgjob_api.validation import parse_job_ids, parse_run, parse_run_query
 
 
 def runs_blueprint(
@@ -27,9 +28,6 @@ def runs_blueprint(
 ) -> Blueprint:
     """The routes, bound to the app's Redis client and its per-thread publishers."""
     routes = Blueprint("runs", __name__)
-
-    def request_json() -> Any:
-        return parse_json(request.get_data(cache=False), is_json=request.is_json)
 
     intake = Intake(client, config)
 
@@ -43,7 +41,8 @@ def runs_blueprint(
                 client, publisher(), run_in, submitted_by=auth.current().token_id
             )
             body = run_record.view(run, jobs, now=datetime.now(UTC))
-            return {"run_id": run.run_id, "job_ids": run.job_ids, "run": body}, 201
+            answer = {"run_id": run.run_id, "job_ids": run.job_ids, "run": body}
+            return answers.shown(answers.RunCreated, answer), 201
 
         return intake.respond("runs", raw, orgs=[run_in.org_id], targets=run_in.targets, work=work)
 
@@ -53,7 +52,7 @@ def runs_blueprint(
         if run is None or not auth.current().sees(run.org_id):
             raise NotFound(f"no run with id {run_id!r}")
         jobs = run_store.run_jobs(client, run)
-        return run_record.view(run, jobs, now=datetime.now(UTC))
+        return answers.shown(answers.RunView, run_record.view(run, jobs, now=datetime.now(UTC)))
 
     @routes.get("/v1/runs")
     def list_runs() -> dict[str, Any]:
@@ -65,12 +64,13 @@ def runs_blueprint(
             client, org_id=org_id, limit=query.limit, cursor=query.cursor
         )
         statuses = run_store.statuses(client, runs)
-        return {
+        page = {
             "runs": [
                 run_record.summary(run, found) for run, found in zip(runs, statuses, strict=True)
             ],
             "next_cursor": None if next_cursor is None else next_cursor.encode(),
         }
+        return answers.shown(answers.RunPage, page)
 
     @routes.post("/v1/jobs/lookup")
     def lookup_jobs() -> dict[str, Any]:
@@ -83,6 +83,6 @@ def runs_blueprint(
         missing = [job_id for job_id, job in zip(job_ids, jobs, strict=True) if job is None]
         if missing:
             raise NotFound(f"no job with id {missing[0]!r} ({len(missing)} unknown)")
-        return {"jobs": [job.to_api() for job in jobs if job is not None]}
+        return {"jobs": answers.job_records(job for job in jobs if job is not None)}
 
     return routes

@@ -13,6 +13,7 @@ from typing import Any, cast
 import redis
 from redis.typing import EncodableT, FieldT
 
+from qgjob_api.redis_text import text
 from qgjob_api.run_record import Run
 from qgjob_contract import leases
 from qgjob_contract.events import timestamp_ms
@@ -136,7 +137,7 @@ def list_jobs(
         )
         if not entries:
             return found, None
-        fresh = [Cursor(int(score), _text(member)) for member, score in _with_scores(entries)]
+        fresh = [Cursor(int(score), text(member)) for member, score in _with_scores(entries)]
         if position is not None:
             fresh = [entry for entry in fresh if position.precedes(entry)]
         if not fresh:  # a run of jobs created in the same ms as `position`, already seen
@@ -164,7 +165,7 @@ def list_agents(client: redis.Redis, *, timeout_s: float) -> list[dict[str, Any]
 
     `alive` is the lease's: renewed within `timeout_s` on Redis TIME (the scheduler's rule).
     """
-    agent_ids = sorted(_text(member) for member in client.smembers(Keys.AGENTS))
+    agent_ids = sorted(text(member) for member in client.smembers(Keys.AGENTS))
     pipe = client.pipeline(transaction=False)
     for agent_id in agent_ids:
         pipe.hgetall(Keys.agent(agent_id))
@@ -183,7 +184,3 @@ def list_agents(client: redis.Redis, *, timeout_s: float) -> list[dict[str, Any]
 def _with_scores(entries: object) -> list[tuple[bytes | str, float]]:
     """A `withscores=True` range reply, typed."""
     return cast("list[tuple[bytes | str, float]]", entries)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

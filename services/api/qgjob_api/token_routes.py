@@ -8,58 +8,28 @@ jobs still names a token.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 import redis
 from flask import Blueprint, request
-from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, ValidationError
 
-from qgjob_api import tokens
+from qgjob_api import answers, tokens
 from qgjob_api.auth import current
+from qgjob_api.bodies import request_json
 from qgjob_api.errors import NotFound, ValidationFailed
-from qgjob_api.validation import Identifier, failure
+from qgjob_api.validation import TokenIn, TokenQuery, parse_body, parse_query
 from qgjob_contract.events import format_timestamp, utc_now
-from qgjob_contract.roles import Role
 
 log = logging.getLogger(__name__)
 
-MAX_TOKEN_NAME = 128
-# Longest life a token may be given (10 years); without expires_in_s it does not expire.
-MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600
 
-
-class TokenIn(BaseModel):
-    """The body of POST /v1/admin/tokens."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    org_id: Identifier
-    role: Role
-    name: Annotated[
-        str, Strict(), StringConstraints(max_length=MAX_TOKEN_NAME, pattern=r"^[ -~]*$")
-    ] = ""
-    expires_in_s: Annotated[int, Strict(), Field(ge=1, le=MAX_EXPIRES_IN_S)] | None = None
-
-
-class TokenQuery(BaseModel):
-    """The query string of GET /v1/admin/tokens."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    org_id: Identifier | None = None
-
-
-def tokens_blueprint(client: redis.Redis, request_json: Callable[[], Any]) -> Blueprint:
+def tokens_blueprint(client: redis.Redis) -> Blueprint:
     routes = Blueprint("tokens", __name__, url_prefix="/v1/admin/tokens")
 
     @routes.post("")
     def create_token() -> tuple[dict[str, Any], int]:
-        try:
-            token_in = TokenIn.model_validate(request_json())
-        except ValidationError as exc:
-            raise failure(exc, prefix="") from None
+        token_in = parse_body(TokenIn, request_json())
         token_id, secret, hashed = tokens.mint()
         now = datetime.now(UTC)
         expires_at = (
@@ -84,15 +54,13 @@ def tokens_blueprint(client: redis.Redis, request_json: Callable[[], Any]) -> Bl
             record.role.value,
             current().actor,
         )
-        return {"token": secret, **record.to_api()}, 201
+        return answers.shown(answers.TokenCreated, {"token": secret, **record.to_api()}), 201
 
     @routes.get("")
     def list_tokens() -> dict[str, Any]:
-        try:
-            query = TokenQuery.model_validate(dict(request.args.items()))
-        except ValidationError as exc:
-            raise failure(exc, prefix="") from None
-        return {"tokens": [r.to_api() for r in tokens.listing(client, query.org_id)]}
+        query = parse_query(TokenQuery, request.args)
+        listed = [r.to_api() for r in tokens.listing(client, query.org_id)]
+        return answers.shown(answers.Tokens, {"tokens": listed})
 
     @routes.post("/<token_id>/revoke")
     def revoke_token(token_id: str) -> dict[str, Any]:
@@ -102,6 +70,6 @@ def tokens_blueprint(client: redis.Redis, request_json: Callable[[], Any]) -> Bl
         if record is None:
             raise NotFound(f"no token with id {token_id!r}")
         log.info("token revoked token_id=%s by=%s", token_id, current().actor)
-        return {"token": record.to_api()}
+        return answers.shown(answers.OneToken, {"token": record.to_api()})
 
     return routes

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import redis
 
+from qgjob_api.redis_text import text
 from qgjob_contract.events import timestamp_ms
 from qgjob_contract.names import Keys
 from qgjob_contract.roles import Role
@@ -94,7 +95,7 @@ class TokenRecord:
 
     @classmethod
     def from_redis(cls, raw: dict[Any, Any]) -> TokenRecord:
-        f = {_text(k): _text(v) for k, v in raw.items()}
+        f = {text(k): text(v) for k, v in raw.items()}
         return cls(
             token_id=f["token_id"],
             org_id=f["org_id"],
@@ -138,7 +139,7 @@ def listing(client: redis.Redis, org_id: str | None) -> list[TokenRecord]:
     ids: Sequence[Any] = client.zrevrange(Keys.TOKENS, 0, -1)
     pipe = client.pipeline(transaction=False)
     for token_id in ids:
-        pipe.hgetall(Keys.token(_text(token_id)))
+        pipe.hgetall(Keys.token(text(token_id)))
     records = [TokenRecord.from_redis(raw) for raw in pipe.execute() if raw]
     return [r for r in records if org_id is None or r.org_id == org_id][:MAX_LISTED]
 
@@ -153,7 +154,3 @@ def revoke(client: redis.Redis, token_id: str, revoked_at: str) -> TokenRecord |
     if record.revoked_at is None:
         client.hset(Keys.token(token_id), "revoked_at", revoked_at)
     return load(client, token_id)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Mapping
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    RootModel,
     Strict,
     StringConstraints,
     TypeAdapter,
@@ -24,11 +25,12 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from qgjob_api import guards
 from qgjob_api.errors import InvalidJson, ValidationFailed
 from qgjob_api.store import Cursor
+from qgjob_contract.roles import Role
 from qgjob_contract.statuses import JobStatus
 from qgjob_contract.targets import DEFAULT_TARGET, Target
 
 MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 1, 10, 1
-MAX_IDENTIFIER = 128
+MAX_IDENTIFIER = guards.MAX_ID
 MAX_TEST_PATH = 1024
 DEFAULT_PAGE, MAX_PAGE = 50, 500
 # Job control: reruns of a failed test, and the optional per-job limits (seconds).
@@ -65,10 +67,11 @@ def _check_test_path(path: str) -> str:
     return path
 
 
+# Every id a client sends (org, job, run): the rule of an id in a path too (guards.PATH_IDS).
 Identifier = Annotated[
     str,
     Strict(),
-    StringConstraints(min_length=1, max_length=MAX_IDENTIFIER, pattern=r"^[A-Za-z0-9._-]+$"),
+    StringConstraints(min_length=1, max_length=MAX_IDENTIFIER, pattern=guards.ID_PATTERN),
 ]
 # An identifier that may also hold '+': semver build metadata such as `1.4.0+42`.
 AppVersionId = Annotated[
@@ -175,7 +178,92 @@ class JobIds(BaseModel):
     ]
 
 
-_JOB_LIST = TypeAdapter(list[JobIn])
+class JobBatch(BaseModel):
+    """`{"jobs": [...]}`: a batch of jobs (all or nothing)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jobs: list[JobIn]
+
+
+JobList = list[JobIn]
+_JOB_LIST: Final = TypeAdapter(JobList)
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class JobsBody(RootModel[JobIn | JobList | JobBatch]):
+    """POST /v1/jobs: one job, a list of jobs, or `{"jobs": [...]}` (all or nothing); at
+    most API_MAX_JOBS_PER_REQUEST jobs. `parse_jobs` validates each form with its model."""
+
+
+class CancelIn(BaseModel):
+    """The body of POST /v1/jobs/cancel: job ids, or a run id (every unfinished job of it);
+    exactly one of the two (qgjob_api.cancel.parse_cancel)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_ids: Annotated[list[Identifier], Field(min_length=1)] | None = None
+    run_id: Identifier | None = None
+
+
+MAX_DEAD_LETTERS = 1000
+DEFAULT_DEAD_LETTERS = 100
+EventId = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+
+
+class DeadLetterQuery(BaseModel):
+    """The query string of GET /v1/admin/dead-letters: how many, newest first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: Annotated[int, Field(ge=1, le=MAX_DEAD_LETTERS)] = DEFAULT_DEAD_LETTERS
+
+
+class ReplayIds(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_ids: Annotated[list[EventId], Field(min_length=1, max_length=MAX_DEAD_LETTERS)]
+
+
+class ReplayAll(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    all: Literal[True]
+
+
+class ReplayBody(RootModel[ReplayIds | ReplayAll]):
+    """The dead letters to replay: chosen ones (`event_ids`), or every one (`all`)."""
+
+
+MAX_TOKEN_NAME = 128
+# Longest life a token may be given (10 years); without expires_in_s it does not expire.
+MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600
+
+
+class TokenIn(BaseModel):
+    """The body of POST /v1/admin/tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    org_id: Identifier
+    role: Role
+    name: Annotated[
+        str, Strict(), StringConstraints(max_length=MAX_TOKEN_NAME, pattern=r"^[ -~]*$")
+    ] = ""
+    expires_in_s: Annotated[int, Strict(), Field(ge=1, le=MAX_EXPIRES_IN_S)] | None = None
+
+
+class TokenQuery(BaseModel):
+    """The query string of GET /v1/admin/tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    org_id: Identifier | None = None
+
+
+def _limit_rule(most: int) -> str:
+    return f"must be an integer from 1 to {most}"
+
 
 _IDENTIFIER_RULE = (
     f"must be a string of 1 to {MAX_IDENTIFIER} characters: letters, digits, '.', '_' or '-'"
@@ -191,7 +279,7 @@ _RULES: Final = {
     "priority": (f"must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY} (higher runs first)"),
     "target": "must be one of: " + ", ".join(Target),
     "status": "must be one of: " + ", ".join(JobStatus),
-    "limit": f"must be an integer from 1 to {MAX_PAGE}",
+    "limit": _limit_rule(MAX_PAGE),
     "targets": "must be a non-empty list of: " + ", ".join(Target),
     "tests": "must be a non-empty list of test paths",
     "job_ids": f"must be a non-empty list of job ids (1 to {MAX_IDENTIFIER} characters)",
@@ -199,6 +287,8 @@ _RULES: Final = {
     "retries": f"must be an integer from 0 to {MAX_RETRIES} (reruns of a failed test)",
     "timeout_s": f"must be a number of seconds above 0, at most {MAX_TIMEOUT_S}",
     "queue_ttl_s": f"must be a number of seconds above 0, at most {MAX_QUEUE_TTL_S}",
+    "event_ids": f"must be a list of 1-{MAX_DEAD_LETTERS} event ids",
+    "all": "must be true",
 }
 
 
@@ -228,31 +318,50 @@ def parse_jobs(body: Any, *, max_jobs: int) -> tuple[list[JobIn], bool]:
     Returns the jobs and whether the body was a batch (a list) rather than one object.
     All or nothing: any invalid job fails the whole body.
     """
-    if isinstance(body, dict) and "jobs" in body:
+    batch = isinstance(body, dict) and "jobs" in body
+    if batch:
         extra = sorted(set(body) - {"jobs"})
         if extra:
             raise ValidationFailed(extra[0], "is not a known field (a batch body has only 'jobs')")
-        body = body["jobs"]
-        if not isinstance(body, list):
+        if not isinstance(body["jobs"], list):
             raise ValidationFailed("jobs", "must be a list of job objects")
-    if isinstance(body, dict):
+    elif isinstance(body, dict):
         return [parse_job(body)], False
-    if not isinstance(body, list):
+    elif not isinstance(body, list):
         raise ValidationFailed("body", 'must be a job object, a list of jobs, or {"jobs": [...]}')
-    if not body:
+    jobs = body["jobs"] if batch else body
+    if not jobs:
         raise ValidationFailed("jobs", "must contain at least one job")
-    if len(body) > max_jobs:
-        raise ValidationFailed("jobs", f"at most {max_jobs} jobs per request, got {len(body)}")
+    if len(jobs) > max_jobs:
+        raise ValidationFailed("jobs", f"at most {max_jobs} jobs per request, got {len(jobs)}")
     try:
-        return _JOB_LIST.validate_python(body), True
+        if batch:
+            return list(JobBatch.model_validate(body).jobs), True
+        return _JOB_LIST.validate_python(jobs), True
     except ValidationError as exc:
-        raise _failure(exc, prefix="jobs") from None
+        raise _failure(exc, prefix="" if batch else "jobs") from None
 
 
 def parse_job_query(args: Mapping[str, str]) -> JobQuery:
     """The query string of GET /v1/jobs; an empty value counts as absent."""
+    return parse_query(JobQuery, {name: value for name, value in args.items() if value})
+
+
+def parse_query(
+    model: type[_M], args: Mapping[str, str], *, rules: Mapping[str, str] | None = None
+) -> _M:
+    """A query string as `model` (its values arrive as text); `rules` says what a field
+    must be where _RULES' general wording does not fit."""
     try:
-        return JobQuery.model_validate({name: value for name, value in args.items() if value})
+        return model.model_validate(dict(args.items()))
+    except ValidationError as exc:
+        raise _failure(exc, prefix="", rules=rules) from None
+
+
+def parse_body(model: type[_M], body: Any) -> _M:
+    """A JSON body as `model`."""
+    try:
+        return model.model_validate(body)
     except ValidationError as exc:
         raise _failure(exc, prefix="") from None
 
@@ -284,10 +393,8 @@ def parse_run(body: Any, *, max_jobs: int) -> RunIn:
 
 def parse_run_query(args: Mapping[str, str]) -> RunQuery:
     """The query string of GET /v1/runs; an empty value counts as absent."""
-    try:
-        return RunQuery.model_validate({name: value for name, value in args.items() if value})
-    except ValidationError as exc:
-        raise _failure(exc, prefix="") from None
+    present = {name: value for name, value in args.items() if value}
+    return parse_query(RunQuery, present, rules={"limit": _limit_rule(MAX_RUN_PAGE)})
 
 
 def parse_job_ids(body: Any, *, max_jobs: int) -> list[str]:
@@ -301,10 +408,14 @@ def parse_job_ids(body: Any, *, max_jobs: int) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _failure(exc: ValidationError, *, prefix: str) -> ValidationFailed:
+def _failure(
+    exc: ValidationError, *, prefix: str, rules: Mapping[str, str] | None = None
+) -> ValidationFailed:
     """The first error, with the field's path (`jobs[3].priority`) and what it must be."""
     error = exc.errors(include_url=False)[0]
-    return ValidationFailed(_path(prefix, error["loc"]), _problem(error))
+    return ValidationFailed(
+        _path(prefix, error["loc"]), _problem(error, {**_RULES, **(rules or {})})
+    )
 
 
 # For the routes of other modules that validate with their own models.
@@ -321,7 +432,7 @@ def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
     return path or "body"
 
 
-def _problem(error: ErrorDetails) -> str:
+def _problem(error: ErrorDetails, rules: Mapping[str, str]) -> str:
     kind = error["type"]
     if kind == "missing":
         return "is required"
@@ -332,4 +443,4 @@ def _problem(error: ErrorDetails) -> str:
     if kind == _TEST_PATH_ERROR:
         return error["msg"]
     names = [part for part in error["loc"] if isinstance(part, str)]
-    return _RULES.get(names[-1], error["msg"]) if names else error["msg"]
+    return rules.get(names[-1], error["msg"]) if names else error["msg"]

@@ -21,6 +21,7 @@ from qgjob_api.admin import admin_blueprint
 from qgjob_api.bodies import request_json
 from qgjob_api.cancel import cancel_blueprint
 from qgjob_api.config import Config
+from qgjob_api.endpoints import ENDPOINTS
 from qgjob_api.errors import HttpError, NotFound, Unavailable
 from qgjob_api.intake import Intake
 from qgjob_api.runs import runs_blueprint
@@ -86,7 +87,8 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
     )
     _register_error_handlers(app)
     auth.install(app, client, mode=config.auth_mode, admin_token=config.admin_token)
-    guards.install(app)  # path ids and header sizes, before any route reads Redis
+    # path ids and header sizes, before any route reads Redis
+    guards.install(app, legacy=frozenset(name for name, e in ENDPOINTS.items() if e.legacy))
     app.register_blueprint(runs_blueprint(client, publishers.get, config))
 
     def find_job(job_id: str) -> Job:

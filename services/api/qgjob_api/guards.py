@@ -2,8 +2,9 @@
 
 - Ids in paths (`/v1/jobs/<job_id>`, `/v1/runs/<run_id>`, `/v1/admin/tokens/<token_id>/...`)
   are checked against PATH_IDS before any route reads Redis, so a key is only ever built from
-  letters, digits, '.', '_' and '-' (a token id: 16 hex digits). The same patterns are in the
-  OpenAPI document (qgjob_api.openapi.finish).
+  letters, digits, '.', '_' and '-' (a token id: 16 hex digits): 400, but 404 on the seed's
+  `/status/<job_id>`, which answered any unknown id so. The same patterns are in the OpenAPI
+  document (qgjob_api.openapi.finish).
 - Request heads: at most MAX_HEADER_FIELDS fields of at most MAX_HEADER_VALUE bytes each, else
   431 in our JSON error shape. gunicorn's own limits (services/api/Dockerfile) sit above these
   as a backstop for heads Flask never sees.
@@ -20,7 +21,7 @@ from typing import Any, Final
 
 from flask import Flask, request
 
-from qgjob_api.errors import HeaderTooLarge, InvalidJson, ValidationFailed
+from qgjob_api.errors import HeaderTooLarge, InvalidJson, NotFound, ValidationFailed
 
 MAX_ID: Final = 128
 ID_PATTERN: Final = r"^[A-Za-z0-9._-]+$"
@@ -79,13 +80,22 @@ def check_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> None:
         pending.extend((child, depth + 1) for child in children)
 
 
-def install(app: Flask) -> None:
+def install(app: Flask, *, legacy: frozenset[str] = frozenset()) -> None:
     """Check every request's head and path ids before its route runs (register after
-    auth.install: a caller without a valid token learns nothing from these answers)."""
+    auth.install: a caller without a valid token learns nothing from these answers).
+
+    On the `legacy` endpoints (the seed's routes) an id that could not name a record is
+    answered as the seed answered an unknown id, 404 `not_found`; it never reaches Redis."""
 
     @app.before_request
     def bound_input() -> None:
         check_headers(list(request.headers.items()))
         for name, value in (request.view_args or {}).items():
-            if isinstance(value, str):
+            if not isinstance(value, str):
+                continue
+            try:
                 check_path_id(name, value)
+            except ValidationFailed:
+                if request.endpoint not in legacy:
+                    raise
+                raise NotFound(f"no job with id {value[:MAX_ID]!r}") from None

@@ -177,7 +177,7 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
             requested_by=lambda: auth.current().actor,
             sees=lambda org_id: auth.current().sees(org_id),
         ),
-        tokens_blueprint(client),
+        tokens_blueprint(client, retention_s=config.job_retention_s),
     ):
         app.register_blueprint(blueprint)
 

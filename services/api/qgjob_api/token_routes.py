@@ -24,7 +24,8 @@ from qgjob_contract.events import format_timestamp, utc_now
 log = logging.getLogger(__name__)
 
 
-def tokens_blueprint(client: redis.Redis) -> Blueprint:
+def tokens_blueprint(client: redis.Redis, *, retention_s: float) -> Blueprint:
+    """The token routes; a revoked or expired token's record is kept `retention_s`."""
     routes = Blueprint("tokens", __name__, url_prefix="/v1/admin/tokens")
 
     @routes.post("")
@@ -46,7 +47,7 @@ def tokens_blueprint(client: redis.Redis) -> Blueprint:
             digest=hashed,
             expires_at=expires_at,
         )
-        tokens.store(client, record)
+        tokens.store(client, record, retention_s=retention_s)
         log.info(
             "token created token_id=%s org_id=%s role=%s by=%s",
             token_id,
@@ -66,7 +67,7 @@ def tokens_blueprint(client: redis.Redis) -> Blueprint:
     def revoke_token(token_id: str) -> dict[str, Any]:
         if not tokens.is_token_id(token_id):
             raise ValidationFailed("token_id", "must be 16 hex digits (a token id)")
-        record = tokens.revoke(client, token_id, utc_now())
+        record = tokens.revoke(client, token_id, utc_now(), retention_s=retention_s)
         if record is None:
             raise NotFound(f"no token with id {token_id!r}")
         log.info("token revoked token_id=%s by=%s", token_id, current().actor)

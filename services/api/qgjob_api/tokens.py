@@ -1,5 +1,8 @@
 """API tokens: minted at random, shown once, kept only as a hash.
 
+Bounded: a revoked or expired token's record is removed JOB_RETENTION_S after it stopped
+working (as long as the jobs it submitted are kept); its index entry with the next listing.
+
 A token reads `qgjob_<token_id>_<secret>`: the id (16 hex digits) names the record
 `qgjob:token:{token_id}`, so a token is checked with ONE Redis read, and the secret
 (32 random bytes, URL-safe base64) is what proves it. The record keeps sha256(secret),
@@ -20,7 +23,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import redis
 
@@ -120,9 +123,13 @@ class TokenRecord:
         return self.expires_at is None or now_ms < timestamp_ms(self.expires_at)
 
 
-def store(client: redis.Redis, record: TokenRecord) -> None:
+def store(client: redis.Redis, record: TokenRecord, *, retention_s: float) -> None:
+    """Keep a new token; one that expires is removed `retention_s` after it expired."""
+    key = Keys.token(record.token_id)
     pipe = client.pipeline(transaction=True)
-    pipe.hset(Keys.token(record.token_id), mapping=dict(record.to_redis().items()))
+    pipe.hset(key, mapping=dict(record.to_redis().items()))
+    if record.expires_at is not None:
+        pipe.pexpireat(key, timestamp_ms(record.expires_at) + _ms(retention_s))
     pipe.zadd(Keys.TOKENS, {record.token_id: timestamp_ms(record.created_at)})
     pipe.execute()
 
@@ -135,22 +142,40 @@ def load(client: redis.Redis, token_id: str) -> TokenRecord | None:
 
 
 def listing(client: redis.Redis, org_id: str | None) -> list[TokenRecord]:
-    """Every token (of `org_id` when given), newest first, at most MAX_LISTED."""
-    ids: Sequence[Any] = client.zrevrange(Keys.TOKENS, 0, -1)
+    """Every token (of `org_id` when given), newest first, at most MAX_LISTED. The index
+    entries of records gone past their retention are dropped on the way."""
+    ids = [
+        text(token_id) for token_id in cast("Sequence[Any]", client.zrevrange(Keys.TOKENS, 0, -1))
+    ]
     pipe = client.pipeline(transaction=False)
     for token_id in ids:
-        pipe.hgetall(Keys.token(text(token_id)))
-    records = [TokenRecord.from_redis(raw) for raw in pipe.execute() if raw]
+        pipe.hgetall(Keys.token(token_id))
+    raws = pipe.execute()
+    gone = [token_id for token_id, raw in zip(ids, raws, strict=True) if not raw]
+    if gone:
+        client.zrem(Keys.TOKENS, *gone)
+    records = [TokenRecord.from_redis(raw) for raw in raws if raw]
     return [r for r in records if org_id is None or r.org_id == org_id][:MAX_LISTED]
 
 
-def revoke(client: redis.Redis, token_id: str, revoked_at: str) -> TokenRecord | None:
+def revoke(
+    client: redis.Redis, token_id: str, revoked_at: str, *, retention_s: float
+) -> TokenRecord | None:
     """Mark the token revoked (once: a second revoke keeps the first time); None if unknown.
 
-    The record stays, so that `submitted_by` ids keep naming a token."""
+    The record stays `retention_s` (as long as the jobs it submitted are kept), so that
+    `submitted_by` ids keep naming a token; then it is removed (Redis TTL)."""
     record = load(client, token_id)
     if record is None:
         return None
     if record.revoked_at is None:
-        client.hset(Keys.token(token_id), "revoked_at", revoked_at)
+        key = Keys.token(token_id)
+        pipe = client.pipeline(transaction=True)
+        pipe.hset(key, "revoked_at", revoked_at)
+        pipe.pexpireat(key, timestamp_ms(revoked_at) + _ms(retention_s))
+        pipe.execute()
     return load(client, token_id)
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)

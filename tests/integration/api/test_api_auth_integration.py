@@ -231,6 +231,7 @@ def test_an_expired_token_is_401(api: FlaskClient, redis_client: redis.Redis) ->
             digest=hashed,
             expires_at="2020-01-02T00:00:00.000Z",
         ),
+        retention_s=20 * 365 * 24 * 3600,  # kept past its expiry: still known, refused
     )
     response = api.get("/v1/jobs", headers=_bearer(secret))
     assert response.status_code == 401

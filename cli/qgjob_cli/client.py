@@ -6,7 +6,11 @@ message is one line and whose class names the exit code.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +20,7 @@ from qgjob_cli.errors import (
     KeyInProgress,
     NotFound,
     QgjobError,
+    RateLimited,
     RequestRejected,
     ServerError,
     ServerFailed,
@@ -33,6 +38,10 @@ _MAX_MESSAGE = 300
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # The error code of a 409 while another request with the same key is in progress.
 IN_PROGRESS = "idempotency_in_progress"
+# A 429 is waited out as its Retry-After says, at most this long in all for one request
+# (then the command ends with exit code 10); without a readable Retry-After, 1 s a time.
+RATE_LIMIT_WAIT_S = 60.0
+_DEFAULT_RETRY_AFTER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -54,9 +63,13 @@ class Client:
         *,
         session: requests.Session | None = None,
         token: str | None = None,
+        rate_limit_wait_s: float = RATE_LIMIT_WAIT_S,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._session = session if session is not None else requests.Session()
+        self._rate_limit_wait_s = rate_limit_wait_s
+        self._sleep = sleep
         # Warnings the server attached to its answers (e.g. a target with no live agent).
         self.warnings: list[str] = []
         if token:
@@ -206,6 +219,25 @@ class Client:
         return record
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The answer's JSON body. A 429 (nothing was done: the limit is checked before any
+        route runs) is sent again after the server's Retry-After, while the pauses stay
+        within RATE_LIMIT_WAIT_S in all; past that, RateLimited."""
+        waited = 0.0
+        while True:
+            response = self._send(method, path, **kwargs)
+            if response.status_code != 429:
+                return _body(response, f"{method} {path}")
+            pause = _retry_after_s(response)
+            if waited + pause > self._rate_limit_wait_s:
+                message = _server_message(_json_or_none(response)) or "too many requests"
+                raise RateLimited(
+                    f"rate limited by the qgjob API (HTTP 429, retry after {pause:g} s; "
+                    f"waited {waited:g} s of at most {self._rate_limit_wait_s:g} s): {message}"
+                )
+            self._sleep(pause)
+            waited += pause
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = self.base_url + path
         try:
             response = self._session.request(
@@ -227,15 +259,33 @@ class Client:
             ) from exc
         except requests.RequestException as exc:
             raise ServerError(f"bad response from the qgjob API: {_reason(exc)}") from exc
-        return _body(response, f"{method} {path}")
+        return response
+
+
+def _retry_after_s(response: requests.Response) -> float:
+    """Seconds a 429 asks to wait: Retry-After as seconds or as an HTTP date."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return _DEFAULT_RETRY_AFTER_S
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _body(response: requests.Response, what: str) -> Any:
     """The decoded JSON body of a 2xx answer; otherwise the matching QgjobError."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = _json_or_none(response)
     status = response.status_code
     if 200 <= status < 300:
         if body is None:

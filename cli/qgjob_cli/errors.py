@@ -46,6 +46,12 @@ class ServerFailed(ServerError):
     transient = True
 
 
+class RateLimited(QgjobError):
+    """429 again and again: the server's rate limit, past the client's bounded wait."""
+
+    exit_code = ExitCode.RATE_LIMITED
+
+
 class NotFound(QgjobError):
     """The server answered 404."""
 

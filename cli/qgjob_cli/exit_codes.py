@@ -26,6 +26,7 @@ class ExitCode(IntEnum):
     WAIT_TIMEOUT = 7  # the wait gave up after --timeout with jobs not yet final
     CANCELLED = 8  # a job was cancelled, and none failed or ended error
     ALREADY_FINAL = 9  # `cancel`: a job named was already final (nothing changed for it)
+    RATE_LIMITED = 10  # 429: still over the server's rate limit after waiting its Retry-After
     INTERRUPTED = 130  # Ctrl-C (SIGINT), the shell's 128 + 2
 
 
@@ -40,6 +41,7 @@ DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.WAIT_TIMEOUT: "the wait gave up after --timeout with jobs not yet final",
     ExitCode.CANCELLED: "a job was cancelled, and none failed or ended error",
     ExitCode.ALREADY_FINAL: "cancel: a job named was already final, nothing changed for it",
+    ExitCode.RATE_LIMITED: "rate limited (429): still refused after waiting Retry-After",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 

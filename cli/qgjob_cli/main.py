@@ -12,7 +12,7 @@ import click
 from click.core import ParameterSource
 
 from qgjob_cli import admin, control, formatting, junit, suite
-from qgjob_cli.client import Client, JobRecord
+from qgjob_cli.client import RATE_LIMIT_WAIT_S, Client, JobRecord
 from qgjob_cli.context import Deps, State, error_line, warning_line
 from qgjob_cli.errors import QgjobError
 from qgjob_cli.exit_codes import ExitCode, epilog
@@ -97,9 +97,20 @@ _EXAMPLES = """\
     help="Sent as 'Authorization: Bearer TOKEN' when set (prefer the variable: a flag "
     "shows in the process list).",
 )
+@click.option(
+    "--rate-limit-wait",
+    "rate_limit_wait_s",
+    envvar="QGJOB_RATE_LIMIT_WAIT_S",
+    type=click.FloatRange(min=0),
+    default=RATE_LIMIT_WAIT_S,
+    show_default=True,
+    show_envvar=True,
+    help="Seconds one request may wait in all on the server's rate limit (HTTP 429, as its "
+    "Retry-After says) before the command gives up with exit code 10.",
+)
 @click.version_option(package_name="qgjob", prog_name="qgjob")
 @click.pass_context
-def cli(ctx: click.Context, api_url: str, token: str | None) -> None:
+def cli(ctx: click.Context, api_url: str, token: str | None, rate_limit_wait_s: float) -> None:
     """Submit test suites to qgjob, follow them live, and end with an exit code CI acts on.
 
     Settings come from the flags, then the environment (QGJOB_API_URL, QGJOB_TOKEN,
@@ -107,7 +118,9 @@ def cli(ctx: click.Context, api_url: str, token: str | None) -> None:
     `qgjob: error: ...`; --json prints machine-readable JSON on stdout.
     """
     deps = ctx.obj if isinstance(ctx.obj, Deps) else Deps()
-    client = Client(api_url, session=deps.session, token=token)
+    client = Client(
+        api_url, session=deps.session, token=token, rate_limit_wait_s=rate_limit_wait_s
+    )
     ctx.call_on_close(client.close)
     ctx.obj = State(client=client, deps=deps, api_url=api_url)
 

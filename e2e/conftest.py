@@ -350,4 +350,4 @@ def stack() -> Iterator[Stack]:
 
 
 # The QGJOB_AUTH=tokens stack (one per session, shared), defined beside its helpers.
-from e2e.tokens_stack import tokens_stack  # noqa: E402, F401 (a fixture)
+from e2e.tokens_stack import open_stack, tokens_stack  # noqa: E402, F401 (fixtures)

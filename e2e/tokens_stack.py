@@ -1,10 +1,11 @@
-"""A second compose stack with QGJOB_AUTH=tokens, for the tenant tests and the fuzzing.
+"""API-only compose stacks for the tenant tests and the fuzzing: `tokens_stack` with
+QGJOB_AUTH=tokens, `open_stack` with QGJOB_AUTH=off (the compose default).
 
 Only the API and what it needs (Redis, RabbitMQ) are started: these tests look at what the
-API answers, not at jobs running. It is one stack for the whole session, shared by every
-test that asks for `tokens_stack`, under the project `{QGJOB_E2E_PROJECT}-tokens`, on a free
-host port, and removed with its volumes at the end. It is started with `docker compose -p`
-directly (not testcontainers), so it never touches the main stack's environment.
+API answers, not at jobs running. Each is one stack for the whole session, shared by every
+test that asks for it, under the project `{QGJOB_E2E_PROJECT}-tokens` (`-open`), on a free
+host port, and removed with its volumes at the end. They are started with `docker compose
+-p` directly (not testcontainers), so they never touch the main stack's environment.
 """
 
 from __future__ import annotations
@@ -23,12 +24,34 @@ import requests
 from e2e.conftest import PROJECT, REPO_ROOT, _free_port, wait_until
 
 TOKENS_PROJECT = f"{PROJECT}-tokens"
+OPEN_PROJECT = f"{PROJECT}-open"
 
 
 @dataclass(frozen=True)
 class TokensStack:
     api_url: str
     admin_token: str
+    project: str = TOKENS_PROJECT
+
+    def api_logs(self) -> bytes:
+        """What the API container wrote (gunicorn's access and error logs, the app's), raw."""
+        done = subprocess.run(
+            [
+                "docker",
+                "compose",
+                "-p",
+                self.project,
+                "logs",
+                "--no-color",
+                "--no-log-prefix",
+                "api",
+            ],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout
 
     def request(
         self, method: str, path: str, token: str | None, **kwargs: Any
@@ -45,9 +68,11 @@ class TokensStack:
         return body
 
 
-def _compose(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def _compose(
+    project: str, env: dict[str, str], *args: str, timeout: float
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["docker", "compose", "-p", TOKENS_PROJECT, *args],
+        ["docker", "compose", "-p", project, *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -57,35 +82,45 @@ def _compose(env: dict[str, str], *args: str, timeout: float) -> subprocess.Comp
     )
 
 
-@pytest.fixture(scope="session")
-def tokens_stack() -> Iterator[TokensStack]:
+def _api_stack(project: str, auth: dict[str, str]) -> Iterator[TokensStack]:
     port = _free_port()
-    admin_token = secrets.token_hex(32)
-    env = {
-        **os.environ,
-        "QGJOB_API_PORT": str(port),
-        "QGJOB_AUTH": "tokens",
-        "QGJOB_ADMIN_TOKEN": admin_token,
-    }
+    env = {**os.environ, "QGJOB_API_PORT": str(port), **auth}
     env.pop("COMPOSE_PROJECT_NAME", None)
-    stack = TokensStack(api_url=f"http://127.0.0.1:{port}", admin_token=admin_token)
+    stack = TokensStack(
+        api_url=f"http://127.0.0.1:{port}",
+        admin_token=auth.get("QGJOB_ADMIN_TOKEN", ""),
+        project=project,
+    )
     try:
         deadline = time.monotonic() + 600
         while True:  # `up --wait` is idempotent: a healthcheck slow on a loaded machine
-            done = _compose(env, "up", "--build", "-d", "--wait", "api", timeout=600)
+            done = _compose(project, env, "up", "--build", "-d", "--wait", "api", timeout=600)
             if done.returncode == 0:
                 break
             if time.monotonic() > deadline:
-                pytest.fail(f"the tokens stack did not start: {done.stderr[-2000:]}")
+                pytest.fail(f"the {project} stack did not start: {done.stderr[-2000:]}")
             time.sleep(5)
         wait_until(
             lambda: requests.get(stack.api_url + "/readyz", timeout=5).status_code == 200,
             timeout=60,
-            what="the tokens stack's API to be ready",
+            what=f"the {project} stack's API to be ready",
         )
         yield stack
     finally:
-        logs = _compose(env, "logs", "--no-color", "api", timeout=120)
+        logs = _compose(project, env, "logs", "--no-color", "api", timeout=120)
         (REPO_ROOT / ".e2e").mkdir(exist_ok=True)
-        (REPO_ROOT / ".e2e" / "compose-tokens.log").write_text(logs.stdout)
-        _compose(env, "down", "-v", "--remove-orphans", timeout=300)
+        (REPO_ROOT / ".e2e" / f"compose-{project}.log").write_text(logs.stdout)
+        _compose(project, env, "down", "-v", "--remove-orphans", timeout=300)
+
+
+@pytest.fixture(scope="session")
+def tokens_stack() -> Iterator[TokensStack]:
+    """The API with QGJOB_AUTH=tokens and an admin token of its own."""
+    auth = {"QGJOB_AUTH": "tokens", "QGJOB_ADMIN_TOKEN": secrets.token_hex(32)}
+    yield from _api_stack(TOKENS_PROJECT, auth)
+
+
+@pytest.fixture(scope="session")
+def open_stack() -> Iterator[TokensStack]:
+    """The API with QGJOB_AUTH=off: no token asked for (admin_token is empty)."""
+    yield from _api_stack(OPEN_PROJECT, {"QGJOB_AUTH": "off", "QGJOB_ADMIN_TOKEN": ""})

@@ -118,9 +118,7 @@ def cli(ctx: click.Context, api_url: str, token: str | None, rate_limit_wait_s: 
     `qgjob: error: ...`; --json prints machine-readable JSON on stdout.
     """
     deps = ctx.obj if isinstance(ctx.obj, Deps) else Deps()
-    client = Client(
-        api_url, session=deps.session, token=token, rate_limit_wait_s=rate_limit_wait_s
-    )
+    client = Client(api_url, session=deps.session, token=token, rate_limit_wait_s=rate_limit_wait_s)
     ctx.call_on_close(client.close)
     ctx.obj = State(client=client, deps=deps, api_url=api_url)
 

@@ -27,6 +27,7 @@ from typing import Any, Final, cast
 
 import redis
 
+from qgjob_api import guards
 from qgjob_api.redis_text import text
 from qgjob_contract.events import timestamp_ms
 from qgjob_contract.names import Keys
@@ -34,7 +35,7 @@ from qgjob_contract.roles import Role
 
 TOKEN_PREFIX: Final = "qgjob_"  # noqa: S105 (a prefix, not a secret)
 SECRET_BYTES: Final = 32
-_TOKEN_ID: Final = re.compile(r"[0-9a-f]{16}")
+_TOKEN_ID: Final = re.compile(guards.TOKEN_ID_PATTERN)  # the path id's rule too
 # qgjob_ + 16 hex + _ + 43 characters of URL-safe base64 (32 bytes, unpadded)
 _TOKEN: Final = re.compile(r"qgjob_(?P<token_id>[0-9a-f]{16})_(?P<secret>[A-Za-z0-9_-]{43})")
 # Most tokens one listing returns.

@@ -34,24 +34,20 @@ class TokensStack:
     project: str = TOKENS_PROJECT
 
     def api_logs(self) -> bytes:
-        """What the API container wrote (gunicorn's access and error logs, the app's), raw."""
-        done = subprocess.run(
-            [
-                "docker",
-                "compose",
-                "-p",
-                self.project,
-                "logs",
-                "--no-color",
-                "--no-log-prefix",
-                "api",
-            ],
+        """What the API container wrote (gunicorn's access and error logs, the app's), raw:
+        `docker logs`, since `docker compose logs` adds terminal codes of its own."""
+        container = subprocess.run(
+            ["docker", "compose", "-p", self.project, "ps", "-q", "api"],
             cwd=REPO_ROOT,
             capture_output=True,
+            text=True,
             timeout=120,
             check=True,
+        ).stdout.split()[0]
+        done = subprocess.run(
+            ["docker", "logs", container], capture_output=True, timeout=120, check=True
         )
-        return done.stdout
+        return done.stdout + done.stderr
 
     def request(
         self, method: str, path: str, token: str | None, **kwargs: Any

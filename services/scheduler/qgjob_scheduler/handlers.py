@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import cast
 
 from redis import Redis
 from redis.client import Pipeline
@@ -175,8 +174,8 @@ class EventHandler:
             self._dirty.add(finished.job.target)
         else:
             _log_verdict(finished.verdict, event, payload["job_id"], payload["batch_id"], outcome)
-        if finished.verdict == Verdict.APPLY:
-            self._learn(payload)
+        if finished.verdict == Verdict.APPLY and finished.job is not None:
+            self._learn(payload, finished.job)
 
     def _retry_one(self, job: Job, batch_id: str, item: Retry, finished_at: str) -> None:
         """Hand one job of a (maybe still running) batch back to its group."""
@@ -221,18 +220,14 @@ class EventHandler:
                 event.event_id,
             )
 
-    def _learn(self, payload: JobFinished) -> None:
+    def _learn(self, payload: JobFinished, job: Job) -> None:
         """Record the test's duration (if it passed) and the install it paid, if any.
 
+        `job` is the record as the report found it: the fields read here never change.
         A redelivered event is not applied twice, so it is not recorded twice either.
         """
         result = payload["result"]
-        org_id, target, version, path = cast(
-            list[str | None],
-            self._store.hmget(
-                Keys.job(payload["job_id"]), ["org_id", "target", "app_version_id", "test_path"]
-            ),
-        )
+        org_id, target, version, path = job.org_id, job.target, job.app_version_id, job.test_path
         if not (org_id and target and version and path):
             return
         history.record_test(

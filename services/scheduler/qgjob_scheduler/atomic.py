@@ -105,7 +105,12 @@ class Guard:
         expected = [[p for item in raw.items() for p in item] for raw in self._checked.values()]
         writes = [[command, index[key], *args] for command, key, args in self._writes]
         applied = self._store.register_script(_GUARDED_WRITE)(
-            keys=keys, args=[len(expected), json.dumps(expected), json.dumps(writes)]
+            keys=keys,
+            args=[
+                len(expected),
+                json.dumps(expected, ensure_ascii=False),
+                json.dumps(writes, ensure_ascii=False),
+            ],
         )
         return bool(applied)
 

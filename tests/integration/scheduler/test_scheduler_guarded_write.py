@@ -102,3 +102,19 @@ def test_only_the_allowed_commands_run(redis_client: redis.Redis) -> None:
     with pytest.raises(redis.ResponseError, match="not allowed"):
         guard.commit()
     assert redis_client.get("kept") == "1"
+
+
+def test_any_text_compares_and_is_written_as_is(redis_client: redis.Redis) -> None:
+    """A log tail holds whatever a test printed: accents, emoji, quotes, newlines."""
+    text = 'é ü ✓ 🚀 "quoted" \\ back\nslash \t tab'
+    redis_client.hset("h:job", mapping={"log_tail": text, "empty": ""})
+    guard = Guard(redis_client)
+    (raw,), _ = guard.read(["h:job"])
+    assert raw == {"log_tail": text, "empty": ""}
+    guard.hset("h:job", {"log_tail": text + " 🧪", "status": "passed"})
+    assert guard.commit()
+    assert redis_client.hgetall("h:job") == {
+        "log_tail": text + " 🧪",
+        "empty": "",
+        "status": "passed",
+    }

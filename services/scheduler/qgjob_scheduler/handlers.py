@@ -18,12 +18,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import cast
 
 from redis import Redis
 from redis.client import Pipeline
 
-from qgjob_contract import leases, names
+from qgjob_contract import names
 from qgjob_contract.events import (
     AgentCounters,
     AgentHeartbeat,
@@ -43,7 +42,7 @@ from qgjob_contract.names import Keys
 from qgjob_contract.records import Agent, Batch, Job, Lease
 from qgjob_contract.statuses import AgentState, ErrorReason, JobStatus
 from qgjob_scheduler import history, transitions
-from qgjob_scheduler.atomic import fields, transaction
+from qgjob_scheduler.atomic import Guard, guarded
 from qgjob_scheduler.dispatch import DEFAULT_QUEUE_TTL_S, Formed, Requeuer, Retry
 from qgjob_scheduler.grouping import PRIORITY_WEIGHT
 from qgjob_scheduler.grouping import group_score as group_score_of
@@ -175,8 +174,8 @@ class EventHandler:
             self._dirty.add(finished.job.target)
         else:
             _log_verdict(finished.verdict, event, payload["job_id"], payload["batch_id"], outcome)
-        if finished.verdict == Verdict.APPLY:
-            self._learn(payload)
+        if finished.verdict == Verdict.APPLY and finished.job is not None:
+            self._learn(payload, finished.job)
 
     def _retry_one(self, job: Job, batch_id: str, item: Retry, finished_at: str) -> None:
         """Hand one job of a (maybe still running) batch back to its group."""
@@ -221,18 +220,14 @@ class EventHandler:
                 event.event_id,
             )
 
-    def _learn(self, payload: JobFinished) -> None:
+    def _learn(self, payload: JobFinished, job: Job) -> None:
         """Record the test's duration (if it passed) and the install it paid, if any.
 
+        `job` is the record as the report found it: the fields read here never change.
         A redelivered event is not applied twice, so it is not recorded twice either.
         """
         result = payload["result"]
-        org_id, target, version, path = cast(
-            list[str | None],
-            self._store.hmget(
-                Keys.job(payload["job_id"]), ["org_id", "target", "app_version_id", "test_path"]
-            ),
-        )
+        org_id, target, version, path = job.org_id, job.target, job.app_version_id, job.test_path
         if not (org_id and target and version and path):
             return
         history.record_test(
@@ -316,15 +311,26 @@ class EventHandler:
         """
         agent_id = payload["agent_id"]
         key = Keys.agent(agent_id)
-        ended_ms = leases.redis_now_ms(self._store) if ended_batch else 0
-
+        lease_key = Keys.lease(agent_id)
+        batch_key = Keys.batch(ended_batch) if ended_batch else None
         retried: list[tuple[Formed, list[Retry]]] = []
 
-        def read_modify_write(pipe: Pipeline) -> tuple[Agent | None, Agent, bool, list[Job]]:
+        def also(pipe: Pipeline) -> None:
+            """The reads not checked at commit, on the agent's round trip (as the transaction
+            watched none of them): its lease, Redis TIME and the batch record when it ends."""
+            pipe.hgetall(lease_key)
+            if batch_key is not None:
+                pipe.time()
+                if reports is not None:
+                    pipe.hgetall(batch_key)  # checked once we know the batch ends
+
+        def read_modify_write(guard: Guard) -> tuple[Agent | None, Agent, bool, list[Job]]:
             retried.clear()
-            raw = pipe.hgetall(key)
+            (raw,), unchecked = guard.read([key], also=also)
+            raw_lease, clock = unchecked[0], unchecked[1] if batch_key is not None else None
+            raw_batch: dict[str, str] = unchecked[2] if len(unchecked) > 2 else {}
             before = Agent.from_redis(raw) if raw else None
-            lease = Lease.from_redis(agent_id, pipe.hgetall(Keys.lease(agent_id)))
+            lease = Lease.from_redis(agent_id, raw_lease)
             fresh = Agent(agent_id, payload["target"].value, payload["state"].value)
             if applies(before, lease, payload["instance_id"], payload["seq"]):
                 after = dataclasses.replace(
@@ -342,26 +348,33 @@ class EventHandler:
             settled: list[Job] = []
             if ends:
                 after = dataclasses.replace(after, current_batch_id=None)
-                if reports is not None:
+                if reports is not None and batch_key is not None:
+                    guard.check(batch_key, raw_batch)
                     settled = self._end_batch_jobs(
-                        pipe, str(ended_batch), agent_id, reports, retried
+                        guard,
+                        raw_batch,
+                        str(ended_batch),
+                        agent_id,
+                        reports=reports,
+                        retried=retried,
                     )
-            pipe.multi()
-            pipe.hset(key, mapping=fields(after.to_redis()))
-            pipe.sadd(Keys.AGENTS, agent_id)
+            guard.hset(key, after.to_redis())
+            guard.sadd(Keys.AGENTS, agent_id)
             for job in settled:
-                pipe.hset(Keys.job(job.job_id), mapping=fields(job.to_redis()))
-            if ends and reports is not None and not retried:
-                pipe.delete(Keys.batch(str(ended_batch)))
-            elif ends:
+                guard.hset(Keys.job(job.job_id), job.to_redis())
+            if ends and reports is not None and not retried and batch_key is not None:
+                guard.delete(batch_key)
+            elif ends and clock is not None:
                 # Settled by the reaper after the grace: a heartbeat's end, or a batch.finished
                 # whose retried jobs the requeue below sends back. Should that requeue fail,
                 # the reaper finds the batch here and settles those jobs then (they are still
                 # bound to it), so a retried job is never left assigned to a batch that is gone.
-                pipe.zadd(Keys.ENDED_BATCHES, {str(ended_batch): ended_ms})
+                seconds, micros = clock
+                ended_ms = int(seconds) * 1000 + int(micros) // 1000  # Redis TIME
+                guard.zadd(Keys.ENDED_BATCHES, str(ended_batch), ended_ms)
             return before, after, ends, settled
 
-        before, after, ends, settled = transaction(self._store, key, read_modify_write)
+        before, after, ends, settled = guarded(self._store, read_modify_write)
         for formed, retries in retried:  # the batch is over: these jobs go back to their group
             self._requeuer.requeue_jobs(
                 formed.batch,
@@ -396,28 +409,26 @@ class EventHandler:
 
     def _end_batch_jobs(
         self,
-        pipe: Pipeline,
+        guard: Guard,
+        raw: dict[str, str],
         batch_id: str,
         agent_id: str,
+        *,
         reports: dict[str, JobReport],
         retried: list[tuple[Formed, list[Retry]]],
     ) -> list[Job]:
-        """The batch's jobs that its end changes (see transitions.end_batch_job), read inside
-        the watching transaction; a job whose outcome is retried is not changed but added to
-        `retried`, for the requeue script once the transaction is done."""
-        batch_key = Keys.batch(batch_id)
-        pipe.watch(batch_key)  # type: ignore[no-untyped-call]
-        raw = pipe.hgetall(batch_key)
+        """The batch's jobs that its end changes (see transitions.end_batch_job), read through
+        `guard` (checked at commit) from the batch record `raw`; a job whose outcome is retried
+        is not changed but added to `retried`, for the requeue script once the write is done."""
         if not raw:
             return []
         formed = Formed.from_redis(raw)
         job_ids = [job.job_id for job in formed.batch.jobs]
-        pipe.watch(*(Keys.job(job_id) for job_id in job_ids))  # type: ignore[no-untyped-call]
+        raw_jobs, _ = guard.read([Keys.job(job_id) for job_id in job_ids])
         now = utc_now()
         changed, retries = [], []
         jitter = self._requeuer.jitter()  # one per batch: its retried jobs come back together
-        for job_id in job_ids:
-            raw_job = pipe.hgetall(Keys.job(job_id))
+        for job_id, raw_job in zip(job_ids, raw_jobs, strict=True):
             job = Job.from_redis(raw_job) if raw_job else None
             report = reports.get(job_id)
             moved = transitions.end_batch_job(job, batch_id, agent_id, report, now)

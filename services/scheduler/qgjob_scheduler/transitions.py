@@ -6,6 +6,9 @@ is not final moves to `error` with reason `not_reported` (`end_unreported`).
 An attempt's end is recorded in the job's `history` (`retry.attempt_entry`), and a job whose
 outcome `retry.decide` retries is not written here: `apply_finished` returns the decision,
 and the caller hands the job to the requeue script (the one way back to a group).
+
+Each report costs two round trips (`atomic.guarded`): the job read (with its batch's
+instance), then its new record written only if the job is still as read.
 """
 
 from __future__ import annotations
@@ -15,14 +18,13 @@ from collections.abc import Callable
 from enum import StrEnum
 
 from redis import Redis
-from redis.client import Pipeline
 
 from qgjob_contract.events import JobFinished, JobReport, JobResult, JobStarted
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Job
 from qgjob_contract.statuses import ErrorReason, JobStatus, can_transition
 from qgjob_scheduler import retry
-from qgjob_scheduler.atomic import fields, transaction
+from qgjob_scheduler.atomic import Guard, guarded
 from qgjob_scheduler.payloads import timestamp
 from qgjob_scheduler.retry import Action, Decision, RetryPolicy
 
@@ -194,8 +196,10 @@ def apply_finished(
     key = Keys.job(payload["job_id"])
     batch_id = payload["batch_id"]
 
-    def read_check_write(pipe: Pipeline) -> Finished:
-        raw = pipe.hgetall(key)
+    def read_check_write(guard: Guard) -> Finished:
+        (raw,), (instance_id,) = guard.read(
+            [key], also=lambda pipe: pipe.hget(Keys.batch(batch_id), "instance_id")
+        )
         job = Job.from_redis(raw) if raw else None
         verdict = decide(job, batch_id, outcome)
         decision = None
@@ -208,8 +212,6 @@ def apply_finished(
                 policy=policy or RetryPolicy(),
                 jitter=jitter(),
             )
-        instance_id = pipe.hget(Keys.batch(batch_id), "instance_id") or ""
-        pipe.multi()
         if job is not None and decision is not None and decision.action is Action.END:
             final = ended(
                 job,
@@ -218,12 +220,12 @@ def apply_finished(
                 agent_id=payload["agent_id"],
                 started_at=job.started_at,
                 finished_at=timestamp(payload["finished_at"]),
-                instance_id=str(instance_id),
+                instance_id=str(instance_id or ""),
             )
-            pipe.hset(key, mapping=fields(final.to_redis()))
+            guard.hset(key, final.to_redis())
         return Finished(verdict, job, decision)
 
-    return transaction(store, key, read_check_write)
+    return guarded(store, read_check_write)
 
 
 def _apply(
@@ -235,13 +237,12 @@ def _apply(
 ) -> Verdict:
     key = Keys.job(job_id)
 
-    def read_check_write(pipe: Pipeline) -> Verdict:
-        raw = pipe.hgetall(key)
+    def read_check_write(guard: Guard) -> Verdict:
+        (raw,), _ = guard.read([key])
         job = Job.from_redis(raw) if raw else None
         verdict = decide(job, batch_id, new_status)
-        pipe.multi()
         if job is not None and verdict is Verdict.APPLY:
-            pipe.hset(key, mapping=fields(change(job).to_redis()))
+            guard.hset(key, change(job).to_redis())
         return verdict
 
-    return transaction(store, key, read_check_write)
+    return guarded(store, read_check_write)

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -21,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROJECT = "qgjob-bench"
+IDEMPOTENCY_KEY = "Idempotency-Key"  # the API's header: a retried submit creates nothing twice
 TARGET = "emulator"
 
 # The raw RQ baseline, run inside the scheduler container (it has rq, and reaches the
@@ -49,6 +53,43 @@ print(json.dumps({"jobs": count, "seconds": elapsed}))
 """
 
 
+# Transient answers a loaded machine gives (a gunicorn worker being replaced, the broker
+# briefly unreachable: 503, a request cut short) are retried with backoff, POSTs included:
+# every submit carries an `Idempotency-Key`, so a retry creates nothing twice.
+_RETRY = Retry(
+    total=8,
+    connect=8,
+    read=4,
+    status=8,
+    backoff_factor=0.5,
+    backoff_max=10,
+    status_forcelist=(409, 429, 502, 503, 504),  # 409: the same key still in progress
+    allowed_methods=None,
+    raise_on_status=False,
+)
+
+
+def session() -> requests.Session:
+    """A client session that retries transient failures (see `_RETRY`)."""
+    client = requests.Session()
+    adapter = HTTPAdapter(max_retries=_RETRY)
+    client.mount("http://", adapter)
+    client.mount("https://", adapter)
+    return client
+
+
+def patience() -> float:
+    """How much longer than on an idle machine a wait may take: the load per core (1-minute
+    load average), at least 1, at most 10. Deadlines are multiplied by it, so a benchmark on a
+    machine shared with other work slows down instead of crashing (at load 100 on 2 cores a
+    service took more than 180 s to turn healthy)."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return 1.0
+    return min(max(load / (os.cpu_count() or 1), 1.0), 10.0)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -65,7 +106,8 @@ class Stack:
         self.project = project
         self.port = _free_port()
         self.api = f"http://127.0.0.1:{self.port}"
-        self.session = requests.Session()
+        self.session = session()
+        self._local = threading.local()
         self._env: dict[str, str] = {}
 
     # --- compose -------------------------------------------------------------------------
@@ -95,29 +137,42 @@ class Stack:
             **settings,
         }
         started = time.monotonic()
-        try:
-            self.compose(
-                "up",
-                "-d",
-                "--wait",
-                *(["--build"] if build else []),
-                "--scale",
-                f"agent-emulator={agents}",
-                "--scale",
-                "agent-device=0",
-                "--scale",
-                "agent-browserstack=0",
-            )
-        except subprocess.CalledProcessError:
-            # On a loaded machine a healthcheck can time out while its service works: give
-            # the services time to become healthy before giving up.
-            log("compose up --wait failed; waiting for every service to become healthy")
-            self.wait(self.healthy, 180, "every service healthy")
+        command = (
+            "up",
+            "-d",
+            "--wait",
+            *(["--build"] if build else []),
+            "--scale",
+            f"agent-emulator={agents}",
+            "--scale",
+            "agent-device=0",
+            "--scale",
+            "agent-browserstack=0",
+        )
+        for attempt in range(1, 4):
+            try:
+                self.compose(*command)
+                break
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+                # On a loaded machine a healthcheck can time out while its service works,
+                # or a service that lost a race at start exits: give the services time to
+                # turn healthy, then run `up` again (it starts what has stopped).
+                log(f"compose up failed ({error}); waiting for every service to be healthy")
+                try:
+                    self.wait(self.healthy, 180, "every service healthy")
+                    break
+                except TimeoutError:
+                    if attempt == 3:
+                        raise
+                    log(f"services still not healthy: compose up again (attempt {attempt + 1})")
         self.wait(lambda: self.live_agents() == agents, 120, f"{agents} live agents")
         log(f"stack up ({agents} agents, {settings}) in {time.monotonic() - started:.1f} s")
 
     def healthy(self) -> bool:
-        out = self.compose("ps", "--format", "json", capture=True)
+        try:
+            out = self.compose("ps", "--format", "json", capture=True, timeout=120)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            return False
         services = [json.loads(line) for line in out.splitlines() if line.strip()]
         return bool(services) and all(
             s.get("Health") in ("healthy", "") and s.get("State") == "running" for s in services
@@ -128,7 +183,15 @@ class Stack:
 
     def rq_baseline(self, jobs: int) -> dict[str, Any]:
         out = self.compose(
-            "exec", "-T", "scheduler", "python", "-c", _RQ_BASELINE, str(jobs), capture=True
+            "exec",
+            "-T",
+            "scheduler",
+            "python",
+            "-c",
+            _RQ_BASELINE,
+            str(jobs),
+            capture=True,
+            timeout=300 * patience(),
         )
         result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
         return result
@@ -155,7 +218,10 @@ class Stack:
         ids: list[str] = []
         for start in range(0, len(jobs), 1000):
             response = self.session.post(
-                f"{self.api}/v1/jobs", json=list(jobs[start : start + 1000]), timeout=120
+                f"{self.api}/v1/jobs",
+                json=list(jobs[start : start + 1000]),
+                headers={IDEMPOTENCY_KEY: uuid.uuid4().hex},
+                timeout=120,
             )
             response.raise_for_status()
             ids += [job["job_id"] for job in response.json()["jobs"]]
@@ -165,7 +231,15 @@ class Stack:
         """One request per job, `threads` at a time (each thread its own session)."""
 
         def post(job: dict[str, Any]) -> str:
-            response = requests.post(f"{self.api}/v1/jobs", json=job, timeout=60)
+            client: requests.Session | None = getattr(self._local, "session", None)
+            if client is None:
+                client = self._local.session = session()
+            response = client.post(
+                f"{self.api}/v1/jobs",
+                json=job,
+                headers={IDEMPOTENCY_KEY: uuid.uuid4().hex},
+                timeout=60,
+            )
             response.raise_for_status()
             job_id: str = response.json()["job"]["job_id"]
             return job_id
@@ -191,19 +265,25 @@ class Stack:
         """
         records: dict[str, dict[str, Any]] = {}
         waiting = list(job_ids)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
         while waiting:
             still = []
             for job_id in waiting[:50]:
-                record = self.job(job_id)
+                try:
+                    record = self.job(job_id)
+                except requests.RequestException as error:  # retries spent: poll it again
+                    log(f"polling {job_id} failed ({error}); trying again")
+                    record = {"final": False}
                 if record["final"]:
                     records[job_id] = record
                 else:
                     still.append(job_id)
             waiting = still + waiting[50:]
             if still:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{len(waiting)} jobs not final after {timeout:.0f} s")
+                if time.monotonic() - started > timeout * patience():
+                    raise TimeoutError(
+                        f"{len(waiting)} jobs not final after {timeout:.0f} s x the load"
+                    )
                 time.sleep(0.25)
         if then_idle:
             self.wait(self.idle, 60, "agents idle")
@@ -211,10 +291,19 @@ class Stack:
 
     @staticmethod
     def wait(probe: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not probe():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        """Poll `probe` until true; the deadline is `timeout` times `patience()` (the load),
+        re-read while waiting, so a load that rises meanwhile extends it. A probe that
+        raises a transient HTTP error counts as false."""
+        started = time.monotonic()
+        while True:
+            try:
+                if probe():
+                    return
+            except requests.RequestException as error:
+                log(f"waiting for {what}: {error}")
+            waited = time.monotonic() - started
+            if waited > timeout * patience():
+                raise TimeoutError(f"timed out after {waited:.0f} s waiting for {what}")
             time.sleep(0.2)
 
 

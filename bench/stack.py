@@ -78,16 +78,21 @@ def session() -> requests.Session:
     return client
 
 
+def patience_for(load: float, cpus: int) -> float:
+    """How much longer than on an idle machine a wait may take: the load per core, at least
+    1, at most 10 (pure)."""
+    return min(max(load / max(cpus, 1), 1.0), 10.0)
+
+
 def patience() -> float:
-    """How much longer than on an idle machine a wait may take: the load per core (1-minute
-    load average), at least 1, at most 10. Deadlines are multiplied by it, so a benchmark on a
-    machine shared with other work slows down instead of crashing (at load 100 on 2 cores a
-    service took more than 180 s to turn healthy)."""
+    """`patience_for` the machine's 1-minute load average. Deadlines are multiplied by it, so
+    a benchmark on a machine shared with other work slows down instead of crashing (at load
+    100 on 2 cores a service took more than 180 s to turn healthy)."""
     try:
         load = os.getloadavg()[0]
     except OSError:
         return 1.0
-    return min(max(load / (os.cpu_count() or 1), 1.0), 10.0)
+    return patience_for(load, os.cpu_count() or 1)
 
 
 def _free_port() -> int:

@@ -102,8 +102,15 @@ def _free_port() -> int:
         return port
 
 
+_STARTED = time.monotonic()
+
+
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A progress line on stderr, with the seconds since the benchmark started and the
+    load average (figures on a shared machine are read beside the load they ran under)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    elapsed = time.monotonic() - _STARTED
+    print(f"[{elapsed:6.1f} s, load {load:.1f}] {message}", file=sys.stderr, flush=True)
 
 
 class Stack:

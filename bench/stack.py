@@ -27,6 +27,8 @@ from urllib3.util.retry import Retry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROJECT = "qgjob-bench"
+# Unfinished jobs looked up per polling round while a workload runs (`Stack.wait_final`).
+_PROBE = 20
 IDEMPOTENCY_KEY = "Idempotency-Key"  # the API's header: a retried submit creates nothing twice
 TARGET = "emulator"
 
@@ -265,6 +267,15 @@ class Stack:
         record: dict[str, Any] = response.json()
         return record
 
+    def lookup(self, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Records of up to 1,000 jobs in one request (`POST /v1/jobs/lookup`)."""
+        response = self.session.post(
+            f"{self.api}/v1/jobs/lookup", json={"job_ids": list(job_ids)}, timeout=60
+        )
+        response.raise_for_status()
+        jobs: list[dict[str, Any]] = response.json()["jobs"]
+        return jobs
+
     def wait_final(
         self, job_ids: Sequence[str], timeout: float, *, then_idle: bool = True
     ) -> list[dict[str, Any]]:
@@ -272,31 +283,34 @@ class Stack:
         again: the next workload starts on a quiet stack); their records, in the order of
         `job_ids`.
 
-        Checks at most 50 unfinished jobs per round, so polling stays light while the
-        workload runs (the figures come from the records, not from when polling saw them).
+        While the workload runs, one request every half second looks up the first
+        `_PROBE` unfinished jobs, so polling takes little of the machine the stack runs on
+        (the figures come from the records, not from when polling saw them); once those
+        are final, the rest are read 1,000 per request.
         """
         records: dict[str, dict[str, Any]] = {}
         waiting = list(job_ids)
         started = time.monotonic()
+        size = _PROBE
         while waiting:
-            still = []
-            for job_id in waiting[:50]:
-                try:
-                    record = self.job(job_id)
-                except requests.RequestException as error:  # retries spent: poll it again
-                    log(f"polling {job_id} failed ({error}); trying again")
-                    record = {"final": False}
-                if record["final"]:
-                    records[job_id] = record
-                else:
-                    still.append(job_id)
-            waiting = still + waiting[50:]
-            if still:
-                if time.monotonic() - started > timeout * patience():
-                    raise TimeoutError(
-                        f"{len(waiting)} jobs not final after {timeout:.0f} s x the load"
-                    )
-                time.sleep(0.25)
+            chunk = waiting[:size]
+            try:
+                found = {r["job_id"]: r for r in self.lookup(chunk) if r["final"]}
+            except requests.RequestException as error:  # retries spent: poll again
+                log(f"looking up {len(chunk)} jobs failed ({error}); trying again")
+                found = {}
+            records.update(found)
+            still = [job_id for job_id in chunk if job_id not in found]
+            waiting = still + waiting[len(chunk) :]
+            if not still:
+                size = 1000  # the probe is done: read the rest in large requests
+                continue
+            size = _PROBE
+            if time.monotonic() - started > timeout * patience():
+                raise TimeoutError(
+                    f"{len(waiting)} jobs not final after {timeout:.0f} s x the load"
+                )
+            time.sleep(0.5)
         if then_idle:
             self.wait(self.idle, 60, "agents idle")
         return [records[job_id] for job_id in job_ids]

@@ -168,29 +168,46 @@ class Stack:
                 self.compose(*command)
                 break
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-                # On a loaded machine a healthcheck can time out while its service works,
-                # or a service that lost a race at start exits: give the services time to
-                # turn healthy, then run `up` again (it starts what has stopped).
-                log(f"compose up failed ({error}); waiting for every service to be healthy")
+                # On a loaded machine a healthcheck can time out while its service works
+                # (at load 38 the scheduler's check, a Python process, exceeded its 10 s
+                # timeout every time while the scheduler consumed and dispatched), or a
+                # service that lost a race at start exits. Healthy, or at least every
+                # service running and the API answering (the warm-up suite then proves the
+                # stack works end to end), is enough; otherwise run `up` again (it starts
+                # what has stopped).
+                log(f"compose up failed ({error}); waiting for the services")
                 try:
-                    self.wait(self.healthy, 180, "every service healthy")
+                    self.wait(lambda: self.services(healthy=True), 60, "every service healthy")
+                    break
+                except TimeoutError:
+                    pass
+                try:
+                    self.wait(self.services, 120, "every service running, the API answering")
+                    log("services run, some healthchecks time out under this load: going on")
                     break
                 except TimeoutError:
                     if attempt == 3:
                         raise
-                    log(f"services still not healthy: compose up again (attempt {attempt + 1})")
+                    log(f"services still not up: compose up again (attempt {attempt + 1})")
         self.wait(lambda: self.live_agents() == agents, 120, f"{agents} live agents")
         log(f"stack up ({agents} agents, {settings}) in {time.monotonic() - started:.1f} s")
 
-    def healthy(self) -> bool:
+    def services(self, healthy: bool = False) -> bool:
+        """Every service's container running and the API answering `/healthz`; with
+        `healthy`, every healthcheck passing too."""
         try:
             out = self.compose("ps", "--format", "json", capture=True, timeout=120)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
             return False
         services = [json.loads(line) for line in out.splitlines() if line.strip()]
-        return bool(services) and all(
-            s.get("Health") in ("healthy", "") and s.get("State") == "running" for s in services
-        )
+        if not services or not all(s.get("State") == "running" for s in services):
+            return False
+        if healthy:
+            return all(s.get("Health") in ("healthy", "") for s in services)
+        try:
+            return self.session.get(f"{self.api}/healthz", timeout=10).ok
+        except requests.RequestException:
+            return False
 
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", timeout=300)

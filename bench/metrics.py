@@ -171,3 +171,85 @@ def round_trips(records: Iterable[Record]) -> RoundTrips:
 
 def _ms(start: str, end: str) -> float:
     return (when(end) - when(start)).total_seconds() * 1000
+
+
+@dataclass(frozen=True)
+class AgentAccount:
+    """Where one agent's share of a run's makespan went (seconds, from the records).
+
+    `lead_in`: the run's first creation to the agent's first install or test; `install`
+    and `test`: what the agent spent installing and testing (as measured by the agent);
+    `between_batches`: from one batch's last end to the next batch's install or first test
+    (the platform's round trip, and any wait for the scheduler); `between_tests`: inside
+    batches; `tail`: the agent's last end to the run's last end (idle while others finish);
+    `planned`: the agent's busy time on the simulator's own durations (`install_s` and
+    `duration_s` as reported), with no platform time at all.
+    """
+
+    agent: str
+    batches: int
+    installs: int
+    lead_in: float
+    install: float
+    test: float
+    between_batches: float
+    between_tests: float
+    tail: float
+    planned: float
+
+
+def accounts(records: Sequence[Record]) -> list[AgentAccount]:
+    """Each agent's `AgentAccount` over a run's records (agents that ran something)."""
+    ran = [r for r in records if r.get("started_at") and r.get("finished_at")]
+    if not ran:
+        return []
+    origin = min(when(r["created_at"]) for r in records)
+    end = max(when(r["finished_at"]) for r in ran)
+    by_agent: dict[str, dict[str, list[Record]]] = {}
+    for r in ran:
+        by_agent.setdefault(r["assigned_agent"], {}).setdefault(r["batch_id"], []).append(r)
+    out = []
+    for agent, batches in sorted(by_agent.items()):
+        ordered = sorted(
+            (sorted(jobs, key=lambda r: when(r["started_at"])) for jobs in batches.values()),
+            key=lambda jobs: when(jobs[0]["started_at"]),
+        )
+        installs = install = test = between_batches = between_tests = planned = 0.0
+        previous_end = None
+        lead_in = 0.0
+        for jobs in ordered:
+            first = jobs[0]
+            result = first.get("result") or {}
+            paid = float(result.get("install_s") or 0.0) if result.get("install_paid") else 0.0
+            installs += 1 if result.get("install_paid") else 0
+            install += paid
+            begins = when(first["started_at"]).timestamp() - paid
+            if previous_end is None:
+                lead_in = begins - origin.timestamp()
+            else:
+                between_batches += max(begins - previous_end, 0.0)
+            planned += paid
+            for before, after in pairwise(jobs):
+                between_tests += max(
+                    (when(after["started_at"]) - when(before["finished_at"])).total_seconds(), 0.0
+                )
+            for r in jobs:
+                test += (when(r["finished_at"]) - when(r["started_at"])).total_seconds()
+                planned += float((r.get("result") or {}).get("duration_s") or 0.0)
+            previous_end = max(when(r["finished_at"]) for r in jobs).timestamp()
+        assert previous_end is not None
+        out.append(
+            AgentAccount(
+                agent,
+                len(ordered),
+                int(installs),
+                round(lead_in, 3),
+                round(install, 3),
+                round(test, 3),
+                round(between_batches, 3),
+                round(between_tests, 3),
+                round(end.timestamp() - previous_end, 3),
+                round(planned, 3),
+            )
+        )
+    return out

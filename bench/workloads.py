@@ -33,6 +33,7 @@ latency), and its records are told apart from the others'.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ class Sizes:
 
 
 FULL = Sizes(4, 2.0, 0.2, 200, 5, 40, 160, (0.05, 3.0), 400, 10, 2000, 5.0, 200, 600)
-QUICK = Sizes(4, 0.5, 0.05, 80, 5, 20, 60, (0.02, 0.6), 200, 10, 500, 2.0, 40, 180)
+QUICK = Sizes(4, 0.5, 0.05, 80, 5, 20, 60, (0.02, 0.6), 200, 10, 300, 2.0, 40, 180)
 
 
 class Bench:
@@ -76,6 +77,7 @@ class Bench:
         self.summary: list[str] = []
         self.timelines: dict[str, list[dict[str, Any]]] = {}
         self.records: dict[str, list[dict[str, Any]]] = {}  # every run's job records, by name
+        self.loads: list[float] = []  # the 1-minute load average at each summary line
 
     def up(self, agents: int, settings: dict[str, str]) -> None:
         """(Re)start the stack, then warm it up untimed: fresh processes pay their first
@@ -87,7 +89,13 @@ class Bench:
         self.run_suite(f"warm-up {rid}", jobs_for(f"warmup-{rid}", versions, agents * 3))
 
     def note(self, line: str) -> None:
-        self.summary.append(line)
+        """A workload's summary line, with the load average it ran under (the figures of a
+        shared machine mean little without it); the JSON keeps the lowest and highest."""
+        load = os.getloadavg()[0]
+        self.loads.append(load)
+        self.figures["load_avg_min"] = round(min(self.loads), 1)
+        self.figures["load_avg_max"] = round(max(self.loads), 1)
+        self.summary.append(f"{line} [load {load:.1f}]")
         log(line)
 
     def base_settings(self, policy: str = "qgjob") -> dict[str, str]:

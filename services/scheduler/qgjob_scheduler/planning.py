@@ -26,7 +26,9 @@ picks the build to serve next and the free agent that serves it best, then sizes
   the build's remaining work give its estimated finish time (work shared out so that every
   agent ends together: water filling). A cold agent, which pays one install before its first
   test, joins only if that brings the finish time forward by at least `split_gain` times the
-  install time. The same rule keeps a cold free agent off a build whose warm agent frees
+  install time, and only if its install plus its first job end before the build would
+  have ended without it (jobs are not divisible: a lone job after a long install must not
+  end last). The same rule keeps a cold free agent off a build whose warm agent frees
   soon: the warm agent finishes the work before the cold one could have installed.
 - **Batches shrink as the backlog drains.** A batch holds the agent's share of its build:
   the work it can do before the build would end if every other agent that pays to (by the
@@ -232,8 +234,8 @@ class _Planner:
             before = finish_time(servers, work)
             after = finish_time([*servers, cost], work)
             warm = cost == 0 and agent.installed == build
-            if servers and not warm and before - after < self._s.split_gain * cost + _EPSILON:
-                continue  # a split that does not pay
+            if servers and not warm and not self._split_pays(before, after, cost, queue[0]):
+                continue
             tier = 0 if warm else (1 if not servers else 2)
             org = build[0]
             # A weight of 0 or less: served only when no other org has work to give.
@@ -245,6 +247,14 @@ class _Planner:
             key = (load, -self._effective_priority(top), tier, behind, -top.waited_s, top.order)
             found.append(_Candidate(key, build, agent, cost))
         return found
+
+    def _split_pays(self, before: float, after: float, cost: float, first: PendingJob) -> bool:
+        """Does a cold agent joining a served build bring its end forward? The shared-out end
+        must come forward by `split_gain` times the install, and, since jobs are not
+        divisible, the agent's install plus its first (longest) job must end before the
+        build would have ended without it (else that one job ends last)."""
+        gain = before - after >= self._s.split_gain * cost + _EPSILON
+        return gain and cost + first.estimate_s < before - _EPSILON
 
     def _potential_finish(
         self, build: Build, agent: AgentView, ready: list[float], work: float

@@ -211,3 +211,46 @@ def test_in_a_log_a_status_line_overdue_between_polls_comes_at_the_next_poll() -
         "0s elapsed",
         "12s elapsed",
     ]
+
+
+def test_the_time_left_uses_the_exact_mean_not_one_rounded_per_job() -> None:
+    """4 of 6 final after 10 s: 2.5 s each on average, so 2 more take 5 s (a mean rounded
+    down to 2 s a job would say 4 s)."""
+    jobs = [_job(str(i), "passed", True) for i in range(4)]
+    jobs += [_job(str(i), "running", False) for i in range(4, 6)]
+    assert status_line(jobs, 10).endswith("| 10s elapsed, about 5s left")
+
+
+def test_a_job_ending_in_a_final_status_this_cli_does_not_know_gets_a_line_too() -> None:
+    """A newer server may add a final status (vocabulary.py): anything but passed is shown,
+    whatever its name ('timed_out' sorts after 'passed')."""
+    screen = Screen()
+    progress = _progress(screen, tty=False)
+    progress.on_final(_job("1", "timed_out", True, test_path="slow.js", target="device"))
+    assert screen.text == "TIMED_OUT slow.js [device]\n"
+
+
+def test_progress_is_shown_unless_quiet_is_asked_for() -> None:
+    """quiet is opt-in: a Progress made without it draws."""
+    screen = Screen()
+    progress = Progress(write=screen.write, clock=screen.clock, tty=False)
+    progress.on_poll([_job("1", "running", False)])
+    progress.on_final(_job("1", "failed", True, test_path="x.js", target="emulator"))
+    assert screen.text == "0/1 final | 1 running | 0s elapsed\nFAILED x.js [emulator]\n"
+
+
+def test_in_a_log_the_10_second_pace_holds_whatever_the_clock_origin() -> None:
+    """The clock is monotonic, its origin arbitrary (here 5 s): with polls every 5 s a line
+    comes every second poll, 10 s after the one before."""
+    screen = Screen()
+    screen.now = 5.0
+    progress = _progress(screen, tty=False)
+    running = [_job("1", "running", False)]
+    for _ in range(5):
+        progress.on_poll(running)
+        screen.now += 5
+    assert [line.rsplit("| ", 1)[1] for line in screen.text.splitlines()] == [
+        "0s elapsed",
+        "10s elapsed",
+        "20s elapsed",
+    ]

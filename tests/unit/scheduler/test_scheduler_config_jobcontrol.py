@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from qgjob_scheduler.config import Config
@@ -49,3 +52,19 @@ def test_every_variable_is_read_into_the_policy() -> None:
 def test_unusable_values_are_refused_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Config.from_env({name: value})
+
+
+def test_the_attempt_limits_the_readme_documents_are_the_ones_enforced() -> None:
+    """README's config table: JOB_MAX_ATTEMPTS, its default and its range (1-N)."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    row = re.search(
+        r"^\| `JOB_MAX_ATTEMPTS` \| scheduler \| `(\d+)` \| [^|]*\((\d+)-(\d+);", readme, re.M
+    )
+    assert row, "JOB_MAX_ATTEMPTS is not in the README's config table"
+    default, lowest, highest = (int(n) for n in row.groups())
+    assert Config.from_env({}).job_max_attempts == default
+    for value in (lowest, highest):
+        assert Config.from_env({"JOB_MAX_ATTEMPTS": str(value)}).job_max_attempts == value
+    for value in (lowest - 1, highest + 1):
+        with pytest.raises(ConfigError, match="JOB_MAX_ATTEMPTS"):
+            Config.from_env({"JOB_MAX_ATTEMPTS": str(value)})

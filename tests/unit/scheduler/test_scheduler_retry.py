@@ -4,6 +4,7 @@ job's `retries`; timeouts, expiries and cancels end the job; flaky is a pass aft
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -199,3 +200,88 @@ def test_the_transition_table_knows_the_job_control_ends() -> None:
     # passed/failed without running
     allowed = {new for new in JobStatus if can_transition(JobStatus.QUEUED, new)}
     assert allowed == {JobStatus.ASSIGNED, JobStatus.CANCELLED, JobStatus.ERROR}
+
+
+def test_one_rerun_asked_means_exactly_one_rerun() -> None:
+    """retries=1: the first failure is rerun (run 1 of 1), the second ends the job."""
+    first = _decide(JobStatus.FAILED.value, retries=1)
+    second = _decide(JobStatus.FAILED.value, history=[_entry("failed")], retries=1)
+    assert first.action is Action.REQUEUE
+    assert "run 1; 1 rerun(s) asked" in first.note
+    assert second.action is Action.END
+
+
+def test_the_note_of_a_rerun_counts_the_failed_runs_so_far() -> None:
+    three = _decide(JobStatus.FAILED.value, history=[_entry("failed")] * 2, retries=5)
+    assert three.action is Action.REQUEUE
+    assert "run 3; 5 rerun(s) asked" in three.note
+
+
+@pytest.mark.parametrize(
+    "outcome", [JobStatus.PASSED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value]
+)
+@pytest.mark.parametrize("reason", INFRA)
+def test_only_an_error_is_an_infrastructure_error_whatever_its_reason(
+    outcome: str, reason: str
+) -> None:
+    """An attempt that ended passed, failed or cancelled is never retried as an
+    infrastructure error, nor does an earlier one use up an infrastructure attempt."""
+    assert not retry.is_infra(outcome, reason)
+    decision = _decide(outcome, reason)  # retries=0: not rerun either
+    assert decision.action is Action.END
+    assert decision.avoid_agent is None
+    # a history full of such attempts leaves every infrastructure attempt to the job
+    earlier = [_entry(outcome, reason)] * (POLICY.max_attempts + 1)
+    assert retry.infra_attempts(earlier) == 0
+    assert _decide(JobStatus.ERROR.value, reason, earlier).action is Action.REQUEUE
+
+
+def test_a_job_past_a_lowered_attempt_limit_ends_at_its_next_infrastructure_error() -> None:
+    """JOB_MAX_ATTEMPTS lowered (3 -> 2) while a job had already used 3 attempts: its next
+    infrastructure error ends it, it is not retried for ever."""
+    earlier = [_entry("error", "agent_lost")] * 3
+    decision = _decide("error", "agent_lost", earlier, policy=RetryPolicy(max_attempts=2))
+    assert decision.action is Action.END
+    assert "attempt 4 of 2" in decision.note
+
+
+def test_the_longest_life_a_job_can_have_keeps_its_whole_history() -> None:
+    """Every rerun the API accepts and every infrastructure attempt the scheduler can be
+    configured to give (the reruns first, or the infrastructure errors first): the job ends
+    on its last attempt and no entry of its history is dropped."""
+    from qgjob_api.validation import MAX_RETRIES as API_MAX_RETRIES  # noqa: PLC0415
+
+    policy = RetryPolicy(max_attempts=retry.MAX_MAX_ATTEMPTS)
+    lives = [
+        ["failed"] * API_MAX_RETRIES + ["error"] * retry.MAX_MAX_ATTEMPTS,
+        ["error"] * (retry.MAX_MAX_ATTEMPTS - 1) + ["failed"] * (API_MAX_RETRIES + 1),
+    ]
+    for outcomes in lives:
+        history: list[dict[str, Any]] = []
+        actions = []
+        for attempt, outcome in enumerate(outcomes, start=1):
+            reason = "driver_error" if outcome == "error" else ""
+            decision = _decide(outcome, reason, history, retries=API_MAX_RETRIES, policy=policy)
+            actions.append(decision.action)
+            history = retry.with_entry(history, {**_entry(outcome, reason), "attempt": attempt})
+        assert actions == [Action.REQUEUE] * (len(outcomes) - 1) + [Action.END]
+        assert [entry["attempt"] for entry in history] == list(range(1, len(outcomes) + 1))
+
+
+def test_a_policy_made_without_settings_is_the_scheduler_default() -> None:
+    """A Dispatcher or a handler given no policy uses RetryPolicy(): the same as a scheduler
+    started with no JOB_* variable."""
+    from qgjob_scheduler.config import Config  # noqa: PLC0415
+
+    assert RetryPolicy() == Config.from_env({}).retry_policy()
+
+
+def test_a_policy_and_a_decision_cannot_change_once_made() -> None:
+    """Settings are read once into frozen objects, and one decision is shared by the jobs
+    of a batch: neither can be altered on the way (and both may be hashed)."""
+    decision = _decide("error", "agent_lost")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        POLICY.max_attempts = 10  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.delay_s = 0.0  # type: ignore[misc]
+    assert {POLICY, decision} == {RetryPolicy(**vars(POLICY)), dataclasses.replace(decision)}

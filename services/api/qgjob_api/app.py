@@ -208,7 +208,8 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
             return answers.shown(answers.NotReady, body), 503, Unavailable.retry_after()
         return answers.shown(answers.Ready, {"status": "ready", "checks": checks}), 200, {}
 
-    openapi.install(app)  # documents every route above; before the limiter wraps them
+    # documents every route above; before the limiter wraps them
+    openapi.install(app, tokens=config.auth_mode == auth.AUTH_TOKENS)
     ratelimits.install(
         app,
         storage_uri=config.redis_url,

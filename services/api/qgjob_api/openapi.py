@@ -76,7 +76,10 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
 }
 
 
-def make_spec() -> SpecTree:
+def make_spec(*, tokens: bool = True) -> SpecTree:
+    """The spec tree; `tokens`: the API asks for a bearer token (QGJOB_AUTH=tokens), so the
+    document requires it on every operation but the probes. With auth off the scheme stays
+    described but nothing requires it: the document says what the running API does."""
     return SpecTree(
         "flask",
         title=TITLE,
@@ -98,14 +101,14 @@ def make_spec() -> SpecTree:
                 ),
             )
         ],
-        security={"bearer": []},
+        security={"bearer": []} if tokens else {},
     )
 
 
-def install(app: Flask) -> SpecTree:
+def install(app: Flask, *, tokens: bool = True) -> SpecTree:
     """Document every routed view and add the spec and docs routes. Call once every other
-    route exists, before ratelimits.install."""
-    tree = make_spec()
+    route exists, before ratelimits.install. `tokens`: see make_spec."""
+    tree = make_spec(tokens=tokens)
     # Not named "openapi...": spectree leaves endpoints of that name out of the document.
     routes = Blueprint("contract", __name__)
 

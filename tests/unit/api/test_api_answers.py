@@ -101,11 +101,28 @@ def test_429_and_503_document_retry_after(spec: dict[str, Any]) -> None:
     assert "429" in spec["paths"]["/v1/jobs"]["get"]["responses"]
 
 
-def test_the_bearer_scheme_guards_all_but_the_probes(spec: dict[str, Any]) -> None:
+def test_with_tokens_the_bearer_scheme_guards_all_but_the_probes() -> None:
+    config = Config(
+        rate_limit_read="off",
+        rate_limit_submit="off",
+        auth_mode="tokens",
+        admin_token="x" * 40,
+    )
+    app = create_app(config, publisher_factory=_NoBroker)
+    headers = {"Authorization": f"Bearer {'x' * 40}"}
+    spec = app.test_client().get("/openapi.json", headers=headers).get_json()
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     for path in ("/healthz", "/readyz"):
         assert spec["paths"][path]["get"]["security"] == []
     assert {"bearer": []} in spec["security"]
+
+
+def test_with_auth_off_no_operation_requires_a_token(spec: dict[str, Any]) -> None:
+    assert "bearer" in spec["components"]["securitySchemes"]  # described, for clients
+    assert not spec.get("security")
+    for item in spec["paths"].values():
+        for operation in item.values():
+            assert not operation.get("security"), operation["operationId"]
 
 
 def test_every_endpoint_has_one_entry_for_access_budget_and_contract() -> None:

@@ -239,3 +239,17 @@ def test_by_default_a_cancel_is_looked_up_as_often_as_the_readme_says() -> None:
     assert stop.sleep(30.0) is StopReason.CANCELLED
     assert cancel_at <= clock.now <= cancel_at + every_s
     assert all(b - a >= every_s - 1e-9 for a, b in itertools.pairwise(asked)), asked
+
+
+def test_a_pause_that_oversleeps_its_end_still_ends_the_sleep() -> None:
+    """Real sleeps overrun: once the simulated time is over, the sleep ends; it never asks
+    for a pause of negative length (time.sleep would raise)."""
+    clock = Clock()
+
+    def oversleep(seconds: float) -> None:
+        assert seconds >= 0, f"a pause of {seconds} s"
+        clock.sleep(seconds + 0.01)
+
+    stop = _stop(clock, 60.0)
+    assert stop.sleep(1.0, pause=oversleep) is None
+    assert 1.0 <= sum(clock.slept) <= 1.0 + 0.5

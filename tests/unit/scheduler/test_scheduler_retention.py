@@ -3,8 +3,19 @@ the next slice starts."""
 
 from __future__ import annotations
 
+import inspect
+import re
+from pathlib import Path
+
 from qgjob_contract.events import timestamp_ms
-from qgjob_scheduler.retention import JobState, ended_ms, judge_jobs, next_offset, run_expired
+from qgjob_scheduler.retention import (
+    JobState,
+    Sweeper,
+    ended_ms,
+    judge_jobs,
+    next_offset,
+    run_expired,
+)
 
 CREATED = "2030-01-01T00:00:00.000+00:00"
 FINISHED = "2030-01-01T00:10:00.000+00:00"
@@ -61,3 +72,14 @@ def test_the_next_slice_starts_past_the_kept_entries_or_back_at_the_oldest() -> 
     assert next_offset(0, read=1000, kept=3, limit=1000) == 3
     assert next_offset(3, read=1000, kept=10, limit=1000) == 13
     assert next_offset(13, read=999, kept=999, limit=1000) == 0
+
+
+def test_the_work_per_tick_is_bounded_as_the_readme_says() -> None:
+    """README (bounded state): each tick reads at most N job index entries and M runs; a
+    Sweeper made without limits uses those bounds."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"it reads at most\s+([\d,]+) job index entries and ([\d,]+) runs", readme)
+    assert found, "README no longer says how much the sweep reads per tick"
+    jobs, runs = (int(n.replace(",", "")) for n in found.groups())
+    defaults = inspect.signature(Sweeper).parameters
+    assert (defaults["jobs_per_tick"].default, defaults["runs_per_tick"].default) == (jobs, runs)

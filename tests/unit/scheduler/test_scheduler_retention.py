@@ -3,12 +3,16 @@ the next slice starts."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 from pathlib import Path
 
+import pytest
+
 from qgjob_contract.events import timestamp_ms
 from qgjob_scheduler.retention import (
+    SWEEP_JOBS,
     JobState,
     Sweeper,
     ended_ms,
@@ -83,3 +87,21 @@ def test_the_work_per_tick_is_bounded_as_the_readme_says() -> None:
     jobs, runs = (int(n.replace(",", "")) for n in found.groups())
     defaults = inspect.signature(Sweeper).parameters
     assert (defaults["jobs_per_tick"].default, defaults["runs_per_tick"].default) == (jobs, runs)
+
+
+def test_a_full_slice_of_the_default_size_goes_on_past_its_kept_entries() -> None:
+    """A tick that read all SWEEP_JOBS entries it may has not reached the cutoff: the next
+    one goes on past the entries kept. (The count comes from a real read, so this holds
+    for numbers past CPython's small-int cache, as in production.)"""
+    read = len([f"job-{n}" for n in range(SWEEP_JOBS)])
+    assert next_offset(3000, read=read, kept=7, limit=SWEEP_JOBS) == 3007
+    assert next_offset(3000, read=read - 1, kept=7, limit=SWEEP_JOBS) == 0
+
+
+def test_the_sweeps_inputs_and_verdicts_cannot_change_once_made() -> None:
+    state = JobState("j", "passed", CREATED, FINISHED)
+    verdict = judge_jobs([state], FINISHED_MS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.status = "running"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        verdict.kept = 5  # type: ignore[misc]

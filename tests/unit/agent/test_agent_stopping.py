@@ -5,6 +5,8 @@ SIM_INSTALL_ERROR_PATTERN)."""
 
 from __future__ import annotations
 
+import itertools
+import re
 import shlex
 import time
 from pathlib import Path
@@ -199,3 +201,55 @@ def test_the_job_timeout_replaces_the_agents_for_the_command_driver() -> None:
     assert outcome.reason is ErrorReason.TIMEOUT
     assert time.monotonic() - started < 5
     assert "0.5 s run timeout" in outcome.log_tail
+
+
+@pytest.mark.parametrize("origin", [0.0, 100.0])
+def test_a_sleep_ends_exactly_at_the_run_timeout_whatever_the_clock_origin(origin: float) -> None:
+    """A monotonic clock's origin is arbitrary (0 on a fresh boot): the last pause is cut to
+    the deadline, not a whole poll past it."""
+    clock = Clock()
+    clock.now = origin
+    assert _stop(clock, 1.2).sleep(30.0) is StopReason.TIMEOUT
+    assert sum(clock.slept) == pytest.approx(1.2)
+    assert max(clock.slept) <= 0.5
+
+
+def test_a_job_cancelled_before_its_test_starts_is_stopped_before_any_wait() -> None:
+    clock = Clock()
+    assert _stop(clock, 60.0, cancel_at=clock.now).sleep(30.0) is StopReason.CANCELLED
+    assert clock.slept == []
+
+
+def test_by_default_a_cancel_is_looked_up_as_often_as_the_readme_says() -> None:
+    """README (Cancel): the agent looks the mark up every N s while the test runs; so a cancel
+    stops the test within N s, and Redis is not asked more often."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"looks the mark up\s+in Redis every ([\d.]+) s", readme)
+    assert found, "README no longer says how often a running job's cancel is looked up"
+    every_s = float(found.group(1))
+    clock = Clock()
+    cancel_at = clock.now + 2.2
+    asked: list[float] = []
+
+    def cancelled() -> bool:
+        asked.append(clock.now)
+        return clock.now >= cancel_at
+
+    stop = Stop(60.0, cancelled=cancelled, monotonic=clock.monotonic, pause=clock.sleep).start()
+    assert stop.sleep(30.0) is StopReason.CANCELLED
+    assert cancel_at <= clock.now <= cancel_at + every_s
+    assert all(b - a >= every_s - 1e-9 for a, b in itertools.pairwise(asked)), asked
+
+
+def test_a_pause_that_oversleeps_its_end_still_ends_the_sleep() -> None:
+    """Real sleeps overrun: once the simulated time is over, the sleep ends; it never asks
+    for a pause of negative length (time.sleep would raise)."""
+    clock = Clock()
+
+    def oversleep(seconds: float) -> None:
+        assert seconds >= 0, f"a pause of {seconds} s"
+        clock.sleep(seconds + 0.01)
+
+    stop = _stop(clock, 60.0)
+    assert stop.sleep(1.0, pause=oversleep) is None
+    assert 1.0 <= sum(clock.slept) <= 1.0 + 0.5

@@ -177,3 +177,29 @@ def test_a_rerun_property_only_for_jobs_that_needed_another_attempt() -> None:
         ("rerun:moved.js", "3 attempts (earlier: agent_lost on e-2; ended on ?)"),
         ("rerun:handed-back.js", "0 attempts (earlier: requeued on ?)"),
     ]
+
+
+@pytest.mark.parametrize("status", ["aborted", "timed_out"])
+def test_an_unknown_final_status_is_an_error_wherever_its_name_sorts(status: str) -> None:
+    """A newer server's final status may sort before 'cancelled' or after 'passed': it is an
+    error naming its reason, never a pass, a skip or a test failure."""
+    element = case(root([job("x.js", status)]))
+    error = element.find("error")
+    assert error is not None
+    assert list(element) == [error]
+    assert error.get("type") == status
+    assert error.get("message") == "driver_error on emulator-1 (attempt 1)"
+
+
+def test_a_job_that_never_got_an_attempt_has_no_rerun_property() -> None:
+    """Cancelled while queued: 0 attempts, no history."""
+    assert properties(root([job("never.js", "cancelled", attempts=0)])) == []
+
+
+def test_the_suite_is_stamped_with_the_first_runs_creation_time() -> None:
+    runs = [
+        {"run_id": "r1", "created_at": "2030-01-01T00:00:00Z"},
+        {"run_id": "r2", "created_at": "2030-01-02T00:00:00Z"},
+    ]
+    (suite,) = root([job("a.js", "passed")], runs).iter("testsuite")
+    assert suite.get("timestamp") == "2030-01-01T00:00:00Z"

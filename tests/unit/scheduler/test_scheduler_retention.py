@@ -3,8 +3,23 @@ the next slice starts."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
 from qgjob_contract.events import timestamp_ms
-from qgjob_scheduler.retention import JobState, ended_ms, judge_jobs, next_offset, run_expired
+from qgjob_scheduler.retention import (
+    SWEEP_JOBS,
+    JobState,
+    Sweeper,
+    ended_ms,
+    judge_jobs,
+    next_offset,
+    run_expired,
+)
 
 CREATED = "2030-01-01T00:00:00.000+00:00"
 FINISHED = "2030-01-01T00:10:00.000+00:00"
@@ -61,3 +76,32 @@ def test_the_next_slice_starts_past_the_kept_entries_or_back_at_the_oldest() -> 
     assert next_offset(0, read=1000, kept=3, limit=1000) == 3
     assert next_offset(3, read=1000, kept=10, limit=1000) == 13
     assert next_offset(13, read=999, kept=999, limit=1000) == 0
+
+
+def test_the_work_per_tick_is_bounded_as_the_readme_says() -> None:
+    """README (bounded state): each tick reads at most N job index entries and M runs; a
+    Sweeper made without limits uses those bounds."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"it reads at most\s+([\d,]+) job index entries and ([\d,]+) runs", readme)
+    assert found, "README no longer says how much the sweep reads per tick"
+    jobs, runs = (int(n.replace(",", "")) for n in found.groups())
+    defaults = inspect.signature(Sweeper).parameters
+    assert (defaults["jobs_per_tick"].default, defaults["runs_per_tick"].default) == (jobs, runs)
+
+
+def test_a_full_slice_of_the_default_size_goes_on_past_its_kept_entries() -> None:
+    """A tick that read all SWEEP_JOBS entries it may has not reached the cutoff: the next
+    one goes on past the entries kept. (The count comes from a real read, so this holds
+    for numbers past CPython's small-int cache, as in production.)"""
+    read = len([f"job-{n}" for n in range(SWEEP_JOBS)])
+    assert next_offset(3000, read=read, kept=7, limit=SWEEP_JOBS) == 3007
+    assert next_offset(3000, read=read - 1, kept=7, limit=SWEEP_JOBS) == 0
+
+
+def test_the_sweeps_inputs_and_verdicts_cannot_change_once_made() -> None:
+    state = JobState("j", "passed", CREATED, FINISHED)
+    verdict = judge_jobs([state], FINISHED_MS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.status = "running"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        verdict.kept = 5  # type: ignore[misc]

@@ -81,6 +81,24 @@ def _assert_still_busy(stack: Stack, blocker: list[str]) -> None:
     assert not all(job["final"] for job in jobs), "the blocker ended before the case's submits"
 
 
+def _quiet(stack: Stack) -> None:
+    """Wait until no job of the target is waiting or running: work another test left (a
+    blocker's last batches, which the planner may put after a case's own group) would take
+    the one agent between two batches of a case and change what it has installed."""
+
+    def nothing_unfinished() -> bool:
+        for status in ("queued", "assigned", "running"):
+            answer = stack.get("/v1/jobs", target=TARGET, status=status, limit=1)
+            if answer.status_code >= 500:
+                raise NotYet(f"GET /v1/jobs: {answer.status_code}")
+            assert answer.status_code == 200, answer.text
+            if answer.json()["jobs"]:
+                return False
+        return True
+
+    wait_until(nothing_unfinished, timeout=120, what=f"no unfinished {TARGET} job")
+
+
 def _in_run_order(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(jobs, key=lambda job: _epoch(job["started_at"]))
 
@@ -99,6 +117,7 @@ def test_jobs_of_one_version_sent_in_several_requests_while_the_agent_is_busy_sh
 
     submitted = [job_id for ids in requests for job_id in ids]
     jobs = stack.wait_final(submitted, timeout=120)
+    stack.wait_final(blocker, timeout=120)  # leave the agent free for the next case
     assert {job["status"] for job in jobs} == {"passed"}
     # One group, one batch, one install: the three requests were not bound one by one.
     assert len({job["batch_id"] for job in jobs}) == 1, [job["batch_id"] for job in jobs]
@@ -119,6 +138,7 @@ def test_within_a_group_higher_priority_runs_first_then_arrival_order(stack: Sta
     _assert_still_busy(stack, blocker)
 
     jobs = stack.wait_final(first + second, timeout=120)
+    stack.wait_final(blocker, timeout=120)  # leave the agent free for the next case
     assert {job["status"] for job in jobs} == {"passed"}
     assert len({job["batch_id"] for job in jobs}) == 1
     order = [job["test_path"] for job in _in_run_order(jobs)]
@@ -133,6 +153,7 @@ def test_within_a_group_higher_priority_runs_first_then_arrival_order(stack: Sta
 
 def test_a_warm_agent_skips_the_install_and_its_batch_starts_sooner(stack: Stack) -> None:
     agent = _the_one_agent(stack)
+    _quiet(stack)  # between the cold batch and the warm one, nothing else may run there
     org, version = _org(), f"warm-{uuid.uuid4().hex[:8]}"
     before = {a["agent_id"]: a["installs"] for a in stack.agents()}[agent]
 

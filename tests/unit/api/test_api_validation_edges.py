@@ -4,11 +4,20 @@ immutable."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pydantic
 import pytest
 
 from qgjob_api.errors import ValidationFailed
-from qgjob_api.validation import MAX_PAGE, parse_job, parse_job_query, parse_jobs
+from qgjob_api.validation import (
+    MAX_PAGE,
+    TokenIn,
+    parse_body,
+    parse_job,
+    parse_job_query,
+    parse_jobs,
+)
 
 JOB = {"org_id": "qualgent", "app_version_id": "xyz123", "test_path": "tests/a.spec.js"}
 
@@ -71,3 +80,15 @@ def test_parsed_input_is_immutable() -> None:
     query = parse_job_query({"limit": "5"})
     with pytest.raises(pydantic.ValidationError):
         query.limit = 6  # type: ignore[misc]
+
+
+# A token may be given a life of at most ten years (365-day years, as the API states it).
+TEN_YEARS_S = int(timedelta(days=10 * 365).total_seconds())
+
+
+def test_a_token_may_live_ten_years_and_not_a_second_more() -> None:
+    body = {"org_id": "qualgent", "role": "viewer"}
+    assert parse_body(TokenIn, {**body, "expires_in_s": TEN_YEARS_S}).expires_in_s == TEN_YEARS_S
+    with pytest.raises(ValidationFailed) as caught:
+        parse_body(TokenIn, {**body, "expires_in_s": TEN_YEARS_S + 1})
+    assert caught.value.field == "expires_in_s"

@@ -80,3 +80,11 @@ def test_a_token_name_may_have_128_characters_and_not_129() -> None:
     with pytest.raises(ValidationFailed) as caught:
         parse_body(TokenIn, {**TOKEN, "name": "n" * 129})
     assert caught.value.field == "name"
+
+
+def test_a_queue_ttl_is_any_number_of_seconds_above_0() -> None:
+    job = {"org_id": "qualgent", "app_version_id": "v1", "test_path": "a.js"}
+    assert validation.parse_job({**job, "queue_ttl_s": 0.001}).queue_ttl_s == 0.001
+    with pytest.raises(ValidationFailed) as caught:
+        validation.parse_job({**job, "queue_ttl_s": 0})
+    assert caught.value.field == "queue_ttl_s"

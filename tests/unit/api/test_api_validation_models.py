@@ -88,3 +88,9 @@ def test_a_queue_ttl_is_any_number_of_seconds_above_0() -> None:
     with pytest.raises(ValidationFailed) as caught:
         validation.parse_job({**job, "queue_ttl_s": 0})
     assert caught.value.field == "queue_ttl_s"
+
+
+def test_a_replay_names_at_least_one_event() -> None:
+    assert parse_body(ReplayBody, {"event_ids": ["e1"]}).root.model_dump() == {"event_ids": ["e1"]}
+    with pytest.raises(ValidationFailed):
+        parse_body(ReplayBody, {"event_ids": []})

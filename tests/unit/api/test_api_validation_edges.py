@@ -4,11 +4,22 @@ immutable."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pydantic
 import pytest
 
 from qgjob_api.errors import ValidationFailed
-from qgjob_api.validation import MAX_PAGE, parse_job, parse_job_query, parse_jobs
+from qgjob_api.validation import (
+    MAX_PAGE,
+    DeadLetterQuery,
+    TokenIn,
+    parse_body,
+    parse_job,
+    parse_job_query,
+    parse_jobs,
+    parse_query,
+)
 
 JOB = {"org_id": "qualgent", "app_version_id": "xyz123", "test_path": "tests/a.spec.js"}
 
@@ -71,3 +82,36 @@ def test_parsed_input_is_immutable() -> None:
     query = parse_job_query({"limit": "5"})
     with pytest.raises(pydantic.ValidationError):
         query.limit = 6  # type: ignore[misc]
+
+
+# A token may be given a life of at most ten years (365-day years, as the API states it).
+TEN_YEARS_S = int(timedelta(days=10 * 365).total_seconds())
+
+
+def test_a_token_may_live_ten_years_and_not_a_second_more() -> None:
+    body = {"org_id": "qualgent", "role": "viewer"}
+    assert parse_body(TokenIn, {**body, "expires_in_s": TEN_YEARS_S}).expires_in_s == TEN_YEARS_S
+    with pytest.raises(ValidationFailed) as caught:
+        parse_body(TokenIn, {**body, "expires_in_s": TEN_YEARS_S + 1})
+    assert caught.value.field == "expires_in_s"
+
+
+def test_a_token_may_live_one_second() -> None:
+    body = {"org_id": "qualgent", "role": "viewer", "expires_in_s": 1}
+    assert parse_body(TokenIn, body).expires_in_s == 1
+    with pytest.raises(ValidationFailed) as caught:
+        parse_body(TokenIn, {**body, "expires_in_s": 0})
+    assert caught.value.field == "expires_in_s"
+
+
+@pytest.mark.parametrize("limit", ["1", "1000"])
+def test_a_dead_letter_page_of_1_to_1000_is_accepted(limit: str) -> None:
+    # 1-1000, as the admin route's own error message for `limit` states it.
+    assert parse_query(DeadLetterQuery, {"limit": limit}).limit == int(limit)
+
+
+@pytest.mark.parametrize("limit", ["0", "1001"])
+def test_a_dead_letter_page_out_of_bounds_is_refused(limit: str) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        parse_query(DeadLetterQuery, {"limit": limit})
+    assert caught.value.field == "limit"

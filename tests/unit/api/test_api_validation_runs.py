@@ -105,3 +105,7 @@ def test_a_matrix_counts_tests_times_targets_not_a_power_of_them() -> None:
 def test_one_explicit_target_is_enough() -> None:
     run = parse_run({**RUN, "targets": ["device"]}, max_jobs=10)
     assert {job.target.value for job in run.jobs()} == {"device"}
+
+
+def test_a_lookup_below_the_limit_is_accepted() -> None:
+    assert parse_job_ids({"job_ids": ["a", "b"]}, max_jobs=5) == ["a", "b"]

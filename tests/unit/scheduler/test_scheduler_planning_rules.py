@@ -43,3 +43,19 @@ def test_rule_split_jobs_are_not_divisible_a_tie_is_no_split() -> None:
     """The cold agent's first job would end at 4 s, just when the warm agent alone ends the
     build: the install would buy nothing."""
     assert qgjob(_situation([2.0, 0.5, 0.5], busy_for_s=1.0, install_s=2.0)) == []
+
+
+def test_rule_split_jobs_are_not_divisible_the_install_and_first_job_add_up() -> None:
+    """The warm agent is free in 1 s and A has 8 s of work: alone it ends at 9 s. A cold
+    agent's 3 s install plus its first 2 s job end at 5 s, well before: the split pays (the
+    install and the job take their times one after the other, nothing more)."""
+    [split] = qgjob(_situation([2.0, 2.0, 2.0, 2.0], busy_for_s=1.0, install_s=3.0))
+    assert split.agent_id == "cold"
+    assert split.job_ids[0] == "a-0"
+
+
+def test_rule_split_jobs_are_not_divisible_a_long_first_job_after_the_install_still_pays() -> None:
+    """The warm agent is free in 1 s and A has two 3 s jobs: alone it ends at 7 s. A cold
+    agent's 3 s install then one 3 s job end at 6 s, before that: the split pays."""
+    [split] = qgjob(_situation([3.0, 3.0], busy_for_s=1.0, install_s=3.0))
+    assert split.agent_id == "cold"

@@ -11,7 +11,7 @@ from qgjob_contract.records import Agent, Lease
 from qgjob_contract.statuses import AgentState
 from qgjob_scheduler.grouping import PRIORITY_WEIGHT, group_score
 from qgjob_scheduler.planning import DEFAULT_AGING_S, DEFAULT_INSTALL_S, DEFAULT_TEST_S, qgjob
-from qgjob_scheduler.snapshot import Planner, _installed, is_live, priority_of
+from qgjob_scheduler.snapshot import Planner, _installed, is_live, priority_of, waits
 
 
 @pytest.mark.parametrize("priority", [1, 2, 5, 9, 10])
@@ -122,3 +122,41 @@ def test_the_planner_settings_default_to_the_planning_defaults() -> None:
     )
     with pytest.raises(dataclasses.FrozenInstanceError):
         planner.aging_s = 1.0  # type: ignore[misc]
+
+
+# --- a retried job's wait: its backoff, and the agent it avoids ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("not_before_ms", "waiting"),
+    [(NOW_MS + 1, "backoff"), (NOW_MS, None), (NOW_MS - 1, None), (None, None), ("", None)],
+)
+def test_a_retried_job_waits_out_its_backoff_until_its_not_before_time(
+    not_before_ms: int | str | None, waiting: str | None
+) -> None:
+    # Redis gives strings; a job never retried has no such field.
+    raw = None if not_before_ms is None else str(not_before_ms)
+    assert waits([raw, None, None], NOW_MS) == waiting
+    # Its avoided agent (none here) is another question: asked with `avoid`.
+    assert waits([raw, None, None], NOW_MS, avoid=True) is None
+
+
+@pytest.mark.parametrize(
+    ("agent", "until_ms", "avoided"),
+    [
+        ("emulator-1", NOW_MS + 1, "emulator-1"),
+        ("emulator-1", NOW_MS, None),
+        ("emulator-1", NOW_MS - 1, None),
+        ("emulator-1", None, None),
+        (None, NOW_MS + 1, None),
+        ("", NOW_MS + 1, None),
+    ],
+)
+def test_a_retried_job_avoids_the_agent_it_failed_on_until_the_avoid_window_ends(
+    agent: str | None, until_ms: int | None, avoided: str | None
+) -> None:
+    until = None if until_ms is None else str(until_ms)
+    # The backoff is over (not_before in the past): only the avoid window is asked.
+    fields = [str(NOW_MS - 10), agent, until]
+    assert waits(fields, NOW_MS, avoid=True) == avoided
+    assert waits(fields, NOW_MS) is None

@@ -177,7 +177,11 @@ def create_app(  # noqa: PLR0915 (the composition root: every route is wired her
             requested_by=lambda: auth.current().actor,
             sees=lambda org_id: auth.current().sees(org_id),
         ),
-        tokens_blueprint(client, retention_s=config.job_retention_s),
+        tokens_blueprint(
+            client,
+            retention_s=config.job_retention_s,
+            minting=config.auth_mode == auth.AUTH_TOKENS,
+        ),
     ):
         app.register_blueprint(blueprint)
 

@@ -62,13 +62,23 @@ def budget_of(endpoint: str | None) -> str | None:
     return "read"
 
 
+def limits_uri(redis_url: str) -> str:
+    """The `limits` storage URI of a REDIS_URL: `limits` names a Unix socket `redis+unix://`
+    where redis-py (and REDIS_URL) say `unix://`; the other schemes are the same."""
+    return (
+        "redis+unix://" + redis_url.removeprefix("unix://")
+        if redis_url.startswith("unix://")
+        else redis_url
+    )
+
+
 def install(app: Flask, *, storage_uri: str, submit: str, read: str) -> Limiter:
     """Wrap every routed view in its budget's shared limit. Call once every route exists
     and after auth.install (the key needs the request's principal)."""
     limiter = Limiter(
         key_func=caller_key,
         app=app,
-        storage_uri=storage_uri,
+        storage_uri=limits_uri(storage_uri),
         # the `limits` Redis storage's own prefix (default "LIMITS"): keep under qgjob:;
         # short timeouts: a Redis outage costs a request at most about a second here
         storage_options={

@@ -17,19 +17,33 @@ from flask import Blueprint, request
 from qgjob_api import answers, tokens
 from qgjob_api.auth import current
 from qgjob_api.bodies import request_json
-from qgjob_api.errors import NotFound, ValidationFailed
+from qgjob_api.errors import HttpError, NotFound, ValidationFailed
 from qgjob_api.validation import TokenIn, TokenQuery, parse_body, parse_query
 from qgjob_contract.events import format_timestamp, utc_now
 
 log = logging.getLogger(__name__)
 
 
-def tokens_blueprint(client: redis.Redis, *, retention_s: float) -> Blueprint:
-    """The token routes; a revoked or expired token's record is kept `retention_s`."""
+class TokensNeedAuth(HttpError):
+    """With QGJOB_AUTH=off every caller acts as an admin: a token minted then could be
+    anyone's, and it would still work once the API runs with QGJOB_AUTH=tokens."""
+
+    status = 409
+    code = "auth_off"
+
+
+def tokens_blueprint(client: redis.Redis, *, retention_s: float, minting: bool) -> Blueprint:
+    """The token routes; a revoked or expired token's record is kept `retention_s`. Tokens
+    are created only when `minting` (QGJOB_AUTH=tokens, the caller proven an admin)."""
     routes = Blueprint("tokens", __name__, url_prefix="/v1/admin/tokens")
 
     @routes.post("")
     def create_token() -> tuple[dict[str, Any], int]:
+        if not minting:
+            raise TokensNeedAuth(
+                "tokens are created only when the API runs with QGJOB_AUTH=tokens "
+                "(with auth off any caller is an admin)"
+            )
         token_in = parse_body(TokenIn, request_json())
         token_id, secret, hashed = tokens.mint()
         now = datetime.now(UTC)

@@ -264,6 +264,19 @@ def test_with_auth_off_nothing_asks_for_a_token(client: FlaskClient) -> None:
     assert ignored.status_code == 200
 
 
+def test_with_auth_off_no_token_can_be_created(
+    client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    """With auth off every caller is an admin: a token minted then would be anyone's, and it
+    would still work once the API runs with QGJOB_AUTH=tokens."""
+    response = client.post("/v1/admin/tokens", json={"org_id": "acme", "role": "admin"})
+    assert response.status_code == 409
+    assert response.get_json()["error"] == "auth_off"
+    assert "QGJOB_AUTH=tokens" in response.get_json()["message"]
+    assert client.get("/v1/admin/tokens").get_json()["tokens"] == []
+    assert not list(redis_client.scan_iter(Keys.token("*")))
+
+
 def test_a_method_a_route_lacks_is_a_405_and_an_unknown_path_a_401(api: FlaskClient) -> None:
     for path in ("/healthz", "/v1/jobs/x", "/v1/admin/tokens"):
         response = api.open(path, method="TRACE")

@@ -185,3 +185,22 @@ def test_tokens_without_an_admin_token_never_fail_open() -> None:
 
     with pytest.raises(ValueError, match="QGJOB_ADMIN_TOKEN"):
         auth.install(Flask("t"), redis.Redis(port=1), mode="tokens", admin_token=None)
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "uri"),
+    [
+        ("unix:///run/redis/redis.sock", "redis+unix:///run/redis/redis.sock"),
+        ("redis://redis:6379/0", "redis://redis:6379/0"),
+        ("rediss://redis:6380/1", "rediss://redis:6380/1"),
+    ],
+)
+def test_every_redis_url_the_config_accepts_is_a_rate_limit_storage(
+    redis_url: str, uri: str
+) -> None:
+    """REDIS_URL may name a Unix socket (`unix://`, as redis-py says it); `limits` calls that
+    scheme `redis+unix://` and refuses `unix://` at start."""
+    from limits.storage import storage_from_string  # noqa: PLC0415 (only this test)
+
+    assert ratelimits.limits_uri(redis_url) == uri
+    storage_from_string(uri, key_prefix="qgjob:test")  # refuses an unknown scheme at once

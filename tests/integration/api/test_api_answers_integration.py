@@ -16,9 +16,12 @@ from flask.testing import FlaskClient
 from pydantic import BaseModel, RootModel
 from werkzeug.test import TestResponse
 
+from qgjob_api import tokens
 from qgjob_api.answers import JobPage
 from qgjob_api.endpoints import ENDPOINTS
 from qgjob_contract import deadletters
+from qgjob_contract.events import utc_now
+from qgjob_contract.roles import Role
 from tests.integration.api.conftest import MakeClient
 
 ADMIN = "admin-secret-for-tests-0123456789abcdef"
@@ -64,25 +67,35 @@ def _fits(model: type[BaseModel], body: Any) -> bool:
     return True
 
 
+@pytest.fixture(params=["tokens", "off"])
+def auth_mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
 def api(
     make_client: MakeClient,
     amqp_channel: pika.adapters.blocking_connection.BlockingChannel,
     live_agents: list[str],
+    auth_mode: str,
 ) -> FlaskClient:
-    return make_client(auth_mode="tokens", admin_token=ADMIN)
+    if auth_mode == "tokens":
+        return make_client(auth_mode="tokens", admin_token=ADMIN)
+    return make_client(auth_mode="off")
 
 
 class Calls:
-    """Sends requests as the admin and checks each 2xx answer against its endpoint."""
+    """Sends requests (as the admin with tokens; with no token with auth off) and checks
+    each 2xx answer against its endpoint."""
 
-    def __init__(self, api: FlaskClient) -> None:
+    def __init__(self, api: FlaskClient, auth_mode: str) -> None:
         self.api = api
+        self.as_admin = _AS_ADMIN if auth_mode == "tokens" else {}
         self.adapter = api.application.url_map.bind("qgjob.test")
         self.seen: set[str] = set()
 
     def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
-        headers = {**_AS_ADMIN, **kwargs.pop("headers", {})}
+        headers = {**self.as_admin, **kwargs.pop("headers", {})}
         response: TestResponse = self.api.open(path, method=method, headers=headers, **kwargs)
         assert 200 <= response.status_code < 300, (path, response.get_data(as_text=True))
         endpoint, _ = self.adapter.match(path.partition("?")[0], method=method)
@@ -98,9 +111,10 @@ class Calls:
 
 
 def test_every_routes_answer_is_its_documented_model(
-    api: FlaskClient, redis_client: redis.Redis
+    api: FlaskClient, redis_client: redis.Redis, auth_mode: str
 ) -> None:
-    call = Calls(api)
+    """Every route, under both auth modes."""
+    call = Calls(api, auth_mode)
     submitted = call("POST", "/submit", json=_JOB)
     job_id = submitted["job_id"]
     call("GET", f"/status/{job_id}")
@@ -130,9 +144,29 @@ def test_every_routes_answer_is_its_documented_model(
     assert [entry["event_id"] for entry in listed["dead_letters"]] == ["e-1"]
     replayed = call("POST", "/v1/admin/dead-letters/replay", json={"event_ids": ["e-1", "e-2"]})
     assert replayed == {"replayed": [], "missing": ["e-2"], "unreplayable": ["e-1"]}
-    token = call("POST", "/v1/admin/tokens", json={"org_id": "acme", "role": "viewer"})
-    call("GET", "/v1/admin/tokens?org_id=acme")
-    call("POST", f"/v1/admin/tokens/{token['token_id']}/revoke")
+    if auth_mode == "tokens":
+        token_id = call("POST", "/v1/admin/tokens", json={"org_id": "acme", "role": "viewer"})[
+            "token_id"
+        ]
+    else:  # no token is created with auth off: one made earlier, with tokens, is planted
+        refused = api.post("/v1/admin/tokens", json={"org_id": "acme", "role": "viewer"})
+        assert refused.status_code == 409, refused.get_data(as_text=True)
+        assert refused.get_json()["error"] == "auth_off"
+        call.seen.add("tokens.create_token")
+        token_id, _, digest = tokens.mint()
+        record = tokens.TokenRecord(
+            token_id=token_id,
+            org_id="acme",
+            role=Role.VIEWER,
+            name="made-with-tokens",
+            created_at=utc_now(),
+            digest=digest,
+            expires_at=None,
+        )
+        tokens.store(redis_client, record, retention_s=60)
+    listed_tokens = call("GET", "/v1/admin/tokens?org_id=acme")
+    assert [entry["token_id"] for entry in listed_tokens["tokens"]] == [token_id]
+    call("POST", f"/v1/admin/tokens/{token_id}/revoke")
     call("GET", "/healthz")
     call("GET", "/readyz")
     call("GET", "/openapi.json")

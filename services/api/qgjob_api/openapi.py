@@ -57,7 +57,13 @@ def _op(endpoint: Endpoint) -> dict[str, Any]:
         ok[f"HTTP_{endpoint.also_ok}"] = endpoint.answer
     if public:
         unavailable = NotReady if endpoint.answer is Ready else ErrorBody
-        responses: dict[str, Any] = {**ok, "HTTP_503": unavailable}
+        # the head checks (qgjob_api.guards) and a method a route lacks apply to probes too
+        responses: dict[str, Any] = {
+            **ok,
+            "HTTP_405": ErrorBody,
+            "HTTP_431": ErrorBody,
+            "HTTP_503": unavailable,
+        }
     else:
         responses = {**ok, **_ERRORS, "HTTP_400": ErrorBody}
     return {

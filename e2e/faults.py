@@ -307,30 +307,48 @@ class Faults:
             {"fault": kind, "at_s": round(time.monotonic() - self.started, 2), **details}
         )
 
-    def kill_busy_agent(self, stack: Stack, job_ids: list[str]) -> tuple[str, list[str], float]:
-        """`docker kill` an agent that runs a job; returns (agent id, its unfinished jobs,
-        the kill's epoch time)."""
+    def kill_busy_agent(
+        self, stack: Stack, job_ids: list[str], *, tries: int = 3
+    ) -> tuple[str, list[str], float]:
+        """`docker kill` an agent that runs a job; returns (agent id, the jobs it had not
+        finished when it died, the kill's epoch time).
 
-        def busy_snapshot() -> tuple[str, dict[str, dict[str, Any]]] | None:
+        Which jobs were unfinished is read AFTER the kill: on a loaded machine `docker kill`
+        can take longer than the agent needs to finish the few short tests left in its batch,
+        and a list read before it would name jobs the agent then finished itself. When the
+        agent had finished them all, another busy agent is killed (up to `tries` kills)."""
+        # Resolved once, before any kill, so no docker call stands between choice and kill.
+        by_host = {hostname(c): c for c in containers(stack, "agent-emulator")}
+
+        def container_of(agent_id: str) -> str | None:
+            return next((c for h, c in by_host.items() if agent_id.endswith(h)), None)
+
+        def busy_agent() -> str | None:
             """The agent with the most jobs still waiting in its batch (they cannot have been
             reported yet), among those running one."""
             snapshot = jobs_by_id(stack, job_ids)
             waiting = Counter(
                 job["assigned_agent"] for job in snapshot.values() if job["status"] == "assigned"
             )
-            busy = [agent for agent in running_on(snapshot) if waiting[agent]]
-            return (max(busy, key=lambda a: waiting[a]), snapshot) if busy else None
+            busy = [a for a in running_on(snapshot) if waiting[a] and container_of(a)]
+            return max(busy, key=lambda a: waiting[a]) if busy else None
 
-        dead_agent, snapshot = wait_until(busy_snapshot, timeout=60, what="a running job")
-        unfinished = [
-            job_id
-            for job_id, job in snapshot.items()
-            if job["assigned_agent"] == dead_agent and not job["final"]
-        ]
-        docker("kill", agent_container(stack, dead_agent))
-        killed_at = time.time()
-        self.record("agent_killed", agent_id=dead_agent, unfinished_jobs=len(unfinished))
-        return dead_agent, unfinished, killed_at
+        for _ in range(tries):
+            dead_agent = wait_until(busy_agent, timeout=60, what="a running job")
+            container = container_of(dead_agent)
+            assert container is not None
+            by_host = {h: c for h, c in by_host.items() if c != container}
+            docker("kill", container)
+            killed_at = time.time()
+            unfinished = [
+                job_id
+                for job_id, job in jobs_by_id(stack, job_ids).items()
+                if job["assigned_agent"] == dead_agent and not job["final"]
+            ]
+            self.record("agent_killed", agent_id=dead_agent, unfinished_jobs=len(unfinished))
+            if unfinished:
+                return dead_agent, unfinished, killed_at
+        raise AssertionError(f"{tries} agents each finished their batch before the kill")
 
     def crash_another_agent(self, stack: Stack, job_ids: list[str], spare: str) -> None:
         """Crash the process of another busy agent: it comes back under its id."""

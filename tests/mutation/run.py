@@ -12,11 +12,13 @@ packages come first on PYTHONPATH so they shadow the editable installs. Modules 
 parallel, `--jobs` at a time (default 2, the size of this project's machines).
 
 A module's result is kept in tests/mutation/.cache/ (not in git) under a fingerprint of
-everything that can change it: this runner, the module's entry, every source file of the
-packages, the module's tests, every conftest.py and tests/schemas, pyproject.toml. A later
-run whose fingerprint matches reuses that result instead of mutating again (the line says
-"cached"); any change to the code or to those tests makes the module run again. `--fresh`
-ignores the cache. `--module PATH` (repeatable) runs only the modules named.
+everything that can change it: this runner, the module's entry, the module, its tests and
+the conftest.py files pytest loads for them, each repository file those import (followed
+import by import, packages' __init__.py included), every file of the packages that is not
+Python (Lua scripts, data), tests/schemas and pyproject.toml. A later run whose fingerprint
+matches reuses that result instead of mutating again (the line says "cached"); a change to
+any of those makes the module run again, and a change to code none of them imports does
+not. `--fresh` ignores the cache. `--module PATH` (repeatable) runs only the modules named.
 
 Prints one line per module, every surviving mutant that is not a listed equivalent, and as
 its LAST line one JSON object: {"mutants", "killed", "survived", "equivalent", "skipped",
@@ -208,19 +210,79 @@ def _files(path: Path) -> list[Path]:
     )
 
 
+def _module_files() -> dict[str, Path]:
+    """Dotted module name -> file, for every Python file of the packages and of tests/
+    and bench/ (the tests import `tests.…` and `bench.…` from the repository root)."""
+    names: dict[str, Path] = {}
+    roots = [(REPO / root, REPO / root) for root in PACKAGE_ROOTS]
+    roots += [(REPO / "tests", REPO), (REPO / "bench", REPO)]
+    for root, base in roots:
+        for file in _files(root):
+            if file.suffix != ".py":
+                continue
+            parts = list(file.relative_to(base).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            if parts:
+                names[".".join(parts)] = file
+    return names
+
+
+def _imported(file: Path, name: str, names: dict[str, Path]) -> set[str]:
+    """The repository modules `file` (module `name`) imports, with their parent packages."""
+    found: set[str] = set()
+    package = name if file.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(file.read_bytes())):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: max(0, len(package.split(".")) - node.level + 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        for target in targets:
+            parts = target.split(".")
+            prefixes = (".".join(parts[:n]) for n in range(1, len(parts) + 1))
+            found.update(prefix for prefix in prefixes if prefix in names)
+    return found
+
+
+def _python_inputs(module: Module) -> list[Path]:
+    """The module, its tests, the conftest.py files pytest loads for them (in the tests'
+    folders and above), and what those import, transitively."""
+    names = _module_files()
+    by_file = {file: name for name, file in names.items()}
+    tests = [f for test in module.tests for f in _files(REPO / test) if f.suffix == ".py"]
+    folders = {folder for f in tests for folder in f.parents if folder.is_relative_to(REPO)}
+    start = [REPO / module.path, *tests]
+    start += [folder / "conftest.py" for folder in folders if (folder / "conftest.py").exists()]
+    seen: dict[Path, str] = {}
+    todo = [(f, by_file.get(f, "")) for f in start]
+    while todo:
+        file, name = todo.pop()
+        if file in seen:
+            continue
+        seen[file] = name
+        todo += [(names[n], n) for n in _imported(file, name, names) if names[n] not in seen]
+    return sorted(seen)
+
+
 def fingerprint(module: Module) -> str:
     """A digest of every input that can change a module's mutation result (see above)."""
     digest = hashlib.sha256()
     digest.update(Path(__file__).read_bytes())
     digest.update(json.dumps([module.path, module.tests, module.skip_definitions]).encode())
-    inputs = [REPO / root for root in PACKAGE_ROOTS]
-    inputs += [REPO / test for test in module.tests]
-    inputs += sorted((REPO / "tests").rglob("conftest.py"))
-    inputs += [REPO / "tests" / "schemas", REPO / "pyproject.toml"]
-    for item in inputs:
-        for file in _files(item):
-            digest.update(str(file.relative_to(REPO)).encode() + b"\0")
-            digest.update(file.read_bytes() + b"\0")
+    data = [
+        f for root in PACKAGE_ROOTS for f in _files(REPO / root) if f.suffix != ".py"
+    ]  # Lua scripts and other data a module may read at run time
+    inputs = [*_python_inputs(module), *data, *_files(REPO / "tests" / "schemas")]
+    inputs += [f for test in module.tests for f in _files(REPO / test) if f.suffix != ".py"]
+    inputs.append(REPO / "pyproject.toml")
+    for file in sorted(set(inputs)):
+        digest.update(str(file.relative_to(REPO)).encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

@@ -38,9 +38,10 @@ class Stop:
     poll_s: float = CANCEL_POLL_S
     monotonic: Callable[[], float] = time.monotonic
     pause: Callable[[float], None] = time.sleep
-    _deadline: float = field(default=0.0, init=False)
-    _next_poll: float = field(default=0.0, init=False)
-    _reason: StopReason | None = field(default=None, init=False)
+    # Set by `start`, which must come first: a Stop that was never started has no deadline.
+    _deadline: float = field(init=False)
+    _next_poll: float = field(init=False)
+    _reason: StopReason | None = field(init=False)
 
     def start(self) -> Stop:
         now = self.monotonic()

@@ -253,3 +253,34 @@ def test_a_pause_that_oversleeps_its_end_still_ends_the_sleep() -> None:
     stop = _stop(clock, 60.0)
     assert stop.sleep(1.0, pause=oversleep) is None
     assert 1.0 <= sum(clock.slept) <= 1.0 + 0.5
+
+
+def test_past_its_deadline_a_stop_lets_a_driver_wait_zero_seconds_never_less() -> None:
+    """The command driver waits `slice_s` for its process: a negative wait is an error."""
+    clock = Clock()
+    stop = _stop(clock, 1.0)
+    clock.now += 5.0
+    assert stop.slice_s() == 0.0
+
+
+def test_a_sleep_with_no_cancel_poll_still_moves_forward() -> None:
+    """With `poll_s` 0 (a cancel looked up on every step) a sleep pauses a millisecond at a
+    time: never a pause of 0 s, which would spin without the clock moving."""
+    clock = Clock()
+
+    def pause(seconds: float) -> None:
+        assert seconds > 0, f"a pause of {seconds} s"
+        assert len(clock.slept) < 1000, "the sleep does not end"
+        clock.sleep(seconds)
+
+    stop = Stop(60.0, poll_s=0.0, monotonic=clock.monotonic, pause=pause).start()
+    assert stop.sleep(0.05) is None
+    assert all(0 < s <= 0.001 + 1e-12 for s in clock.slept), clock.slept
+    assert sum(clock.slept) == pytest.approx(0.05)
+
+
+def test_a_stop_that_was_never_started_has_no_deadline_to_report() -> None:
+    with pytest.raises(AttributeError):
+        Stop(1.0).reason()
+    with pytest.raises(TypeError):
+        Stop(1.0, _reason=None)  # type: ignore[call-arg]

@@ -1,0 +1,83 @@
+"""`make mutation` reuses a module's result only while nothing it runs has changed: the
+fingerprint follows the imports of the module and of its tests, and nothing else."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+RUNNER = Path(__file__).resolve().parents[2] / "mutation" / "run.py"
+
+
+def _runner() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("mutation_run", RUNNER)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    files = {
+        "pkg/qgjob_x/__init__.py": "",
+        "pkg/qgjob_x/logic.py": "from .helpers import double\n",
+        "pkg/qgjob_x/helpers.py": "from qgjob_x import names\ndef double(x): return 2 * x\n",
+        "pkg/qgjob_x/names.py": "A = 1\n",
+        "pkg/qgjob_x/unrelated.py": "B = 2\n",
+        "pkg/qgjob_x/script.lua": "return 1\n",
+        "tests/conftest.py": "",
+        "tests/unit/test_logic.py": "from qgjob_x.logic import double\n",
+        "tests/other/conftest.py": "from qgjob_x import unrelated\n",
+        "pyproject.toml": "",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    runner = _runner()
+    monkeypatch.setattr(runner, "REPO", tmp_path)
+    monkeypatch.setattr(runner, "PACKAGE_ROOTS", ["pkg"])
+    return runner
+
+
+def _key(runner: ModuleType) -> str:
+    module = runner.Module("pkg/qgjob_x/logic.py", ["tests/unit/test_logic.py"])
+    key: str = runner.fingerprint(module)
+    return key
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        "pkg/qgjob_x/logic.py",  # the module
+        "pkg/qgjob_x/helpers.py",  # imported relatively by it
+        "pkg/qgjob_x/names.py",  # imported by what it imports
+        "pkg/qgjob_x/__init__.py",  # its package
+        "pkg/qgjob_x/script.lua",  # data a module may read
+        "tests/unit/test_logic.py",  # its test
+        "tests/conftest.py",  # a conftest pytest loads for that test
+    ],
+)
+def test_a_change_to_what_the_module_or_its_tests_run_changes_the_fingerprint(
+    repo: ModuleType, changed: str
+) -> None:
+    before = _key(repo)
+    path = repo.REPO / changed
+    path.write_text(path.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    assert _key(repo) != before
+
+
+@pytest.mark.parametrize("changed", ["pkg/qgjob_x/unrelated.py", "tests/other/conftest.py"])
+def test_a_change_to_code_nothing_of_it_imports_keeps_the_fingerprint(
+    repo: ModuleType, changed: str
+) -> None:
+    before = _key(repo)
+    path = repo.REPO / changed
+    path.write_text(path.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    assert _key(repo) == before

@@ -46,6 +46,7 @@ def test_parse_cancel_takes_ids_without_repeats_or_a_run() -> None:
         ({"job_ids": ["a", "b", "c", "d"]}, "job_ids"),
         ({"job_ids": "a"}, "job_ids"),
         ({"job_ids": [""]}, "job_ids"),
+        ({"job_ids": []}, "job_ids"),  # an empty list names no job: not "every job"
         ({"run_id": 5}, "run_id"),
         ({"all": True}, "all"),
         ("a", "body"),

@@ -15,15 +15,19 @@ A module's result is kept in tests/mutation/.cache/ (not in git) under a fingerp
 everything that can change it: this runner, the module's entry, the module, its tests and
 the conftest.py files pytest loads for them, each repository file those import (followed
 import by import, packages' __init__.py included), every file of the packages that is not
-Python (Lua scripts, data), tests/schemas and pyproject.toml. A later run whose fingerprint
-matches reuses that result instead of mutating again (the line says "cached"); a change to
-any of those makes the module run again, and a change to code none of them imports does
-not. `--fresh` ignores the cache. `--module PATH` (repeatable) runs only the modules named.
+Python (Lua scripts, data), tests/schemas and the `DOCUMENTS` (pyproject.toml, the
+requirements, the READMEs the tests read). A later run whose fingerprint matches reuses
+that result instead of mutating again (the line says "cached"); a change to any of those
+makes the module run again, and a change to code none of them imports does not. `--fresh`
+ignores the cache. `--module PATH` (repeatable) runs only the modules named.
 
 Prints one line per module, every surviving mutant that is not a listed equivalent, and as
 its LAST line one JSON object: {"mutants", "killed", "survived", "equivalent", "skipped",
 "score", "seconds"}, where score = killed / (mutants - equivalent). Exits 1 when any
-unlisted mutant survived or a module's tests fail unmutated, else 0.
+unlisted mutant survived, a module's tests fail unmutated, or the list is wrong for a
+module that ran: an entry matching no survivor (stale) or more than one (each must be
+judged alone), else 0. An entry is keyed by module, definition, operator and the line's
+text before and after (`Key`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 MODULES_FILE = HERE / "modules.toml"
+# Files outside the packages that a module's result depends on: tests read the READMEs, and
+# the tools' versions (pytest, cosmic-ray, pydantic...) come from the requirements.
+DOCUMENTS = ["pyproject.toml", "requirements-dev.txt", "README.md", "cli/README.md"]
 EQUIVALENTS_FILE = HERE / "equivalents.toml"
 CACHE_DIR = HERE / ".cache"
 # The package roots of the repository (the editable installs), shadowed in each copy.
@@ -81,6 +88,11 @@ class Module:
     skip_definitions: list[str] = field(default_factory=list)
 
 
+# An equivalent mutant's identity: (module, definition ("" at module level), operator, the
+# source line, the mutated line). Text, not line numbers, so an entry survives edits above it.
+Key = tuple[str, str, str, str, str]
+
+
 @dataclass(frozen=True)
 class Mutant:
     module: str
@@ -91,8 +103,8 @@ class Mutant:
     definition: str | None
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.module, self.operator, self.original, self.mutated)
+    def key(self) -> Key:
+        return (self.module, self.definition or "", self.operator, self.original, self.mutated)
 
     def describe(self) -> str:
         where = f"{self.module}:{self.line}" + (f" in {self.definition}" if self.definition else "")
@@ -141,12 +153,42 @@ def load_modules(path: Path = MODULES_FILE) -> list[Module]:
     ]
 
 
-def load_equivalents(path: Path = EQUIVALENTS_FILE) -> dict[tuple[str, str, str, str], str]:
-    """(module, operator, original line, mutated line) -> why that mutant is equivalent."""
+def load_equivalents(path: Path = EQUIVALENTS_FILE) -> dict[Key, str]:
+    """`Key` -> why that mutant is equivalent. Every entry names its `definition` (the
+    function or method, "" at module level) and gives a reason; an entry listed twice is an
+    error."""
     if not path.exists():
         return {}
     entries = tomllib.loads(path.read_text(encoding="utf-8")).get("equivalent", [])
-    return {(e["module"], e["operator"], e["original"], e["mutated"]): e["reason"] for e in entries}
+    found: dict[Key, str] = {}
+    for e in entries:
+        key = (e["module"], e["definition"], e["operator"], e["original"], e["mutated"])
+        if key in found:
+            raise ValueError(f"{path.name}: listed twice: {key}")
+        if not e["reason"].strip():
+            raise ValueError(f"{path.name}: no reason given: {key}")
+        found[key] = e["reason"]
+    return found
+
+
+def misfits(equivalents: dict[Key, str], outcomes: list[Outcome]) -> list[str]:
+    """What is wrong with the list, for the modules that ran: an entry that matches no
+    survivor (stale: the mutant is killed now, or the code changed) and one that matches
+    more than one (the same text twice in a definition: each must be judged alone)."""
+    problems = []
+    for outcome in outcomes:
+        if outcome.error:
+            continue
+        matches: dict[Key, list[int]] = {}
+        for mutant in outcome.survivors:
+            matches.setdefault(mutant.key, []).append(mutant.line)
+        for key in sorted(k for k in equivalents if k[0] == outcome.module):
+            lines = matches.get(key, [])
+            if not lines:
+                problems.append(f"stale (no such survivor; remove it): {key}")
+            elif len(lines) > 1:
+                problems.append(f"matches {len(lines)} survivors (lines {lines}): {key}")
+    return problems
 
 
 def _config(module: Module, python: str, timeout_s: float) -> str:
@@ -279,7 +321,8 @@ def fingerprint(module: Module) -> str:
     ]  # Lua scripts and other data a module may read at run time
     inputs = [*_python_inputs(module), *data, *_files(REPO / "tests" / "schemas")]
     inputs += [f for test in module.tests for f in _files(REPO / test) if f.suffix != ".py"]
-    inputs.append(REPO / "pyproject.toml")
+    # read by tests (the README's exit-code tables, the CLI docs) and the tools' versions
+    inputs += [REPO / name for name in DOCUMENTS if (REPO / name).is_file()]
     for file in sorted(set(inputs)):
         digest.update(str(file.relative_to(REPO)).encode() + b"\0")
         digest.update(file.read_bytes() + b"\0")
@@ -431,6 +474,7 @@ def _stub(mutant: Mutant) -> str:
     return (
         "\n[[equivalent]]\n"
         f"module = {json.dumps(mutant.module)}\n"
+        f"definition = {json.dumps(mutant.definition or '')}\n"
         f"operator = {json.dumps(mutant.operator)}\n"
         f"original = {json.dumps(mutant.original)}\n"
         f"mutated = {json.dumps(mutant.mutated)}\n"
@@ -496,10 +540,9 @@ def main(argv: list[str] | None = None) -> int:
             "".join(_stub(m) for o in outcomes for m in o.survivors if m.key not in equivalents),
             encoding="utf-8",
         )
-    stale = set(equivalents) - {m.key for o in outcomes for m in o.survivors}
-    for key in sorted(stale):
-        if any(o.module == key[0] and not o.error for o in outcomes):
-            print(f"  note: listed equivalent no longer survives (remove it): {key}")
+    problems = misfits(equivalents, outcomes)
+    for problem in problems:
+        print(f"  {EQUIVALENTS_FILE.name}: {problem}")
     scored = total - equivalent
     score = killed / scored if scored else 1.0
     print(
@@ -518,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     )
-    return 1 if failed or survived else 0
+    return 1 if failed or survived or problems else 0
 
 
 if __name__ == "__main__":

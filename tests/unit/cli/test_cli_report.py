@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -122,6 +123,28 @@ def test_a_junit_path_that_is_a_folder_is_a_usage_error(
 ) -> None:
     result = qgjob(*RUN, "tests/a.js", f"--junit={tmp_path}")
     assert result.exit_code == ExitCode.USAGE
+    assert api.requests == []
+
+
+def test_a_junit_file_that_cannot_be_written_is_a_usage_error_before_any_request(
+    qgjob: Run, api: FakeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only report file is refused up front, not after the whole wait. (The tests
+    run as root, for whom every file is writable: `os.access` says what it would say to
+    another user for this one file.)"""
+    report = tmp_path / "report.xml"
+    report.write_text("", encoding="utf-8")
+    real_access = os.access
+
+    def access(path: Any, mode: int, *args: Any, **kwargs: Any) -> bool:
+        if Path(path) == report and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    result = qgjob(*RUN, "tests/a.js", f"--junit={report}")
+    assert result.exit_code == ExitCode.USAGE
+    assert "not writable" in result.output
     assert api.requests == []
 
 

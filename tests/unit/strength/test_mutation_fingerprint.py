@@ -7,6 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
         "tests/unit/test_logic.py": "from qgjob_x.logic import double\n",
         "tests/other/conftest.py": "from qgjob_x import unrelated\n",
         "pyproject.toml": "",
+        "README.md": "# x\n",
     }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +62,7 @@ def _key(runner: ModuleType) -> str:
         "pkg/qgjob_x/names.py",  # imported by what it imports
         "pkg/qgjob_x/__init__.py",  # its package
         "pkg/qgjob_x/script.lua",  # data a module may read
+        "README.md",  # read by tests (the exit-code tables)
         "tests/unit/test_logic.py",  # its test
         "tests/conftest.py",  # a conftest pytest loads for that test
     ],
@@ -81,3 +84,45 @@ def test_a_change_to_code_nothing_of_it_imports_keeps_the_fingerprint(
     path = repo.REPO / changed
     path.write_text(path.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
     assert _key(repo) == before
+
+
+def _mutant(runner: ModuleType, line: int, definition: str | None = "double") -> Any:
+    return runner.Mutant("m.py", "core/Op", line, "x = 1", "x = 2", definition)
+
+
+def test_an_equivalent_must_match_exactly_one_survivor_of_a_module_that_ran(
+    repo: ModuleType,
+) -> None:
+    outcome = repo.Outcome("m.py", survivors=[_mutant(repo, 3), _mutant(repo, 9, "triple")])
+    listed = {
+        ("m.py", "double", "core/Op", "x = 1", "x = 2"): "one survivor: fine",
+        ("m.py", "half", "core/Op", "x = 1", "x = 2"): "no such survivor",
+        ("other.py", "f", "core/Op", "y", "z"): "a module that did not run",
+    }
+    assert repo.misfits(listed, [outcome]) == [
+        "stale (no such survivor; remove it): ('m.py', 'half', 'core/Op', 'x = 1', 'x = 2')"
+    ]
+    twice = repo.Outcome("m.py", survivors=[_mutant(repo, 3), _mutant(repo, 5)])
+    (problem,) = repo.misfits({("m.py", "double", "core/Op", "x = 1", "x = 2"): "?"}, [twice])
+    assert problem.startswith("matches 2 survivors (lines [3, 5])")
+
+
+def test_an_equivalent_names_its_definition_and_a_reason_once(
+    repo: ModuleType, tmp_path: Path
+) -> None:
+    entry = (
+        '[[equivalent]]\nmodule = "m.py"\ndefinition = ""\noperator = "core/Op"\n'
+        'original = "x = 1"\nmutated = "x = 2"\nreason = "{reason}"\n'
+    )
+    path = tmp_path / "equivalents.toml"
+    path.write_text(entry.format(reason="never read"), encoding="utf-8")
+    assert repo.load_equivalents(path) == {("m.py", "", "core/Op", "x = 1", "x = 2"): "never read"}
+    path.write_text(entry.format(reason="a") + entry.format(reason="b"), encoding="utf-8")
+    with pytest.raises(ValueError, match="listed twice"):
+        repo.load_equivalents(path)
+    path.write_text(entry.format(reason=" "), encoding="utf-8")
+    with pytest.raises(ValueError, match="no reason"):
+        repo.load_equivalents(path)
+    path.write_text(entry.replace('definition = ""\n', ""), encoding="utf-8")
+    with pytest.raises(KeyError):
+        repo.load_equivalents(path)

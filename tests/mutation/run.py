@@ -15,8 +15,8 @@ A module's result is kept in tests/mutation/.cache/ (not in git) under a fingerp
 everything that can change it: this runner, the module's entry, the module, its tests and
 the conftest.py files pytest loads for them, each repository file those import (followed
 import by import, packages' __init__.py included), every file of the packages that is not
-Python (Lua scripts, data), tests/schemas and the `DOCUMENTS` (pyproject.toml, the
-requirements, the READMEs the tests read). A later run whose fingerprint matches reuses
+Python (Lua scripts, data), tests/schemas, pyproject.toml and the requirements, and a README
+when one of those Python files names it (`DOCUMENTS`). A later run whose fingerprint matches reuses
 that result instead of mutating again (the line says "cached"); a change to any of those
 makes the module run again, and a change to code none of them imports does not. `--fresh`
 ignores the cache. `--module PATH` (repeatable) runs only the modules named.
@@ -51,9 +51,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 MODULES_FILE = HERE / "modules.toml"
-# Files outside the packages that a module's result depends on: tests read the READMEs, and
-# the tools' versions (pytest, cosmic-ray, pydantic...) come from the requirements.
-DOCUMENTS = ["pyproject.toml", "requirements-dev.txt", "README.md", "cli/README.md"]
+# Files outside the packages that every module's result depends on: the configuration and
+# the tools' versions (pytest, cosmic-ray, pydantic...).
+SETTINGS = ["pyproject.toml", "requirements-dev.txt"]
+# Documents some tests read (the exit-code tables, documented defaults): an input of a module
+# when one of its Python inputs names the file.
+DOCUMENTS = ["README.md", "cli/README.md"]
 EQUIVALENTS_FILE = HERE / "equivalents.toml"
 CACHE_DIR = HERE / ".cache"
 # The package roots of the repository (the editable installs), shadowed in each copy.
@@ -321,8 +324,13 @@ def fingerprint(module: Module) -> str:
     ]  # Lua scripts and other data a module may read at run time
     inputs = [*_python_inputs(module), *data, *_files(REPO / "tests" / "schemas")]
     inputs += [f for test in module.tests for f in _files(REPO / test) if f.suffix != ".py"]
-    # read by tests (the README's exit-code tables, the CLI docs) and the tools' versions
-    inputs += [REPO / name for name in DOCUMENTS if (REPO / name).is_file()]
+    inputs += [REPO / name for name in SETTINGS if (REPO / name).is_file()]
+    code = b"\0".join(f.read_bytes() for f in inputs if f.suffix == ".py")
+    inputs += [
+        REPO / name
+        for name in DOCUMENTS
+        if (REPO / name).is_file() and Path(name).name.encode() in code
+    ]
     for file in sorted(set(inputs)):
         digest.update(str(file.relative_to(REPO)).encode() + b"\0")
         digest.update(file.read_bytes() + b"\0")

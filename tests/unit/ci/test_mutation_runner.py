@@ -34,7 +34,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
         "pkg/qgjob_x/unrelated.py": "B = 2\n",
         "pkg/qgjob_x/script.lua": "return 1\n",
         "tests/conftest.py": "",
-        "tests/unit/test_logic.py": "from qgjob_x.logic import double\n",
+        "tests/unit/test_logic.py": "from qgjob_x.logic import double\nDOC = 'README.md'\n",
         "tests/other/conftest.py": "from qgjob_x import unrelated\n",
         "pyproject.toml": "",
         "README.md": "# x\n",
@@ -62,7 +62,7 @@ def _key(runner: ModuleType) -> str:
         "pkg/qgjob_x/names.py",  # imported by what it imports
         "pkg/qgjob_x/__init__.py",  # its package
         "pkg/qgjob_x/script.lua",  # data a module may read
-        "README.md",  # read by tests (the exit-code tables)
+        "README.md",  # a document the test names
         "tests/unit/test_logic.py",  # its test
         "tests/conftest.py",  # a conftest pytest loads for that test
     ],
@@ -126,3 +126,12 @@ def test_an_equivalent_names_its_definition_and_a_reason_once(
     path.write_text(entry.replace('definition = ""\n', ""), encoding="utf-8")
     with pytest.raises(KeyError):
         repo.load_equivalents(path)
+
+
+def test_a_readme_no_test_of_the_module_names_is_not_an_input(repo: ModuleType) -> None:
+    test = repo.REPO / "tests/unit/test_logic.py"
+    test.write_text("from qgjob_x.logic import double\n", encoding="utf-8")
+    before = _key(repo)
+    readme = repo.REPO / "README.md"
+    readme.write_text("# another text\n", encoding="utf-8")
+    assert _key(repo) == before

@@ -335,6 +335,31 @@ def qgjob_exe() -> str:
     return shutil.which("qgjob", path=str(Path(sys.executable).parent)) or "qgjob"
 
 
+# The target `no_live_agent` takes away: a job for it stays queued until it is cancelled.
+NO_AGENT = "browserstack"
+
+
+@pytest.fixture
+def no_live_agent(stack: Stack) -> Iterator[str]:
+    """No live agent of NO_AGENT while the test runs (scaled to 0, then back to 1)."""
+    service = f"agent-{NO_AGENT}"
+    stack.scale(service, 0)
+    stack.wait_agents(
+        lambda agents: (
+            not any(
+                a["alive"] and a["state"] != "offline" for a in agents if a["target"] == NO_AGENT
+            )
+        ),
+        timeout=60,
+        what=f"no live {NO_AGENT} agent",
+    )
+    try:
+        yield NO_AGENT
+    finally:
+        stack.scale(service, 1)
+        stack.live_agents(NO_AGENT, 1)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     port = _free_port()

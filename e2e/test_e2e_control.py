@@ -10,35 +10,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
-import pytest
 import requests
 
 from e2e.conftest import Stack, wait_until
 
-NO_AGENT = "browserstack"  # scaled to 0 by the fixture below
-SERVICE = f"agent-{NO_AGENT}"
-
-
-@pytest.fixture
-def no_live_agent(stack: Stack) -> Iterator[str]:
-    """No live agent of NO_AGENT while the test runs (scaled to 0, then back to 1)."""
-    stack.scale(SERVICE, 0)
-    stack.wait_agents(
-        lambda agents: (
-            not any(
-                a["alive"] and a["state"] != "offline" for a in agents if a["target"] == NO_AGENT
-            )
-        ),
-        timeout=60,
-        what=f"no live {NO_AGENT} agent",
-    )
-    try:
-        yield NO_AGENT
-    finally:
-        stack.scale(SERVICE, 1)
-        stack.live_agents(NO_AGENT, 1)
+# `no_live_agent` (e2e/conftest.py): a target whose agents are scaled to 0 for the test.
 
 
 def _version() -> str:

@@ -93,12 +93,28 @@ def wait_until(
         time.sleep(interval)
 
 
+def _not_5xx(response: requests.Response, what: str) -> requests.Response:
+    """`response` unless it is a 5xx (503 while a dependency restarts): then Transient."""
+    if response.status_code >= 500:
+        raise Transient(f"{what}: {response.status_code} {response.text[:200]}")
+    return response
+
+
 def _ok_json(response: requests.Response, path: str) -> Any:
     """The JSON of a 200; Transient for a 5xx; AssertionError for anything else."""
-    if response.status_code >= 500:
-        raise Transient(f"GET {path}: {response.status_code} {response.text[:200]}")
+    _not_5xx(response, f"GET {path}")
     assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text}"
     return response.json()
+
+
+def retried(send: Callable[[], requests.Response], *, what: str) -> requests.Response:
+    """The first answer of `send()` that is not a 5xx, riding out transient errors (no
+    connection, a timeout, a 5xx) for up to RETRY_S: a one-shot read made right after
+    something asynchronous. Any other status (a 404, a 200) is returned for the caller to
+    assert, so a read whose status is the point still asserts it."""
+    # In a tuple: a Response is falsy for a 4xx, and wait_until polls through falsy answers.
+    (response,) = wait_until(lambda: (_not_5xx(send(), what),), timeout=RETRY_S, what=what)
+    return response
 
 
 @dataclass
@@ -114,6 +130,10 @@ class Stack:
         return requests.post(self.api_url + path, json=body, timeout=30)
 
     # One-shot reads: raise Transient (or a requests error) for what a poll should retry.
+    def get_json_once(self, path: str, **params: Any) -> Any:
+        """The JSON of GET `path` if it answers 200; Transient for a 5xx."""
+        return _ok_json(self.get(path, **params), path)
+
     def job_once(self, job_id: str) -> dict[str, Any]:
         body: dict[str, Any] = _ok_json(self.get(f"/v1/jobs/{job_id}"), f"/v1/jobs/{job_id}")
         return body
@@ -123,6 +143,14 @@ class Stack:
         return agents
 
     # Reads that ride out a short outage (up to `RETRY_S`), for use outside polling loops.
+    def read(self, path: str, **params: Any) -> requests.Response:
+        """GET `path`: its first answer that is not a 5xx (see `retried`)."""
+        return retried(lambda: self.get(path, **params), what=f"GET {path}")
+
+    def get_json(self, path: str, **params: Any) -> Any:
+        """The JSON of GET `path`, which must answer 200 once transient errors are over."""
+        return _ok_json(self.read(path, **params), path)
+
     def job(self, job_id: str) -> dict[str, Any]:
         return wait_until(lambda: self.job_once(job_id), timeout=RETRY_S, what=f"job {job_id}")
 
@@ -305,6 +333,31 @@ def stop_signals() -> Iterator[dict[str, float]]:
 def qgjob_exe() -> str:
     """The `qgjob` command of this environment (the CLI under test)."""
     return shutil.which("qgjob", path=str(Path(sys.executable).parent)) or "qgjob"
+
+
+# The target `no_live_agent` takes away: a job for it stays queued until it is cancelled.
+NO_AGENT = "browserstack"
+
+
+@pytest.fixture
+def no_live_agent(stack: Stack) -> Iterator[str]:
+    """No live agent of NO_AGENT while the test runs (scaled to 0, then back to 1)."""
+    service = f"agent-{NO_AGENT}"
+    stack.scale(service, 0)
+    stack.wait_agents(
+        lambda agents: (
+            not any(
+                a["alive"] and a["state"] != "offline" for a in agents if a["target"] == NO_AGENT
+            )
+        ),
+        timeout=60,
+        what=f"no live {NO_AGENT} agent",
+    )
+    try:
+        yield NO_AGENT
+    finally:
+        stack.scale(service, 1)
+        stack.live_agents(NO_AGENT, 1)
 
 
 @pytest.fixture(scope="session")

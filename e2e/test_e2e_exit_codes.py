@@ -1,5 +1,7 @@
-"""`qgjob submit --wait` exit codes from real servers: 6, 7 and 130 from the stack; 4 from a
-real HTTP server in this process that answers 503 (alone, or in front of the stack).
+"""`qgjob submit --wait` exit codes from real servers: 6, 7, 8 and 130 from the stack; 4 from
+a real HTTP server in this process that answers 503 (alone, or in front of the stack). Exit 4
+from the real API (503 while its RabbitMQ is stopped) is in test_e2e_faults.py, whose stack
+of its own may lose a container.
 
 The codes' meanings are the README's (`qgjob_cli`'s ExitCode); the numbers are spelled here
 as a CI script would spell them.
@@ -94,6 +96,44 @@ def test_interrupting_a_wait_exits_130_with_one_line(stack: Stack) -> None:
     assert _error_lines(stderr) == ["qgjob: error: interrupted"], stderr
     assert "Traceback" not in stderr
     stack.wait_final([first_id])  # the jobs themselves are not affected
+
+
+def test_a_job_cancelled_while_the_cli_waits_exits_8(stack: Stack, no_live_agent: str) -> None:
+    """The job waits queued (no live agent of its target) while `qgjob submit --wait` polls;
+    `qgjob cancel` ends it `cancelled` and the wait exits 8 (nothing failed)."""
+    process = subprocess.Popen(
+        [
+            qgjob_exe(),
+            "submit",
+            "--org-id=qualgent",
+            f"--app-version-id={_version('exit8')}",
+            f"--target={no_live_agent}",
+            "--test=tests/cancelled.spec.js",
+            "--wait",
+            "--poll-interval=0.2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=stack.qgjob_env(),
+    )
+    watchdog = threading.Timer(120, process.kill)
+    watchdog.start()
+    try:
+        assert process.stdout is not None
+        job_id = process.stdout.readline().strip()  # printed once the submit is accepted
+        assert str(uuid.UUID(job_id)) == job_id
+        cancel = stack.qgjob("cancel", job_id)
+        assert cancel.returncode == 0, cancel.stderr
+        assert cancel.stdout.strip() == f"cancel requested: {job_id}"
+        stdout, stderr = process.communicate(timeout=90)
+    finally:
+        watchdog.cancel()
+    assert process.returncode == 8, (stdout, stderr)
+    assert "1 job: 1 cancelled" in stdout
+    assert _error_lines(stderr) == [], stderr
+    assert "Traceback" not in stderr
+    assert stack.job(job_id)["status"] == "cancelled"
 
 
 Answer = Callable[[BaseHTTPRequestHandler], bool]  # True when it answered the request

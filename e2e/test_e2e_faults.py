@@ -1,7 +1,9 @@
 """Faults through the real compose stack: a killed agent's jobs run elsewhere within 15 s,
 two scheduler replicas under load dispatch nothing twice and corrupt nothing, and the chaos
 run (agents killed and crashed, RabbitMQ, Redis and the scheduler restarted) ends every job
-exactly once with the outcome its test path predicts.
+exactly once with the outcome its test path predicts; and while RabbitMQ is stopped the API
+answers 503 and `qgjob submit --wait` exits 4 (server error) with one line, then the stack
+serves again once RabbitMQ is back.
 
 These tests stop and kill containers, so they run on a stack of their own (its own compose
 project), not on the session's shared one.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,6 +22,8 @@ from e2e.faults import (
     Faults,
     all_final,
     compose,
+    containers,
+    docker,
     expected_outcome,
     fault_stack_up,
     final_transitions,
@@ -129,3 +134,53 @@ def test_chaos_every_job_ends_exactly_once_with_its_outcome(fault_stack: Stack) 
     assert report.dead_letters == 0
     assert report.redispatch_s, "the killed agent's unfinished jobs never ran elsewhere"
     assert max(report.redispatch_s) <= 15
+
+
+def _readyz(stack: Stack, status: int) -> dict[str, Any] | None:
+    """The body of /readyz if it answers `status`, else None (a poll's probe)."""
+    answer = stack.get("/readyz")
+    body: dict[str, Any] = answer.json()
+    return body if answer.status_code == status else None
+
+
+def test_submit_wait_exits_4_while_rabbitmq_is_stopped(fault_stack: Stack) -> None:
+    """The real API answers 503 while its broker is away: the CLI's submit, retried, ends
+    with exit 4 and one `qgjob: error:` line. RabbitMQ is started again and the stack serves
+    (a submit --wait passes) before the test ends, whatever happened in it."""
+    _restore(fault_stack)
+    (rabbitmq,) = containers(fault_stack, "rabbitmq")
+    docker("stop", rabbitmq)
+    try:
+        body = wait_until(
+            lambda: _readyz(fault_stack, 503), timeout=60, what="/readyz to answer 503"
+        )
+        checks = body["checks"]
+        assert checks["redis"] == "ok", body
+        assert checks["rabbitmq"] != "ok", body  # the broker is what is missing
+        done = fault_stack.qgjob(
+            "submit",
+            "--org-id=org-outage",
+            "--app-version-id=4.0.0",
+            "--test=tests/outage/a.spec.js",
+            "--wait",
+        )
+    finally:
+        docker("start", rabbitmq)
+        wait_until(lambda: _readyz(fault_stack, 200), timeout=120, what="/readyz to answer 200")
+    assert done.returncode == 4, (done.stdout, done.stderr)
+    (line,) = done.stderr.splitlines()  # one line, no traceback, no job accepted
+    assert line.startswith("qgjob: error: "), line
+    assert "HTTP 503" in line, line  # the API's own answer, passed on
+    assert "RabbitMQ" in line, line
+    assert done.stdout == ""
+
+    again = fault_stack.qgjob(
+        "submit",
+        "--org-id=org-outage",
+        "--app-version-id=4.0.1",
+        "--test=tests/outage/b.spec.js",
+        "--wait",
+        "--timeout=120",
+    )
+    assert again.returncode == 0, (again.stdout, again.stderr)
+    _restore(fault_stack)

@@ -10,7 +10,7 @@ import subprocess
 import uuid
 from urllib.parse import urlsplit
 
-from e2e.conftest import Stack, qgjob_exe
+from e2e.conftest import Stack, qgjob_exe, retried
 from e2e.tokens_stack import TokensStack
 
 
@@ -58,7 +58,10 @@ def test_another_orgs_job_and_run_cannot_be_cancelled_or_read(
     run_id, (job_id, other_id) = made.json()["run_id"], made.json()["job_ids"]
 
     def record() -> dict[str, object]:
-        answer = tokens_stack.request("GET", f"/v1/jobs/{job_id}", acme["token"])
+        answer = retried(
+            lambda: tokens_stack.request("GET", f"/v1/jobs/{job_id}", acme["token"]),
+            what=f"GET /v1/jobs/{job_id}",
+        )
         assert answer.status_code == 200, answer.text
         body: dict[str, object] = answer.json()
         return body

@@ -340,15 +340,34 @@ class Faults:
             by_host = {h: c for h, c in by_host.items() if c != container}
             docker("kill", container)
             killed_at = time.time()
-            unfinished = [
-                job_id
-                for job_id, job in jobs_by_id(stack, job_ids).items()
-                if job["assigned_agent"] == dead_agent and not job["final"]
-            ]
+            unfinished = self._left_unfinished(stack, job_ids, dead_agent)
             self.record("agent_killed", agent_id=dead_agent, unfinished_jobs=len(unfinished))
             if unfinished:
                 return dead_agent, unfinished, killed_at
         raise AssertionError(f"{tries} agents each finished their batch before the kill")
+
+    @staticmethod
+    def _left_unfinished(stack: Stack, job_ids: list[str], dead_agent: str) -> list[str]:
+        """The dead agent's jobs that are still not final once the reports it sent before
+        dying have been applied: read until two reads 0.5 s apart agree (at most 5 s, well
+        before its lease expires and its jobs are taken back)."""
+
+        def left() -> list[str]:
+            return sorted(
+                job_id
+                for job_id, job in jobs_by_id(stack, job_ids).items()
+                if job["assigned_agent"] == dead_agent and not job["final"]
+            )
+
+        deadline = time.monotonic() + 5.0
+        before = left()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = left()
+            if now == before:
+                break
+            before = now
+        return before
 
     def crash_another_agent(self, stack: Stack, job_ids: list[str], spare: str) -> None:
         """Crash the process of another busy agent: it comes back under its id."""

@@ -92,6 +92,9 @@ def test_interrupting_a_wait_exits_130_with_one_line(stack: Stack) -> None:
         _, stderr = process.communicate(timeout=60)
     finally:
         watchdog.cancel()
+        if process.poll() is None:  # a failure above: the CLI must not poll on unwatched
+            process.kill()
+            process.communicate()
     assert process.returncode == 130, stderr
     assert _error_lines(stderr) == ["qgjob: error: interrupted"], stderr
     assert "Traceback" not in stderr
@@ -129,6 +132,9 @@ def test_a_job_cancelled_while_the_cli_waits_exits_8(stack: Stack, no_live_agent
         stdout, stderr = process.communicate(timeout=90)
     finally:
         watchdog.cancel()
+        if process.poll() is None:  # a failure above: the CLI must not poll on unwatched
+            process.kill()
+            process.communicate()
     assert process.returncode == 8, (stdout, stderr)
     assert "1 job: 1 cancelled" in stdout
     assert _error_lines(stderr) == [], stderr

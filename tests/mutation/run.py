@@ -14,8 +14,9 @@ parallel, `--jobs` at a time (default 2, the size of this project's machines).
 A module's result is kept in tests/mutation/.cache/ (not in git) under a fingerprint of
 everything that can change it: this runner, the module's entry, the module, its tests and
 the conftest.py files pytest loads for them, each repository file those import (followed
-import by import, packages' __init__.py included), every file of the packages that is not
-Python (Lua scripts, data), tests/schemas, pyproject.toml and the requirements, and a README
+import by import, packages' __init__.py included), every file inside the packages that is
+not Python (Lua scripts, data), each component's pyproject.toml, tests/schemas, the
+repository's pyproject.toml and the requirements, and a README
 when one of those Python files names it (`DOCUMENTS`). A later run whose fingerprint matches reuses
 that result instead of mutating again (the line says "cached"); a change to any of those
 makes the module run again, and a change to code none of them imports does not. `--fresh`
@@ -121,6 +122,9 @@ class Outcome:
     killed: int = 0
     skipped: int = 0
     survivors: list[Mutant] = field(default_factory=list)
+    # Mutants counted killed because their tests ran past the timeout (an endless loop, or
+    # a loaded machine): an equivalent one among them cannot be told from a killed one.
+    timeouts: list[Mutant] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
     cached: bool = False
@@ -132,6 +136,7 @@ class Outcome:
             "killed": self.killed,
             "skipped": self.skipped,
             "survivors": [vars(m) for m in self.survivors],
+            "timeouts": [vars(m) for m in self.timeouts],
             "seconds": self.seconds,
         }
 
@@ -143,6 +148,7 @@ class Outcome:
             killed=data["killed"],
             skipped=data["skipped"],
             survivors=[Mutant(**m) for m in data["survivors"]],
+            timeouts=[Mutant(**m) for m in data.get("timeouts", [])],
             seconds=data["seconds"],
             cached=True,
         )
@@ -177,7 +183,9 @@ def load_equivalents(path: Path = EQUIVALENTS_FILE) -> dict[Key, str]:
 def misfits(equivalents: dict[Key, str], outcomes: list[Outcome]) -> list[str]:
     """What is wrong with the list, for the modules that ran: an entry that matches no
     survivor (stale: the mutant is killed now, or the code changed) and one that matches
-    more than one (the same text twice in a definition: each must be judged alone)."""
+    more than one (the same text twice in a definition: each must be judged alone). An
+    entry whose mutant was only killed by the timeout is not called stale: an equivalent
+    mutant on a loaded machine can run past it."""
     problems = []
     for outcome in outcomes:
         if outcome.error:
@@ -185,9 +193,12 @@ def misfits(equivalents: dict[Key, str], outcomes: list[Outcome]) -> list[str]:
         matches: dict[Key, list[int]] = {}
         for mutant in outcome.survivors:
             matches.setdefault(mutant.key, []).append(mutant.line)
+        timed_out = {mutant.key for mutant in outcome.timeouts}
         for key in sorted(k for k in equivalents if k[0] == outcome.module):
             lines = matches.get(key, [])
-            if not lines:
+            if not lines and key in timed_out:
+                print(f"  note: listed equivalent killed by the timeout only (kept): {key}")
+            elif not lines:
                 problems.append(f"stale (no such survivor; remove it): {key}")
             elif len(lines) > 1:
                 problems.append(f"matches {len(lines)} survivors (lines {lines}): {key}")
@@ -319,9 +330,18 @@ def fingerprint(module: Module) -> str:
     digest = hashlib.sha256()
     digest.update(Path(__file__).read_bytes())
     digest.update(json.dumps([module.path, module.tests, module.skip_definitions]).encode())
+    # Lua scripts and other data a module may read at run time: the packages' own files that
+    # are not Python (not the components' READMEs or Dockerfiles), and each component's
+    # pyproject.toml (its dependencies).
     data = [
-        f for root in PACKAGE_ROOTS for f in _files(REPO / root) if f.suffix != ".py"
-    ]  # Lua scripts and other data a module may read at run time
+        f
+        for root in PACKAGE_ROOTS
+        for package in sorted((REPO / root).glob("qgjob_*"))
+        for f in _files(package)
+        if f.suffix != ".py"
+    ]
+    data += [REPO / root / "pyproject.toml" for root in PACKAGE_ROOTS]
+    data = [f for f in data if f.is_file()]
     inputs = [*_python_inputs(module), *data, *_files(REPO / "tests" / "schemas")]
     inputs += [f for test in module.tests for f in _files(REPO / test) if f.suffix != ".py"]
     inputs += [REPO / name for name in SETTINGS if (REPO / name).is_file()]
@@ -409,11 +429,13 @@ def mutate_module(module: Module, scratch: Path) -> Outcome:
         if result is None or result["worker_outcome"] == "skipped":
             continue
         outcome.mutants += 1
+        (spec,) = item["mutations"]
         if result["test_outcome"] == "survived":
-            (spec,) = item["mutations"]
             outcome.survivors.append(_mutant(spec, result.get("diff"), source))
         else:
             outcome.killed += 1
+            if result.get("output") == "timeout":  # cosmic-ray's mark for a timed-out run
+                outcome.timeouts.append(_mutant(spec, result.get("diff"), source))
     outcome.seconds = time.monotonic() - started
     return outcome
 

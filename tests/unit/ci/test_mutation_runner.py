@@ -33,6 +33,8 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
         "pkg/qgjob_x/names.py": "A = 1\n",
         "pkg/qgjob_x/unrelated.py": "B = 2\n",
         "pkg/qgjob_x/script.lua": "return 1\n",
+        "pkg/README.md": "# the component\n",
+        "pkg/pyproject.toml": "[project]\n",
         "tests/conftest.py": "",
         "tests/unit/test_logic.py": "from qgjob_x.logic import double\nDOC = 'README.md'\n",
         "tests/other/conftest.py": "from qgjob_x import unrelated\n",
@@ -62,6 +64,7 @@ def _key(runner: ModuleType) -> str:
         "pkg/qgjob_x/names.py",  # imported by what it imports
         "pkg/qgjob_x/__init__.py",  # its package
         "pkg/qgjob_x/script.lua",  # data a module may read
+        "pkg/pyproject.toml",  # the component's dependencies
         "README.md",  # a document the test names
         "tests/unit/test_logic.py",  # its test
         "tests/conftest.py",  # a conftest pytest loads for that test
@@ -76,7 +79,9 @@ def test_a_change_to_what_the_module_or_its_tests_run_changes_the_fingerprint(
     assert _key(repo) != before
 
 
-@pytest.mark.parametrize("changed", ["pkg/qgjob_x/unrelated.py", "tests/other/conftest.py"])
+@pytest.mark.parametrize(
+    "changed", ["pkg/qgjob_x/unrelated.py", "tests/other/conftest.py", "pkg/README.md"]
+)
 def test_a_change_to_code_nothing_of_it_imports_keeps_the_fingerprint(
     repo: ModuleType, changed: str
 ) -> None:
@@ -135,3 +140,10 @@ def test_a_readme_no_test_of_the_module_names_is_not_an_input(repo: ModuleType) 
     readme = repo.REPO / "README.md"
     readme.write_text("# another text\n", encoding="utf-8")
     assert _key(repo) == before
+
+
+def test_an_equivalent_killed_only_by_the_timeout_is_not_called_stale(repo: ModuleType) -> None:
+    timed_out = repo.Outcome("m.py", timeouts=[_mutant(repo, 3)])
+    listed = {("m.py", "double", "core/Op", "x = 1", "x = 2"): "slow on a loaded machine"}
+    assert repo.misfits(listed, [timed_out]) == []
+    assert repo.misfits(listed, [repo.Outcome("m.py")]) != []

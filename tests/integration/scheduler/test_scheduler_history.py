@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import redis
@@ -81,6 +82,18 @@ def test_runs_per_test_are_capped(redis_client: redis.Redis) -> None:
     assert len(kept.split()) == history.RUNS_KEPT
 
 
+def _redis_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _next_redis_ms(client: redis.Redis) -> None:
+    """Return once Redis TIME is in a later millisecond than when called (1 s deadline)."""
+    start, deadline = _redis_ms(client), time.monotonic() + 1.0
+    while _redis_ms(client) <= start:
+        assert time.monotonic() < deadline, "Redis TIME did not move"
+
+
 def test_tests_per_org_are_capped_dropping_the_least_recent(
     redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -91,8 +104,12 @@ def test_tests_per_org_are_capped_dropping_the_least_recent(
     key, index = Keys.test_history(ORG, TARGET), Keys.test_history_index(ORG, TARGET)
     assert sorted(redis_client.hkeys(key)) == [f"t{i}.js" for i in range(3, 8)]
     assert redis_client.zcard(index) == 5
-    # a test recorded again becomes recent, and survives the next trims
+    # a test recorded again becomes recent, and survives the next trims. Recency is Redis
+    # TIME in ms: on a quiet machine all eight records above share one millisecond, so wait
+    # (on Redis's own clock, with a deadline) until it has moved on.
+    _next_redis_ms(redis_client)
     history.record_test(redis_client, ORG, TARGET, "t3.js", 2.0, "passed")
+    _next_redis_ms(redis_client)
     history.record_test(redis_client, ORG, TARGET, "t8.js", 1.0, "passed")
     assert "t3.js" in redis_client.hkeys(key)
     assert "t4.js" not in redis_client.hkeys(key)

@@ -150,6 +150,12 @@ class Keys:
     def test_history_index(org_id: str, target: str) -> str:
         return f"{PREFIX}history:test-index:{org_id}:{target}"
 
+    # string: the recent PASSING durations of ANY test of one (org, target), oldest first,
+    # space separated (capped, same TTL): the estimate for a test the hash has not seen
+    @staticmethod
+    def test_history_recent(org_id: str, target: str) -> str:
+        return f"{PREFIX}history:test-recent:{org_id}:{target}"
+
     # hash: app_version_id -> its recent install times in seconds for one (org, target);
     # bounded as test_history is
     @staticmethod

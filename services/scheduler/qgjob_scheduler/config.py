@@ -13,6 +13,7 @@ from qgjob_scheduler.dispatch import DEFAULT_QUEUE_TTL_S
 from qgjob_scheduler.errors import ConfigError
 from qgjob_scheduler.planning import (
     DEFAULT_AGING_S,
+    DEFAULT_BATCH_FILL_S,
     DEFAULT_INSTALL_S,
     DEFAULT_POLICY,
     DEFAULT_TEST_S,
@@ -25,8 +26,11 @@ from qgjob_scheduler.retry import MAX_MAX_ATTEMPTS, RetryPolicy
 class Config:
     redis_url: str = shared.DEFAULT_REDIS_URL
     rabbitmq_url: str = shared.DEFAULT_RABBITMQ_URL
-    # Most jobs in one batch.
+    # Most jobs in one batch, unless short tests fill it (batch_fill_s).
     batch_max_jobs: int = 10
+    # Past batch_max_jobs a batch of short tests takes more while its estimated work stays
+    # within this (at most planning.BATCH_CEILING jobs); 0 turns it off.
+    batch_fill_s: float = DEFAULT_BATCH_FILL_S
     # An agent whose last heartbeat is older than this gets no batch.
     agent_timeout_s: float = shared.DEFAULT_AGENT_TIMEOUT_S
     # Period of the dispatch pass that runs even when no event arrives.
@@ -75,6 +79,7 @@ class Config:
             batch_max_jobs=read.number(
                 "BATCH_MAX_JOBS", defaults.batch_max_jobs, minimum=0, exclusive=True, integer=True
             ),
+            batch_fill_s=read.number("BATCH_FILL_S", defaults.batch_fill_s, minimum=0),
             agent_timeout_s=read.number(
                 "AGENT_TIMEOUT_S", defaults.agent_timeout_s, minimum=0, exclusive=True
             ),

@@ -9,7 +9,11 @@ The scheduler records each finished test (`record_test`) and each paid install
   works. Installs are recorded when paid, whatever the job's outcome.
 - **The estimate** is the 80th percentile (nearest rank) of the recent runs kept: robust to
   one slow outlier, and leaning to the long side, which is the costly side to get wrong when
-  planning a makespan. A test or build never seen gets the caller's default.
+  planning a makespan. A build never seen gets the caller's default. A test never seen
+  gets the same percentile of the org's last `RECENT_KEPT` passing runs of ANY test on the
+  target (`Keys.test_history_recent`): a new suite of an org whose tests take 0.1 s is
+  not planned as if each took the 30 s default. Only an org with no passing run yet on the
+  target gets the caller's default.
 - **Bounded.** Per (org, target) one hash per kind (`Keys.test_history`,
   `Keys.install_history`): at most `RUNS_KEPT` runs per test or build, at most
   `ENTRIES_KEPT` tests (or builds) per hash (the least recently recorded are dropped, by an
@@ -38,6 +42,7 @@ from qgjob_scheduler.planning import DEFAULT_INSTALL_S, DEFAULT_TEST_S
 log = logging.getLogger(__name__)
 
 RUNS_KEPT: Final = 10  # recent runs per test path or app version
+RECENT_KEPT: Final = 50  # recent runs of any test per (org, target): unseen tests' estimate
 ENTRIES_KEPT: Final = 5000  # test paths (or app versions) per (org, target)
 TTL_S: Final = 30 * 24 * 3600  # a history not written for this long expires
 PERCENTILE: Final = 0.8
@@ -62,6 +67,7 @@ def record_test(  # noqa: PLR0917 (the signature the dispatcher's callers agreed
         Keys.test_history_index(org_id, target),
         test_path,
         duration_s,
+        recent=Keys.test_history_recent(org_id, target),
     )
 
 
@@ -85,8 +91,15 @@ def test_estimates(
     test_paths: Sequence[str],
     default_s: float = DEFAULT_TEST_S,  # noqa: PT028 (not a test, despite its name)
 ) -> list[float]:
-    """The estimated duration of each of `test_paths`, in order (one round trip)."""
-    return _estimates(store, Keys.test_history(org_id, target), test_paths, default_s)
+    """The estimated duration of each of `test_paths`, in order (one round trip); a path
+    never seen gets `unseen_default` of the org's recent runs."""
+    if not test_paths:
+        return []
+    pipe = store.pipeline(transaction=False)
+    pipe.get(Keys.test_history_recent(org_id, target))
+    pipe.hmget(Keys.test_history(org_id, target), list(test_paths))
+    recent, raws = pipe.execute()
+    return estimates(raws, unseen_default(recent, default_s))
 
 
 def install_estimates(
@@ -108,13 +121,23 @@ def estimate(runs: Sequence[float], default_s: float) -> float:
     return ordered[max(math.ceil(PERCENTILE * len(ordered)) - 1, 0)]
 
 
-def _record(store: Redis, key: str, index: str, field: str, seconds: float) -> bool:
+def unseen_default(recent: str | bytes | None, default_s: float) -> float:
+    """The estimate for a test never seen: the PERCENTILE of the org's recent runs of any
+    test (a `Keys.test_history_recent` value), else `default_s`."""
+    return estimate(_runs(recent), default_s)
+
+
+def _record(
+    store: Redis, key: str, index: str, field: str, seconds: float, *, recent: str | None = None
+) -> bool:
     if not (math.isfinite(seconds) and seconds >= 0):
         log.warning("duration %r for %s in %s is not usable: not recorded", seconds, field, key)
         return False
-    store.register_script(_RECORD)(
-        keys=[key, index], args=[field, repr(float(seconds)), RUNS_KEPT, ENTRIES_KEPT, TTL_S]
-    )
+    keys = [key, index]
+    args: list[str | int] = [field, repr(float(seconds)), RUNS_KEPT, ENTRIES_KEPT, TTL_S]
+    if recent is not None:
+        keys, args = [*keys, recent], [*args, RECENT_KEPT]
+    store.register_script(_RECORD)(keys=keys, args=args)
     return True
 
 

@@ -62,6 +62,7 @@ def create_consumer(config: Config, store: redis.Redis, rq_connection: redis.Red
             default_test_s=config.default_test_s,
             default_install_s=config.default_install_s,
             aging_s=config.aging_s,
+            batch_fill_s=config.batch_fill_s,
         ),
     )
     reaper = Reaper(
@@ -147,8 +148,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info(
-        "qgjob-scheduler starting: batch_max_jobs=%d agent_timeout_s=%s tick_s=%s",
+        "qgjob-scheduler starting: batch_max_jobs=%d batch_fill_s=%s agent_timeout_s=%s tick_s=%s",
         config.batch_max_jobs,
+        config.batch_fill_s,
         config.agent_timeout_s,
         config.tick_s,
     )

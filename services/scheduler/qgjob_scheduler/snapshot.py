@@ -47,6 +47,7 @@ class Planner:
     default_test_s: float = planning.DEFAULT_TEST_S
     default_install_s: float = planning.DEFAULT_INSTALL_S
     aging_s: float = planning.DEFAULT_AGING_S
+    batch_fill_s: float = planning.DEFAULT_BATCH_FILL_S
 
 
 # Job hash fields of a retried job's wait (written by lua/requeue_batch.lua).
@@ -166,6 +167,7 @@ def read_situation(
         views,
         install_s,
         batch_max,
+        batch_fill_s=planner.batch_fill_s,
         default_install_s=planner.default_install_s,
         aging_s=planner.aging_s,
     )
@@ -224,9 +226,22 @@ def _outstanding_batches(
 def _test_estimates(
     store: Redis, target: str, paths: dict[str, list[str]], default_s: float
 ) -> dict[tuple[str, str], float]:
-    fields = {org_id: sorted(set(org_paths)) for org_id, org_paths in paths.items()}
-    keys = {org_id: Keys.test_history(org_id, target) for org_id in fields}
-    return _estimates(store, keys, fields, default_s)
+    """(org, path) -> its estimate: one round trip for every org. A path never seen gets
+    the org's `history.unseen_default` (a missing path, "", too)."""
+    fields = {org_id: sorted(set(org_paths) - {""}) for org_id, org_paths in paths.items()}
+    pipe = store.pipeline(transaction=False)
+    for org_id, org_fields in fields.items():
+        pipe.get(Keys.test_history_recent(org_id, target))
+        # HMGET needs a field: an org whose jobs all lack a path asks for "" (never one)
+        pipe.hmget(Keys.test_history(org_id, target), [*org_fields] or [""])
+    replies = pipe.execute()
+    estimates = {}
+    for i, (org_id, org_fields) in enumerate(fields.items()):
+        default = history.unseen_default(replies[2 * i], default_s)
+        values = history.estimates(replies[2 * i + 1][: len(org_fields)], default)
+        estimates[org_id, ""] = default
+        estimates.update({(org_id, f): v for f, v in zip(org_fields, values, strict=True)})
+    return estimates
 
 
 def _install_estimates(

@@ -50,12 +50,34 @@ def test_only_passing_runs_count(redis_client: redis.Redis) -> None:
 def test_estimates_are_batched_in_order(redis_client: redis.Redis) -> None:
     history.record_test(redis_client, ORG, TARGET, "slow.js", 9.0, "passed")
     history.record_test(redis_client, ORG, TARGET, "fast.js", 0.5, "passed")
-    paths = ["fast.js", "new.js", "slow.js"]
-    assert history.test_estimates(redis_client, ORG, TARGET, paths, default_s=3.0) == [
-        0.5,
-        3.0,
-        9.0,
-    ]
+    paths = ["fast.js", "slow.js"]
+    assert history.test_estimates(redis_client, ORG, TARGET, paths, default_s=3.0) == [0.5, 9.0]
+
+
+def test_an_unseen_test_gets_the_p80_of_the_orgs_recent_runs_of_any_test(
+    redis_client: redis.Redis,
+) -> None:
+    # Nothing passed yet for the org on the target: the caller's default.
+    assert history.test_estimates(redis_client, ORG, TARGET, ["new.js"], default_s=3.0) == [3.0]
+    for i in range(10):
+        history.record_test(redis_client, ORG, TARGET, f"t{i}.js", 0.1 * (i + 1), "passed")
+    history.record_test(redis_client, ORG, TARGET, "t0.js", 99.0, "failed")  # does not count
+    [unseen, seen] = history.test_estimates(
+        redis_client, ORG, TARGET, ["new.js", "t9.js"], default_s=3.0
+    )
+    assert unseen == pytest.approx(0.8)  # p80 (nearest rank) of 0.1 .. 1.0
+    assert seen == pytest.approx(1.0)
+    # other orgs and targets keep their own
+    assert history.test_estimates(redis_client, "org-b", TARGET, ["new.js"], 3.0) == [3.0]
+    assert history.test_estimates(redis_client, ORG, "device", ["new.js"], 3.0) == [3.0]
+
+
+def test_recent_runs_of_any_test_are_capped(redis_client: redis.Redis) -> None:
+    for i in range(history.RECENT_KEPT + 7):
+        history.record_test(redis_client, ORG, TARGET, f"t{i}.js", float(i), "passed")
+    kept = redis_client.get(Keys.test_history_recent(ORG, TARGET))
+    assert kept is not None
+    assert [float(v) for v in kept.split()] == [float(i) for i in range(7, history.RECENT_KEPT + 7)]
 
 
 def test_install_times_per_build(redis_client: redis.Redis) -> None:
@@ -121,6 +143,7 @@ def test_history_keys_expire_when_not_written(redis_client: redis.Redis) -> None
     for key in (
         Keys.test_history(ORG, TARGET),
         Keys.test_history_index(ORG, TARGET),
+        Keys.test_history_recent(ORG, TARGET),
         Keys.install_history(ORG, TARGET),
         Keys.install_history_index(ORG, TARGET),
     ):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from qgjob_contract.events import EventType, utc_now
+from qgjob_contract.names import Keys
 from qgjob_contract.records import Batch
 from qgjob_contract.statuses import JobStatus
 from qgjob_contract.targets import Target
@@ -89,10 +90,9 @@ def test_finished_jobs_feed_the_duration_history(world: World, scheduler: Consum
     wait_until(lambda: world.job(failed).status == JobStatus.FAILED, "the failed job")
     world.sync()
     # only the passing run counts for its test; the paid install counts for its build
-    assert history.test_estimates(world.redis, ORG, TARGET, ["tests/a.js", "tests/b.js"], 99) == [
-        4.0,
-        99,
-    ]
+    assert history.test_estimates(world.redis, ORG, TARGET, ["tests/a.js"], 99) == [4.0]
+    assert world.redis.hget(Keys.test_history(ORG, TARGET), "tests/b.js") is None
+    assert world.redis.get(Keys.test_history_recent(ORG, TARGET)) == "4.0"
     assert history.install_estimates(world.redis, ORG, TARGET, ["v1"], 99) == [7.5]
 
 

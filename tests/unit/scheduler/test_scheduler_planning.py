@@ -8,6 +8,7 @@ import random
 import pytest
 
 from qgjob_scheduler.planning import (
+    BATCH_CEILING,
     POLICIES,
     AgentView,
     Assignment,
@@ -60,9 +61,17 @@ def _situation(
     *,
     install_s: float = 2.0,
     batch_max: int = 10,
+    batch_fill_s: float = 0.0,
 ) -> Situation:
     builds = {job.build for job in jobs}
-    return Situation("emulator", jobs, agents, dict.fromkeys(builds, install_s), batch_max)
+    return Situation(
+        "emulator",
+        jobs,
+        agents,
+        dict.fromkeys(builds, install_s),
+        batch_max,
+        batch_fill_s=batch_fill_s,
+    )
 
 
 def _by_agent(assignments: list[Assignment]) -> dict[str, Assignment]:
@@ -134,6 +143,33 @@ def test_batches_shrink_as_the_backlog_drains() -> None:
     # Small backlog: 8 s of work over 4 agents: about 2 s each, not one batch of 8.
     plan = qgjob(_situation(_jobs(A, 8, estimate_s=1.0), agents))
     assert [len(a.job_ids) for a in plan] == [2, 2]
+
+
+def test_short_tests_fill_a_batch_past_batch_max_up_to_the_fill_seconds() -> None:
+    # 10 ms tests: batch_max (10) of them are 0.1 s of work; a 2 s fill takes 200.
+    [one] = qgjob(_situation(_jobs(A, 1000, estimate_s=0.01), [_free("x", A)], batch_fill_s=2.0))
+    assert len(one.job_ids) == 200
+    # Off (0): batch_max, as before.
+    [off] = qgjob(_situation(_jobs(A, 1000, estimate_s=0.01), [_free("x", A)]))
+    assert len(off.job_ids) == 10
+    # No-op tests: the ceiling bounds the batch.
+    [noop] = qgjob(_situation(_jobs(A, 2000, estimate_s=0.0), [_free("x", A)], batch_fill_s=2.0))
+    assert len(noop.job_ids) == BATCH_CEILING
+    # Tests of normal length: batch_max of them already exceed the fill; nothing changes.
+    [normal] = qgjob(_situation(_jobs(A, 100, estimate_s=1.0), [_free("x", A)], batch_fill_s=2.0))
+    assert len(normal.job_ids) == 10
+
+
+def test_a_filled_batch_still_shrinks_for_the_tail_and_keeps_longest_first() -> None:
+    # Two warm agents, 300 short tests (3 s): each batch takes its half, not 2 s of it...
+    jobs = _jobs(A, 150, estimate_s=0.01) + _jobs(A, 150, estimate_s=0.01, prefix="b")
+    plan = qgjob(_situation(jobs, [_free("x", A), _free("y", A)], batch_fill_s=2.0))
+    assert [len(a.job_ids) for a in plan] == [150, 150]
+    # ...and a long test goes first, the short ones fill behind it up to the fill seconds.
+    mixed = _jobs(A, 1, estimate_s=1.5, prefix="long") + _jobs(A, 500, estimate_s=0.01)
+    [batch] = qgjob(_situation(mixed, [_free("x", A)], batch_fill_s=2.0))
+    assert batch.job_ids[0] == "long-0"
+    assert len(batch.job_ids) == 1 + 50
 
 
 def test_fair_share_the_small_org_is_served_before_the_big_org_continues() -> None:
@@ -247,7 +283,8 @@ def test_every_plan_is_valid_on_random_situations(name: str) -> None:
             )
             for i in range(rng.randint(0, 6))
         ]
-        situation = _situation(jobs, agents, batch_max=rng.randint(1, 12))
+        fill = rng.choice([0.0, 0.0, rng.uniform(0, 20)])
+        situation = _situation(jobs, agents, batch_max=rng.randint(1, 12), batch_fill_s=fill)
         plan = policy(situation)
         by_id = {job.job_id: job for job in jobs}
         free_ids = {agent.agent_id for agent in agents if agent.free}
@@ -256,7 +293,10 @@ def test_every_plan_is_valid_on_random_situations(name: str) -> None:
         job_ids = [job_id for a in plan for job_id in a.job_ids]
         assert len(job_ids) == len(set(job_ids))
         for assignment in plan:
-            assert 1 <= len(assignment.job_ids) <= situation.batch_max
+            work = sum(by_id[job_id].estimate_s for job_id in assignment.job_ids)
+            assert 1 <= len(assignment.job_ids) <= BATCH_CEILING
+            # past batch_max only while the batch's work stays within the fill
+            assert len(assignment.job_ids) <= situation.batch_max or work <= fill + 1e-9
             builds_in = {by_id[job_id].build for job_id in assignment.job_ids}
             assert builds_in == {(assignment.org_id, assignment.app_version_id)}
         # No free agent idles while no agent at all serves a pending build.

@@ -17,7 +17,8 @@ The scheduler records each finished test (`record_test`) and each paid install
 - **Bounded.** Per (org, target) one hash per kind (`Keys.test_history`,
   `Keys.install_history`): at most `RUNS_KEPT` runs per test or build, at most
   `ENTRIES_KEPT` tests (or builds) per hash (the least recently recorded are dropped, by an
-  index zset scored with Redis TIME), and both keys expire `TTL_S` after the last record.
+  index zset scored with Redis TIME), at most `RECENT_KEPT` runs in the (org, target)'s
+  recent runs of any test, and all three keys expire `TTL_S` after the last record.
   So one (org, target) holds at most about `ENTRIES_KEPT` x (path + `RUNS_KEPT` numbers).
 - **Atomic.** One Lua script (`lua/history_record.lua`) per record: two scheduler replicas
   recording the same test cannot lose a run.

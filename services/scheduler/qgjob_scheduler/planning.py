@@ -39,7 +39,10 @@ picks the build to serve next and the free agent that serves it best, then sizes
   work stays within `batch_fill_s` (at most `BATCH_CEILING` jobs): every batch costs a
   hand-over on the platform (tens of ms), which a batch of ten 10-ms tests would spend
   mostly waiting. Tests of normal length (`batch_max` of them exceed `batch_fill_s`) are
-  not affected, and neither is fairness: a batch still ends within about `batch_fill_s`.
+  not affected. A test never seen (its estimate is the org's recent runs of other tests,
+  `seen` False) fills a batch only up to `UNSEEN_FILL` x `batch_max` jobs: a new suite much
+  slower than the org's earlier tests holds an agent at most that many times longer than
+  a batch of `batch_max` would.
 - **Longest first.** Within a build, jobs are taken by effective priority, then longest
   estimate first (longest processing time first: short tests fill the tail), then `order`;
   a batch runs in that order.
@@ -69,6 +72,7 @@ DEFAULT_INSTALL_S = 60.0
 # no batch holds more than BATCH_CEILING jobs.
 DEFAULT_BATCH_FILL_S = 2.0
 BATCH_CEILING = 500
+UNSEEN_FILL = 5  # a batch with tests never seen fills up to this many times batch_max
 _EPSILON = 1e-9
 
 
@@ -81,6 +85,7 @@ class PendingJob:
     waited_s: float  # seconds since the job became pending (age)
     estimate_s: float  # estimated test duration (from history, or a default)
     order: float  # its score in its group: lower = earlier (priority then arrival)
+    seen: bool = True  # estimate_s from this test's own history (else the org's, or default)
 
     @property
     def build(self) -> Build:
@@ -307,7 +312,8 @@ class _Planner:
 
     def _fills(self, count: int, work: float, job: PendingJob) -> bool:
         """May a batch of `count` jobs (`work` seconds) already at batch_max take `job`?"""
-        return count < BATCH_CEILING and work + job.estimate_s <= self._s.batch_fill_s + _EPSILON
+        most = BATCH_CEILING if job.seen else min(BATCH_CEILING, UNSEEN_FILL * self._s.batch_max)
+        return count < most and work + job.estimate_s <= self._s.batch_fill_s + _EPSILON
 
     def _best_agent(self, build: Build) -> tuple[AgentView, float]:
         """The free agent that serves `build` best, and the install it pays first.

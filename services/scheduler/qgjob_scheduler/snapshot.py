@@ -3,9 +3,11 @@
 - **Pending jobs**: every build in `Keys.groups(target)`, its jobs in group order (the score
   is the job's `order`; its priority is recovered from the score, see `grouping`), each
   job's age from its `created_at` and its estimated duration from the duration history
-  (`history.test_estimates`, per org, one round trip each). At most `MAX_JOBS_PER_BUILD`
-  jobs are read per build: a pass never takes that many from one build, and the policy
-  only sees a build's backlog as that large (its batches then stay at `batch_max`).
+  (`history.test_estimates`, per org, one round trip each; a test never seen gets the org's
+  recent runs of any test, and `seen` False). At most `MAX_JOBS_PER_BUILD` jobs are read per
+  build: the policy only sees a build's backlog as that large (its batches are then as
+  large as with a larger backlog; a pass takes at most `planning.BATCH_CEILING` per free
+  agent, 4 x 500 = 2000 at most with four free agents on one build of short tests).
 - **Agents**: every live agent of the target (lease fresh on Redis TIME, not offline, the
   record of the instance holding the lease). A free one (no batch outstanding) shows the
   build it has installed. A busy one shows the build of its outstanding batch (the one it
@@ -132,7 +134,7 @@ def read_situation(
         paths.setdefault(org_id, []).append(path or "")
     for batch, _ in batches.values():
         paths.setdefault(batch.org_id, []).extend(job.test_path for job in batch.jobs)
-    estimate = _test_estimates(store, target, paths, planner.default_test_s)
+    estimate, seen = _test_estimates(store, target, paths, planner.default_test_s)
     wanted = {(org_id, version) for org_id, version, *_ in pending}
     wanted |= {(batch.org_id, batch.app_version_id) for batch, _ in batches.values()}
     install_s = _install_estimates(store, target, wanted, planner.default_install_s)
@@ -147,6 +149,7 @@ def read_situation(
             max(now_s - datetime.fromisoformat(created).timestamp(), 0.0) if created else 0.0,
             estimate[org_id, path or ""],
             score,
+            (org_id, path or "") in seen,
         )
         for (org_id, version, job_id, score), (path, created) in zip(pending, details, strict=True)
     ]
@@ -225,9 +228,10 @@ def _outstanding_batches(
 
 def _test_estimates(
     store: Redis, target: str, paths: dict[str, list[str]], default_s: float
-) -> dict[tuple[str, str], float]:
-    """(org, path) -> its estimate: one round trip for every org. A path never seen gets
-    the org's `history.unseen_default` (a missing path, "", too)."""
+) -> tuple[dict[tuple[str, str], float], set[tuple[str, str]]]:
+    """(org, path) -> its estimate, and the (org, path) with a history of their own: one
+    round trip for every org. A path never seen gets the org's `history.unseen_default` (a
+    missing path, "", too)."""
     fields = {org_id: sorted(set(org_paths) - {""}) for org_id, org_paths in paths.items()}
     pipe = store.pipeline(transaction=False)
     for org_id, org_fields in fields.items():
@@ -235,13 +239,19 @@ def _test_estimates(
         # HMGET needs a field: an org whose jobs all lack a path asks for "" (never one)
         pipe.hmget(Keys.test_history(org_id, target), [*org_fields] or [""])
     replies = pipe.execute()
-    estimates = {}
+    estimates, seen = {}, set()
     for i, (org_id, org_fields) in enumerate(fields.items()):
         default = history.unseen_default(replies[2 * i], default_s)
-        values = history.estimates(replies[2 * i + 1][: len(org_fields)], default)
+        raws = replies[2 * i + 1][: len(org_fields)]
         estimates[org_id, ""] = default
-        estimates.update({(org_id, f): v for f, v in zip(org_fields, values, strict=True)})
-    return estimates
+        estimates.update(
+            {
+                (org_id, f): v
+                for f, v in zip(org_fields, history.estimates(raws, default), strict=True)
+            }
+        )
+        seen |= {(org_id, f) for f, raw in zip(org_fields, raws, strict=True) if raw is not None}
+    return estimates, seen
 
 
 def _install_estimates(

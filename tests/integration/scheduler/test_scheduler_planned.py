@@ -41,6 +41,9 @@ def test_a_batch_runs_the_longest_known_tests_first(world: World, scheduler: Con
     durations = {"tests/quick.js": 0.5, "tests/slow.js": 9.0}  # 3 jobs: one batch (BATCH_MAX)
     for path, seconds in durations.items():
         history.record_test(world.redis, ORG, TARGET, path, seconds, "passed")
+    # the org's recent runs of any test: 0.5, 9.0 and five of 20 s: p80 = 20 s
+    for _ in range(5):
+        history.record_test(world.redis, ORG, TARGET, "tests/other.js", 20.0, "passed")
     job_ids = _submit_paths(world, "v1", [*durations, "tests/unseen.js"])
     world.sync()
 
@@ -48,8 +51,9 @@ def test_a_batch_runs_the_longest_known_tests_first(world: World, scheduler: Con
     [rq_job] = world.wait_batches("emu-1", 1)
     batch = Batch.from_json(rq_job.args[0])
     order = [job.test_path for job in batch.jobs]
-    # unseen: the configured default (1 s here), between slow and quick
-    assert order == ["tests/slow.js", "tests/unseen.js", "tests/quick.js"]
+    # unseen: the p80 of the org's recent runs (20 s), so first; the configured default
+    # (1 s here) would have put it between slow and quick
+    assert order == ["tests/unseen.js", "tests/slow.js", "tests/quick.js"]
     assert sorted(job.job_id for job in batch.jobs) == sorted(job_ids)
     assert batch.force_install is False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 
@@ -10,6 +11,7 @@ import pytest
 from qgjob_scheduler.planning import (
     BATCH_CEILING,
     POLICIES,
+    UNSEEN_FILL,
     AgentView,
     Assignment,
     PendingJob,
@@ -158,6 +160,29 @@ def test_short_tests_fill_a_batch_past_batch_max_up_to_the_fill_seconds() -> Non
     # Tests of normal length: batch_max of them already exceed the fill; nothing changes.
     [normal] = qgjob(_situation(_jobs(A, 100, estimate_s=1.0), [_free("x", A)], batch_fill_s=2.0))
     assert len(normal.job_ids) == 10
+
+
+def test_tests_never_seen_fill_a_batch_only_up_to_unseen_fill_times_batch_max() -> None:
+    # An org whose earlier tests took 10 ms submits a new suite: its estimate is the org's,
+    # not the test's own, so the batch is bounded (the suite may well take 30 s a test).
+    unseen = [dataclasses.replace(job, seen=False) for job in _jobs(A, 1000, estimate_s=0.01)]
+    [one] = qgjob(_situation(unseen, [_free("x", A)], batch_fill_s=2.0))
+    assert len(one.job_ids) == UNSEEN_FILL * 10 == 50
+    # A batch_max over the ceiling is still honoured, seen or not.
+    [big] = qgjob(_situation(unseen, [_free("x", A)], batch_max=600, batch_fill_s=20.0))
+    assert len(big.job_ids) == 600
+
+
+def test_a_batch_is_a_prefix_of_its_builds_order_a_shorter_later_job_does_not_jump_in() -> None:
+    # batch_max 1, 2 s fill: 1.5 s is taken, 1.0 s would overfill, and the 0.4 s behind it
+    # stays behind it (the build's order is kept for the next batch), though it would fit.
+    jobs = [
+        PendingJob("long", *A, 5, 0.0, 1.5, 0.0),
+        PendingJob("mid", *A, 5, 0.0, 1.0, 1.0),
+        PendingJob("short", *A, 5, 0.0, 0.4, 2.0),
+    ]
+    [batch] = qgjob(_situation(jobs, [_free("x", A)], batch_max=1, batch_fill_s=2.0))
+    assert batch.job_ids == ("long",)
 
 
 def test_a_filled_batch_still_shrinks_for_the_tail_and_keeps_longest_first() -> None:

@@ -3,7 +3,7 @@ situation that a policy without the rule gets wrong (`qgjob_scheduler.planning`)
 
 from __future__ import annotations
 
-from qgjob_scheduler.planning import AgentView, PendingJob, Situation, qgjob
+from qgjob_scheduler.planning import DEFAULT_BATCH_FILL_S, AgentView, PendingJob, Situation, qgjob
 
 A = ("org-a", "v1")
 
@@ -20,7 +20,14 @@ def _situation(estimates: list[float], busy_for_s: float, install_s: float) -> S
         AgentView("warm", A, free=False, busy_for_s=busy_for_s),
         AgentView("cold", None, free=True, busy_for_s=0.0),
     ]
-    return Situation("emulator", _jobs(estimates), agents, {A: install_s}, batch_max=10)
+    return Situation(
+        "emulator",
+        _jobs(estimates),
+        agents,
+        {A: install_s},
+        batch_max=10,
+        batch_fill_s=DEFAULT_BATCH_FILL_S,
+    )
 
 
 def test_rule_split_jobs_are_not_divisible_no_split_whose_first_job_would_end_last() -> None:

@@ -12,7 +12,14 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 
-from qgjob_scheduler.planning import POLICIES, AgentView, PendingJob, Policy, Situation
+from qgjob_scheduler.planning import (
+    DEFAULT_BATCH_FILL_S,
+    POLICIES,
+    AgentView,
+    PendingJob,
+    Policy,
+    Situation,
+)
 
 INSTALL_S, TEST_S = 2.0, 0.2
 
@@ -77,6 +84,7 @@ def simulate(
                 ],
                 {(job.org_id, job.version): INSTALL_S for job, _ in pending.values()},
                 batch_max,
+                batch_fill_s=DEFAULT_BATCH_FILL_S,  # as the scheduler runs it
             )
             for assignment in policy(situation):
                 i = int(assignment.agent_id[1:])

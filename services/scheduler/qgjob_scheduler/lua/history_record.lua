@@ -5,7 +5,7 @@
 --       field, fields kept per hash, TTL in seconds, and with KEYS[3] the runs it keeps
 -- The field's value is its recent durations, oldest first, space separated; the oldest run
 -- beyond the limit is dropped. The index scores each field by Redis TIME (ms) of its last
--- record; past the cap, the least recently recorded fields leave both keys. Both keys expire
+-- record; past the cap, the least recently recorded fields leave both keys. Every key expires
 -- after TTL without a record. Returns how many runs the field now keeps.
 local hash, index = KEYS[1], KEYS[2]
 local field, duration = ARGV[1], ARGV[2]

@@ -312,6 +312,8 @@ class _Planner:
 
     def _fills(self, count: int, work: float, job: PendingJob) -> bool:
         """May a batch of `count` jobs (`work` seconds) already at batch_max take `job`?"""
+        if self._s.batch_fill_s <= 0:
+            return False  # off (no-op tests, estimated 0 s, would fit in any fill)
         most = BATCH_CEILING if job.seen else min(BATCH_CEILING, UNSEEN_FILL * self._s.batch_max)
         return count < most and work + job.estimate_s <= self._s.batch_fill_s + _EPSILON
 

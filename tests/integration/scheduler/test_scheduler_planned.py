@@ -18,7 +18,7 @@ from qgjob_scheduler import history
 from qgjob_scheduler.config import Config
 from qgjob_scheduler.consumer import Consumer
 
-from .conftest import ORG, World, running_scheduler, scheduler_config, wait_until
+from .conftest import BATCH_MAX, ORG, World, running_scheduler, scheduler_config, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +56,24 @@ def test_a_batch_runs_the_longest_known_tests_first(world: World, scheduler: Con
     assert order == ["tests/unseen.js", "tests/slow.js", "tests/quick.js"]
     assert sorted(job.job_id for job in batch.jobs) == sorted(job_ids)
     assert batch.force_install is False
+
+
+@pytest.mark.parametrize(("seen", "batch_size"), [(True, 40), (False, 5 * BATCH_MAX)])
+def test_short_tests_fill_a_batch_and_tests_never_seen_only_up_to_5_x_batch_max(
+    world: World, scheduler: Consumer, *, seen: bool, batch_size: int
+) -> None:
+    # 40 tests of 10 ms: 0.4 s of work, far under the 2 s fill. With their own history they
+    # all go in one batch; never seen (estimated from the org's other 10 ms tests) at most
+    # 5 x BATCH_MAX of them.
+    paths = [f"tests/short{i}.js" for i in range(40)]
+    for path in paths if seen else ["tests/elsewhere.js"] * 10:
+        history.record_test(world.redis, ORG, TARGET, path, 0.01, "passed")
+    _submit_paths(world, "v1", paths)
+    world.sync()
+
+    world.heartbeat("emu-1")
+    [rq_job] = world.wait_batches("emu-1", 1)
+    assert len(Batch.from_json(rq_job.args[0]).jobs) == batch_size
 
 
 def test_finished_jobs_feed_the_duration_history(world: World, scheduler: Consumer) -> None:

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from qgjob_scheduler.planning import (
-    BATCH_CEILING,
+    DEFAULT_BATCH_FILL_S,
     POLICIES,
     UNSEEN_FILL,
     AgentView,
@@ -148,15 +148,24 @@ def test_batches_shrink_as_the_backlog_drains() -> None:
 
 
 def test_short_tests_fill_a_batch_past_batch_max_up_to_the_fill_seconds() -> None:
-    # 10 ms tests: batch_max (10) of them are 0.1 s of work; a 2 s fill takes 200.
-    [one] = qgjob(_situation(_jobs(A, 1000, estimate_s=0.01), [_free("x", A)], batch_fill_s=2.0))
+    # 10 ms tests: batch_max (10) of them are 0.1 s of work; the default 2 s fill takes 200.
+    short = _jobs(A, 1000, estimate_s=0.01)
+    fill = DEFAULT_BATCH_FILL_S
+    [one] = qgjob(_situation(short, [_free("x", A)], batch_fill_s=fill))
     assert len(one.job_ids) == 200
-    # Off (0): batch_max, as before.
-    [off] = qgjob(_situation(_jobs(A, 1000, estimate_s=0.01), [_free("x", A)]))
+    # Off (0, the Situation's default): batch_max, as before, no-op tests included.
+    [off] = qgjob(_situation(short, [_free("x", A)]))
     assert len(off.job_ids) == 10
-    # No-op tests: the ceiling bounds the batch.
-    [noop] = qgjob(_situation(_jobs(A, 2000, estimate_s=0.0), [_free("x", A)], batch_fill_s=2.0))
-    assert len(noop.job_ids) == BATCH_CEILING
+    [unset] = qgjob(Situation("emulator", short, [_free("x", A)], {A: 2.0}, 10))
+    assert len(unset.job_ids) == 10
+    noop = _jobs(A, 2000, estimate_s=0.0)
+    [off_noop] = qgjob(_situation(noop, [_free("x", A)], batch_fill_s=0.0))
+    assert len(off_noop.job_ids) == 10
+    # No-op tests: the ceiling (500) bounds the batch, for each free agent.
+    [ceiling] = qgjob(_situation(noop, [_free("x", A)], batch_fill_s=0.5))
+    assert len(ceiling.job_ids) == 500
+    two = qgjob(_situation(noop, [_free("x", A), _free("y", A)], batch_fill_s=fill))
+    assert [len(a.job_ids) for a in two] == [500, 500]
     # Tests of normal length: batch_max of them already exceed the fill; nothing changes.
     [normal] = qgjob(_situation(_jobs(A, 100, estimate_s=1.0), [_free("x", A)], batch_fill_s=2.0))
     assert len(normal.job_ids) == 10
@@ -168,9 +177,11 @@ def test_tests_never_seen_fill_a_batch_only_up_to_unseen_fill_times_batch_max() 
     unseen = [dataclasses.replace(job, seen=False) for job in _jobs(A, 1000, estimate_s=0.01)]
     [one] = qgjob(_situation(unseen, [_free("x", A)], batch_fill_s=2.0))
     assert len(one.job_ids) == UNSEEN_FILL * 10 == 50
-    # A batch_max over the ceiling is still honoured, seen or not.
-    [big] = qgjob(_situation(unseen, [_free("x", A)], batch_max=600, batch_fill_s=20.0))
-    assert len(big.job_ids) == 600
+    # A batch_max over the ceiling is still honoured, seen or not, and not exceeded.
+    many = [dataclasses.replace(job, seen=False) for job in _jobs(A, 3000, estimate_s=0.001)]
+    agents = [_free("x", A), _free("y", A)]
+    big = qgjob(_situation(many, agents, batch_max=600, batch_fill_s=20.0))
+    assert [len(a.job_ids) for a in big] == [600, 600]
 
 
 def test_a_batch_is_a_prefix_of_its_builds_order_a_shorter_later_job_does_not_jump_in() -> None:
@@ -319,7 +330,7 @@ def test_every_plan_is_valid_on_random_situations(name: str) -> None:
         assert len(job_ids) == len(set(job_ids))
         for assignment in plan:
             work = sum(by_id[job_id].estimate_s for job_id in assignment.job_ids)
-            assert 1 <= len(assignment.job_ids) <= BATCH_CEILING
+            assert 1 <= len(assignment.job_ids) <= 500  # the ceiling
             # past batch_max only while the batch's work stays within the fill
             assert len(assignment.job_ids) <= situation.batch_max or work <= fill + 1e-9
             builds_in = {by_id[job_id].build for job_id in assignment.job_ids}

@@ -99,7 +99,9 @@ def free_port() -> int:
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:`port` to an upstream; `drop()` cuts every open connection.
+    """Forwards 127.0.0.1:`port` to an upstream; `drop()` cuts every open connection, and
+    between `refuse()` and `accept()` every new one is closed at once (the upstream looks
+    unreachable).
 
     `accepted` counts the connections it has accepted: it grows when a client reconnects.
     """
@@ -112,6 +114,7 @@ class TcpProxy:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._refusing = threading.Event()
         self.accepted = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -124,7 +127,11 @@ class TcpProxy:
             except OSError:
                 return
             server = socket.create_connection(self._upstream)
-            with self._lock:
+            with self._lock:  # refuse() drops under the same lock: no connection slips by
+                if self._refusing.is_set():
+                    client.close()
+                    server.close()
+                    continue
                 self._sockets += [client, server]
                 self.accepted += 1
             threading.Thread(target=_pump, args=(client, server), daemon=True).start()
@@ -137,6 +144,15 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+
+    def refuse(self) -> None:
+        """Cut every connection, and close new ones at once until `accept()`."""
+        with self._lock:
+            self._refusing.set()
+        self.drop()
+
+    def accept(self) -> None:
+        self._refusing.clear()
 
     def close(self) -> None:
         self._closed.set()

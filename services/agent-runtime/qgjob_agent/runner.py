@@ -2,9 +2,10 @@
 
 Events, in order: for each job `job.started` then `job.finished`, then `batch.finished`,
 all put into the agent's outbox (which publishes them in order, waiting out a broker
-outage: the batch does not stop for one). When the install fails no test runs: every job
-gets only `job.finished` (error, install_failed). A driver that crashes on a test ends that
-job `error` (driver_error) and the batch goes on.
+outage: the batch does not stop for one; the job events still waiting when the
+batch.finished is put are folded into it, see `qgjob_agent.outbox`). When the install
+fails no test runs: every job gets only `job.finished` (error, install_failed). A driver
+that crashes on a test ends that job `error` (driver_error) and the batch goes on.
 
 Job control: each test runs under a `Stop` (its run timeout: the job's `timeout_s`, else
 AGENT_TEST_TIMEOUT_S; and a cancel of its job, looked up in Redis while it runs), the one

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from redis import Redis
 from redis.client import Pipeline
@@ -31,6 +31,7 @@ from qgjob_contract.events import (
     EventType,
     JobFinished,
     JobReport,
+    JobResult,
     JobsCancelRequested,
     JobsSubmitted,
     JobStarted,
@@ -175,7 +176,7 @@ class EventHandler:
         else:
             _log_verdict(finished.verdict, event, payload["job_id"], payload["batch_id"], outcome)
         if finished.verdict == Verdict.APPLY and finished.job is not None:
-            self._learn(payload, finished.job)
+            self._learn([(finished.job, payload["result"])])
 
     def _retry_one(self, job: Job, batch_id: str, item: Retry, finished_at: str) -> None:
         """Hand one job of a (maybe still running) batch back to its group."""
@@ -220,21 +221,24 @@ class EventHandler:
                 event.event_id,
             )
 
-    def _learn(self, payload: JobFinished, job: Job) -> None:
-        """Record the test's duration (if it passed) and the install it paid, if any.
+    def _learn(self, learned: Sequence[tuple[Job, JobResult]]) -> None:
+        """Record each test's duration (if it passed) and the install it paid, if any, in one
+        round trip: from a job.finished, or from the reports of a batch.finished.
 
-        `job` is the record as the report found it: the fields read here never change.
+        Each job is the record as the report found it: the fields read here never change.
         A redelivered event is not applied twice, so it is not recorded twice either.
         """
-        result = payload["result"]
-        org_id, target, version, path = job.org_id, job.target, job.app_version_id, job.test_path
-        if not (org_id and target and version and path):
-            return
-        history.record_test(
-            self._store, org_id, target, path, result["duration_s"], result["outcome"]
-        )
-        if result.get("install_paid"):
-            history.record_install(self._store, org_id, target, version, result["install_s"])
+        pipe = self._store.pipeline(transaction=False)
+        for job, result in learned:
+            org_id, target, version = job.org_id, job.target, job.app_version_id
+            path = job.test_path
+            if not (org_id and target and version and path):
+                continue
+            history.record_test(pipe, org_id, target, path, result["duration_s"], result["outcome"])
+            if result.get("install_paid"):
+                history.record_install(pipe, org_id, target, version, result["install_s"])
+        if len(pipe):
+            pipe.execute()
 
     def on_agent_heartbeat(self, event: Envelope) -> None:
         """Upsert the agent from its report; `current_batch_id` stays the scheduler's.
@@ -304,16 +308,20 @@ class EventHandler:
         - from a batch.finished (`reports` given): each job of the batch takes the outcome the
           agent reported for it, and the others end error/not_reported, at once. The outcome
           does not depend on whether the job's own job.finished came first;
-        - from a heartbeat naming it as `last_batch_id` (the batch.finished was dead-lettered):
-          the batch joins the ended batches (`Keys.ENDED_BATCHES`, on Redis TIME), and the
-          reaper settles its jobs once the report grace has passed, so reports still in the
-          queue are applied first.
+        - from a heartbeat naming it as `last_batch_id` (the batch.finished was dead-lettered,
+          or is being retried): the batch joins the ended batches (`Keys.ENDED_BATCHES`, on
+          Redis TIME), and the reaper settles its jobs once the report grace has passed, so
+          reports still in the queue are applied first.
+        A batch.finished that comes after a heartbeat ended its batch (its record is still
+        there, waiting for the reaper) still applies its reports, to the jobs it reports
+        only: the agent's outbox may have folded their job.finished into it (`Late`).
         """
         agent_id = payload["agent_id"]
         key = Keys.agent(agent_id)
         lease_key = Keys.lease(agent_id)
         batch_key = Keys.batch(ended_batch) if ended_batch else None
-        retried: list[tuple[Formed, list[Retry]]] = []
+        retried: list[Requeue] = []
+        learned: list[tuple[Job, JobResult]] = []  # the reports this end applies, to learn
 
         def also(pipe: Pipeline) -> None:
             """The reads not checked at commit, on the agent's round trip (as the transaction
@@ -322,10 +330,11 @@ class EventHandler:
             if batch_key is not None:
                 pipe.time()
                 if reports is not None:
-                    pipe.hgetall(batch_key)  # checked once we know the batch ends
+                    pipe.hgetall(batch_key)  # checked once we know it applies
 
         def read_modify_write(guard: Guard) -> tuple[Agent | None, Agent, bool, list[Job]]:
             retried.clear()
+            learned.clear()
             (raw,), unchecked = guard.read([key], also=also)
             raw_lease, clock = unchecked[0], unchecked[1] if batch_key is not None else None
             raw_batch: dict[str, str] = unchecked[2] if len(unchecked) > 2 else {}
@@ -348,16 +357,18 @@ class EventHandler:
             settled: list[Job] = []
             if ends:
                 after = dataclasses.replace(after, current_batch_id=None)
-                if reports is not None and batch_key is not None:
-                    guard.check(batch_key, raw_batch)
-                    settled = self._end_batch_jobs(
-                        guard,
-                        raw_batch,
-                        str(ended_batch),
-                        agent_id,
-                        reports=reports,
-                        retried=retried,
-                    )
+            if reports is not None and batch_key is not None and (ends or raw_batch):
+                guard.check(batch_key, raw_batch)
+                settled = self._end_batch_jobs(
+                    guard,
+                    raw_batch,
+                    str(ended_batch),
+                    agent_id,
+                    reports=reports,
+                    late=not ends,
+                    retried=retried,
+                    learned=learned,
+                )
             guard.hset(key, after.to_redis())
             guard.sadd(Keys.AGENTS, agent_id)
             for job in settled:
@@ -375,15 +386,6 @@ class EventHandler:
             return before, after, ends, settled
 
         before, after, ends, settled = guarded(self._store, read_modify_write)
-        for formed, retries in retried:  # the batch is over: these jobs go back to their group
-            self._requeuer.requeue_jobs(
-                formed.batch,
-                formed.group_score,
-                retries,
-                why=f"{event.type.value} reports",
-                end_batch=True,
-            )
-            self._store.zrem(Keys.ENDED_BATCHES, formed.batch.batch_id)
         if ends:
             log.info(
                 "batch_id=%s of agent %s ended by %s (event_id=%s): agent freed%s",
@@ -397,15 +399,40 @@ class EventHandler:
             reason = job.result.get("reason") if job.result else None
             log_final = log.warning if reason == ErrorReason.NOT_REPORTED else log.info
             log_final(
-                "job_id=%s -> %s%s (batch_id=%s ended on agent %s, event_id=%s)",
+                "job_id=%s -> %s%s (batch_id=%s %s on agent %s, event_id=%s)",
                 job.job_id,
                 job.status,
                 f" ({reason})" if reason else "",
                 ended_batch,
+                "ended" if ends else "reported late",
                 agent_id,
                 event.event_id,
             )
+        self._after_end(event, learned, retried)
         return before, after
+
+    def _after_end(
+        self,
+        event: Envelope,
+        learned: Sequence[tuple[Job, JobResult]],
+        retried: Sequence[Requeue],
+    ) -> None:
+        """What follows a batch's end once it is written (and logged): its retried jobs go
+        back to their group, then its reports feed the history (a job.finished the agent's
+        outbox folded into the batch.finished is learned from as that event would have
+        been). The jobs' own steps come first, as in `on_job_finished`."""
+        for item in retried:
+            self._requeuer.requeue_jobs(
+                item.formed.batch,
+                item.formed.group_score,
+                item.retries,
+                why=f"{event.type.value} reports",
+                end_batch=not item.late,
+                now=item.finished_at,
+            )
+            if not item.late:  # a late report leaves the rest of the batch to the reaper
+                self._store.zrem(Keys.ENDED_BATCHES, item.formed.batch.batch_id)
+        self._learn(learned)
 
     def _end_batch_jobs(
         self,
@@ -415,25 +442,37 @@ class EventHandler:
         agent_id: str,
         *,
         reports: dict[str, JobReport],
-        retried: list[tuple[Formed, list[Retry]]],
+        late: bool,
+        retried: list[Requeue],
+        learned: list[tuple[Job, JobResult]],
     ) -> list[Job]:
         """The batch's jobs that its end changes (see transitions.end_batch_job), read through
-        `guard` (checked at commit) from the batch record `raw`; a job whose outcome is retried
-        is not changed but added to `retried`, for the requeue script once the write is done."""
+        `guard` (checked at commit) from the batch record `raw`; `late`: the batch has ended
+        already, only the reported jobs change. A job whose outcome is retried is not
+        changed but added to `retried`, for the requeue script once the write is done (a
+        job its job.started never told is written `running` first, from the report, so the
+        attempt's history says when it started). Each report applied here (the job ended or
+        retried by it) is added to `learned`, with the job as it was read."""
         if not raw:
             return []
         formed = Formed.from_redis(raw)
         job_ids = [job.job_id for job in formed.batch.jobs]
         raw_jobs, _ = guard.read([Keys.job(job_id) for job_id in job_ids])
         now = utc_now()
-        changed, retries = [], []
+        changed, retries, retried_at = [], [], []
         jitter = self._requeuer.jitter()  # one per batch: its retried jobs come back together
         for job_id, raw_job in zip(job_ids, raw_jobs, strict=True):
             job = Job.from_redis(raw_job) if raw_job else None
             report = reports.get(job_id)
-            moved = transitions.end_batch_job(job, batch_id, agent_id, report, now)
+            if late and report is None:
+                continue  # the reaper's, after the grace
+            moved = transitions.end_batch_job(
+                job, batch_id, agent_id, report, now, instance_id=formed.batch.instance_id or ""
+            )
             if moved is None or job is None or moved.result is None:
                 continue
+            if report is not None:
+                learned.append((job, report["result"]))
             outcome, reason = moved.status, moved.result.get("reason")
             decision = transitions.retry_decision(
                 job,
@@ -446,11 +485,28 @@ class EventHandler:
             if decision.action is Action.REQUEUE:
                 score = formed.job_scores.get(job_id) or str(group_score_of(job.priority, 0))
                 retries.append(Retry(job_id, score, decision, outcome, reason or ""))
+                if report is not None:
+                    retried_at.append(report["finished_at"])
+                    if job.started_at is None and report["started_at"] is not None:
+                        guard.hset(Keys.job(job_id), transitions.started(job, report).to_redis())
             else:
                 changed.append(moved)
         if retries:
-            retried.append((formed, retries))
+            # one time for the requeue: the last of their reports (exact for one job)
+            retried.append(Requeue(formed, retries, late, max(retried_at, default=None)))
         return changed
+
+
+@dataclasses.dataclass(frozen=True)
+class Requeue:
+    """Jobs a batch.finished's reports send back to their group, once its write is done:
+    `late` when the batch had ended already (see `EventHandler._update_agent`), and when
+    the last of their attempts finished, by the reports (None: unreported jobs)."""
+
+    formed: Formed
+    retries: list[Retry]
+    late: bool
+    finished_at: str | None
 
 
 def applies(before: Agent | None, lease: Lease | None, instance_id: str, seq: int) -> bool:

@@ -114,14 +114,22 @@ def end_unreported(job: Job | None, batch_id: str, agent_id: str, now: str) -> J
 
 
 def end_batch_job(
-    job: Job | None, batch_id: str, agent_id: str, report: JobReport | None, now: str
+    job: Job | None,
+    batch_id: str,
+    agent_id: str,
+    report: JobReport | None,
+    now: str,
+    *,
+    instance_id: str = "",
 ) -> Job | None:
     """`job` as its batch's end leaves it, or None when the end does not change it (pure).
 
     A job the agent reported (`report`, from batch.finished) takes that outcome, as its
-    job.finished would have given it (whichever of the two arrives first applies); one it did
-    not report ends error/not_reported. A job already final, or of another batch, is left
-    alone.
+    job.finished would have given it (whichever of the two arrives first applies; the
+    agent's outbox drops the job.finished, and the job.started, it had not sent yet when the
+    batch ended); one it did not report ends error/not_reported. A job already final, or of
+    another batch, is left alone. `instance_id` is the agent instance the batch was bound to,
+    as the attempt's history records it.
     """
     if report is None:
         return end_unreported(job, batch_id, agent_id, now)
@@ -137,6 +145,7 @@ def end_batch_job(
         agent_id=agent_id,
         started_at=job.started_at or report["started_at"],
         finished_at=report["finished_at"],
+        instance_id=instance_id,
     )
 
 
@@ -156,6 +165,17 @@ def retry_decision(
     )
 
 
+def started(job: Job, report: JobStarted | JobReport) -> Job:
+    """`job` moved to running at the report's `started_at` (pure): what a job.started does,
+    also from a batch.finished's report of a job whose job.started was never sent."""
+    when = report["started_at"]
+    return dataclasses.replace(
+        job,
+        status=JobStatus.RUNNING.value,
+        started_at=timestamp(when) if when is not None else job.started_at,
+    )
+
+
 def apply_started(store: Redis, payload: JobStarted) -> Verdict:
     """assigned -> running, with started_at."""
     return _apply(
@@ -163,9 +183,7 @@ def apply_started(store: Redis, payload: JobStarted) -> Verdict:
         payload["job_id"],
         payload["batch_id"],
         JobStatus.RUNNING,
-        lambda job: dataclasses.replace(
-            job, status=JobStatus.RUNNING.value, started_at=timestamp(payload["started_at"])
-        ),
+        lambda job: started(job, payload),
     )
 
 

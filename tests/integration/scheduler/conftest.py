@@ -275,12 +275,14 @@ class World:
         jobs_run: int,
         state: AgentState = AgentState.IDLE,
         reported: list[dict[str, Any]] | None = None,
+        started_at: str | None = None,
     ) -> None:
         """The agent's batch.finished; `reported`: the job.finished payloads it sent for the
-        batch (their outcomes travel in the batch.finished too, as the agent's do)."""
+        batch (their outcomes travel in the batch.finished too, as the agent's do), each
+        started at `started_at`."""
         reports = {
             str(done["job_id"]): {
-                "started_at": None,
+                "started_at": started_at,
                 "finished_at": done["finished_at"],
                 "result": done["result"],
             }

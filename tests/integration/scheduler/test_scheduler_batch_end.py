@@ -16,10 +16,12 @@ from qgjob_contract.events import EventType
 from qgjob_contract.names import Keys
 from qgjob_contract.records import Batch, Job
 from qgjob_contract.statuses import ErrorReason, JobStatus
+from qgjob_contract.targets import Target
+from qgjob_scheduler import history
 from qgjob_scheduler.config import Config
 from qgjob_scheduler.consumer import Consumer
 
-from .conftest import World, scheduler_config, wait_until
+from .conftest import ORG, World, scheduler_config, wait_until
 from .test_scheduler_job_events import finished, started
 
 
@@ -149,3 +151,64 @@ def test_a_job_finished_redelivered_after_a_heartbeat_ended_its_batch_still_appl
     assert world.job(job_id).status == JobStatus.PASSED
     wait_until(lambda: not world.redis.exists(Keys.batch(batch_id)), "the batch settled")
     assert world.job(job_id).status == JobStatus.PASSED
+
+
+def test_a_batch_finished_alone_ends_each_job_as_reported_and_feeds_the_history(
+    world: World, scheduler: Consumer
+) -> None:
+    # What the agent's outbox sends when the tests ran faster than the broker confirmed
+    # reports: their job.started and job.finished were folded into the batch.finished.
+    suite, batch_id = _dispatch_suite(world, 3)
+    records = [world.job(job_id) for job_id in suite]
+    start = started(suite[0], batch_id)["started_at"]
+    reports = [
+        finished(suite[0], batch_id, duration_s=7.0, install_paid=True, install_s=9.0),
+        finished(suite[1], batch_id, duration_s=11.0, install_paid=False, install_s=0.0),
+        finished(
+            suite[2], batch_id, outcome="failed", duration_s=0.5, install_paid=False, install_s=0.0
+        ),
+    ]
+    world.batch_finished(
+        "emu-1", batch_id, "v1", installs=1, jobs_run=3, reported=reports, started_at=start
+    )
+
+    wait_until(lambda: world.agent("emu-1").current_batch_id is None, "emu-1 freed")
+    done = [world.job(job_id) for job_id in suite]
+    assert [job.status for job in done] == [JobStatus.PASSED, JobStatus.PASSED, JobStatus.FAILED]
+    assert [job.result for job in done] == [report["result"] for report in reports]
+    assert all(job.started_at == start for job in done)  # never told by a job.started
+    assert [job.history[-1]["instance_id"] for job in done] == [world.instance("emu-1")] * 3
+    # the passing runs are learned as their job.finished would have been; the failed is not
+    paths = [job.test_path for job in records]
+    target = Target.EMULATOR.value
+    assert history.test_estimates(world.redis, ORG, target, paths, default_s=99.0) == [
+        7.0,
+        11.0,
+        11.0,  # never passed: the org's recent runs (p80 of 7 and 11), not the default 99
+    ]
+    assert history.install_estimates(world.redis, ORG, target, ["v1"], default_s=99.0) == [9.0]
+
+
+def test_a_batch_finished_after_a_heartbeat_ended_its_batch_still_applies_its_reports(
+    world: World, scheduler: Consumer
+) -> None:
+    # The batch.finished was held back (a handler error retried it) while the agent's next
+    # heartbeat, naming the batch, ended it; its reports are the only word on jobs whose
+    # job.finished the outbox folded into it.
+    (reported, unreported), batch_id = _dispatch_suite(world, 2)
+    world.heartbeat("emu-1", last_batch_id=batch_id)
+    wait_until(lambda: world.agent("emu-1").current_batch_id is None, "emu-1 freed")
+    report = finished(reported, batch_id, duration_s=4.0)
+    start = started(reported, batch_id)["started_at"]
+    world.batch_finished(
+        "emu-1", batch_id, "v1", installs=1, jobs_run=1, reported=[report], started_at=start
+    )
+
+    wait_until(lambda: world.job(reported).status == JobStatus.PASSED, "the reported outcome")
+    done = world.job(reported)
+    assert (done.result, done.started_at) == (report["result"], start)
+    path = done.test_path
+    target = Target.EMULATOR.value
+    assert history.test_estimates(world.redis, ORG, target, [path], default_s=99.0) == [4.0]
+    _assert_not_reported(_settled(world, unreported), batch_id)  # the reaper's, after the grace
+    assert world.job(reported).status == JobStatus.PASSED

@@ -267,3 +267,25 @@ def _ms(timestamp: str) -> int:
     from qgjob_contract.events import timestamp_ms  # noqa: PLC0415
 
     return timestamp_ms(timestamp)
+
+
+def test_a_retried_job_reported_only_by_its_batch_finished_keeps_its_attempt_times(
+    world: World, scheduler: Consumer
+) -> None:
+    # The agent's outbox folded the job's job.started and job.finished into batch.finished:
+    # the attempt's history still says when it started and finished (the agent's times).
+    job_id = _submit(world)
+    world.sync()
+    world.heartbeat("emu-1")
+    batch_id, _ = _only_job(world.wait_batches("emu-1", 1)[0])
+    report = _report("emu-1", job_id, batch_id, outcome="error", reason="driver_error")
+    start = started(job_id, batch_id)["started_at"]
+    world.batch_finished(
+        "emu-1", batch_id, "v1", installs=1, jobs_run=1, reported=[report], started_at=start
+    )
+
+    wait_until(lambda: world.job(job_id).status == JobStatus.QUEUED, "job requeued")
+    [attempt] = world.job(job_id).history
+    assert (attempt["started_at"], attempt["finished_at"]) == (start, report["finished_at"])
+    assert (attempt["outcome"], attempt["reason"]) == (JobStatus.ERROR, ErrorReason.DRIVER_ERROR)
+    assert attempt["retried"] is True

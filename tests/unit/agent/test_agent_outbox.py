@@ -1,5 +1,6 @@
 """The outbox: reports leave in the order they were put, a broker outage only delays them,
-heartbeats coalesce, and a stop drains what it can."""
+heartbeats coalesce, a batch.finished takes the place of the job events it repeats, and a
+stop drains what it can."""
 
 from __future__ import annotations
 
@@ -50,6 +51,15 @@ def _job_event(n: int) -> Envelope:
 
 def _heartbeat(n: int) -> Envelope:
     return make_event(EventType.AGENT_HEARTBEAT, {"seq": n})
+
+
+def _of_batch(event_type: EventType, batch_id: str, job_id: str) -> Envelope:
+    return make_event(event_type, {"job_id": job_id, "batch_id": batch_id})
+
+
+def _batch_finished(batch_id: str, *reported: str) -> Envelope:
+    reports = {job_id: {"finished_at": "t", "result": {}} for job_id in reported}
+    return make_event(EventType.BATCH_FINISHED, {"batch_id": batch_id, "reports": reports})
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -128,3 +138,48 @@ def test_close_drains_what_the_broker_takes_and_counts_what_it_could_not() -> No
     started = time.monotonic()
     assert outbox.close(0.3) == 1
     assert time.monotonic() - started < 3
+
+
+def test_a_batch_finished_drops_the_waiting_job_events_it_reports_and_nothing_else() -> None:
+    broker = FlakyBroker()
+    broker.up = False
+    outbox = Outbox(broker, agent_id="emu-1", max_backoff_s=0.05)
+    earlier = _of_batch(EventType.JOB_FINISHED, "b0", "j0")  # another batch's, same job id
+    folded = [
+        _of_batch(EventType.JOB_STARTED, "b1", "j0"),
+        _of_batch(EventType.JOB_FINISHED, "b1", "j0"),
+        _of_batch(EventType.JOB_STARTED, "b1", "j1"),
+        _of_batch(EventType.JOB_FINISHED, "b1", "j1"),
+    ]
+    beat = _heartbeat(1)
+    unreported = _of_batch(EventType.JOB_STARTED, "b1", "j2")  # its test never ended
+    finished = _batch_finished("b1", "j0", "j1")
+    for event in (earlier, *folded[:2], beat, *folded[2:], unreported, finished):
+        outbox.put(event)
+    assert outbox.pending() == 4
+
+    broker.up = True
+    outbox.start()
+    _wait(lambda: outbox.pending() == 0)
+    assert broker.ids() == [e.event_id for e in (earlier, beat, unreported, finished)]
+    outbox.close(1.0)
+
+
+def test_the_job_event_being_published_is_sent_although_its_batch_finished_repeats_it() -> None:
+    broker = FlakyBroker()
+    broker.gate.clear()
+    outbox = Outbox(broker, agent_id="emu-1")
+    outbox.start()
+    in_flight = _of_batch(EventType.JOB_STARTED, "b1", "j0")
+    outbox.put(in_flight)
+    assert broker.waiting.wait(5)
+    waiting = _of_batch(EventType.JOB_FINISHED, "b1", "j0")
+    finished = _batch_finished("b1", "j0")
+    outbox.put(waiting)
+    outbox.put(finished)
+    assert outbox.pending() == 2  # the head in flight, and the batch.finished
+    broker.gate.set()
+
+    _wait(lambda: outbox.pending() == 0)
+    assert broker.ids() == [in_flight.event_id, finished.event_id]
+    outbox.close(1.0)

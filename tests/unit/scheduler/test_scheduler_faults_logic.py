@@ -115,6 +115,17 @@ def test_a_batch_end_gives_a_reported_job_its_reported_outcome() -> None:
     assert ended.result == RESULT
 
 
+def test_a_batch_end_applies_a_report_no_job_event_told_and_names_the_instance() -> None:
+    # The agent's outbox folded the job's job.started and job.finished into batch.finished.
+    report = JobReport(started_at="T1", finished_at="T2", result=RESULT)
+    ended = end_batch_job(_job(JobStatus.ASSIGNED), "b1", "emu-1", report, "T3", instance_id="i7")
+    assert ended is not None
+    assert (ended.status, ended.started_at, ended.finished_at) == ("passed", "T1", "T2")
+    entry = ended.history[-1]
+    assert (entry["batch_id"], entry["agent_id"], entry["instance_id"]) == ("b1", "emu-1", "i7")
+    assert (entry["started_at"], entry["finished_at"]) == ("T1", "T2")
+
+
 def test_a_batch_end_ends_an_unreported_job_as_not_reported() -> None:
     ended = end_batch_job(_job(JobStatus.ASSIGNED), "b1", "emu-1", None, "T3")
     assert ended is not None

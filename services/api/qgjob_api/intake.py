@@ -24,7 +24,7 @@ Response = tuple[dict[str, Any], int, dict[str, str]]
 class Intake:
     def __init__(self, client: redis.Redis, config: Config) -> None:
         self._client = client
-        self._timeout_s = config.agent_timeout_s
+        self._live_targets = liveness.LiveTargets(client, timeout_s=config.agent_timeout_s)
         self._keys = idempotency.Idempotency(client, retention_s=config.job_retention_s)
         # What a key keeps of each route's answer, and how a repeat rebuilds it: the job
         # records of /v1/jobs and /v1/runs are read again (a 1,000-job answer is not kept
@@ -65,7 +65,7 @@ class Intake:
 
         def warned_work() -> Answer:
             # Read before the work: an outage here is a 503 with nothing accepted.
-            live = liveness.live_targets(self._client, timeout_s=self._timeout_s)
+            live = self._live_targets()
             answer, status = work()
             warning = liveness.no_agent_warning(wanted, live)
             return ({**answer, "warning": warning} if warning else answer), status

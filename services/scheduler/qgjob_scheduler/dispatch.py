@@ -157,6 +157,7 @@ class Retry:
     outcome: str  # the attempt's outcome and reason, as its history entry records them
     reason: str
     result: str = ""  # the result to store if it ends (JSON); "" = an error from `reason`
+    finished_at: str = ""  # when the attempt ended, as its agent reported; "" = the call's now
 
 
 class Requeuer:
@@ -243,6 +244,7 @@ class Requeuer:
                 item.outcome,
                 item.reason,
                 item.result,
+                item.finished_at,
             ]
         fallback_score = timestamp_ms(batch.created_at)  # the group had no score (not expected)
         build = names.build(batch.org_id, batch.app_version_id)

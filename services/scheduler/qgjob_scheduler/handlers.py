@@ -428,7 +428,6 @@ class EventHandler:
                 item.retries,
                 why=f"{event.type.value} reports",
                 end_batch=not item.late,
-                now=item.finished_at,
             )
             if not item.late:  # a late report leaves the rest of the batch to the reaper
                 self._store.zrem(Keys.ENDED_BATCHES, item.formed.batch.batch_id)
@@ -459,7 +458,7 @@ class EventHandler:
         job_ids = [job.job_id for job in formed.batch.jobs]
         raw_jobs, _ = guard.read([Keys.job(job_id) for job_id in job_ids])
         now = utc_now()
-        changed, retries, retried_at = [], [], []
+        changed, retries = [], []
         jitter = self._requeuer.jitter()  # one per batch: its retried jobs come back together
         for job_id, raw_job in zip(job_ids, raw_jobs, strict=True):
             job = Job.from_redis(raw_job) if raw_job else None
@@ -484,29 +483,28 @@ class EventHandler:
             )
             if decision.action is Action.REQUEUE:
                 score = formed.job_scores.get(job_id) or str(group_score_of(job.priority, 0))
-                retries.append(Retry(job_id, score, decision, outcome, reason or ""))
-                if report is not None:
-                    retried_at.append(report["finished_at"])
-                    if job.started_at is None and report["started_at"] is not None:
-                        guard.hset(Keys.job(job_id), transitions.started(job, report).to_redis())
+                finished_at = timestamp(report["finished_at"]) if report is not None else ""
+                retries.append(
+                    Retry(job_id, score, decision, outcome, reason or "", finished_at=finished_at)
+                )
+                if report is not None and job.started_at is None and report["started_at"]:
+                    running = transitions.started(job, report["started_at"])
+                    guard.hset(Keys.job(job_id), running.to_redis())
             else:
                 changed.append(moved)
         if retries:
-            # one time for the requeue: the last of their reports (exact for one job)
-            retried.append(Requeue(formed, retries, late, max(retried_at, default=None)))
+            retried.append(Requeue(formed, retries, late))
         return changed
 
 
 @dataclasses.dataclass(frozen=True)
 class Requeue:
     """Jobs a batch.finished's reports send back to their group, once its write is done:
-    `late` when the batch had ended already (see `EventHandler._update_agent`), and when
-    the last of their attempts finished, by the reports (None: unreported jobs)."""
+    `late` when the batch had ended already (see `EventHandler._update_agent`)."""
 
     formed: Formed
     retries: list[Retry]
     late: bool
-    finished_at: str | None
 
 
 def applies(before: Agent | None, lease: Lease | None, instance_id: str, seq: int) -> bool:

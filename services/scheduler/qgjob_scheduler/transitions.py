@@ -165,14 +165,11 @@ def retry_decision(
     )
 
 
-def started(job: Job, report: JobStarted | JobReport) -> Job:
-    """`job` moved to running at the report's `started_at` (pure): what a job.started does,
-    also from a batch.finished's report of a job whose job.started was never sent."""
-    when = report["started_at"]
+def started(job: Job, started_at: str) -> Job:
+    """`job` moved to running at `started_at` (pure): what a job.started does, also from a
+    batch.finished's report of a job whose job.started was never sent."""
     return dataclasses.replace(
-        job,
-        status=JobStatus.RUNNING.value,
-        started_at=timestamp(when) if when is not None else job.started_at,
+        job, status=JobStatus.RUNNING.value, started_at=timestamp(started_at)
     )
 
 
@@ -183,7 +180,7 @@ def apply_started(store: Redis, payload: JobStarted) -> Verdict:
         payload["job_id"],
         payload["batch_id"],
         JobStatus.RUNNING,
-        lambda job: started(job, payload),
+        lambda job: started(job, payload["started_at"]),
     )
 
 

@@ -122,3 +122,27 @@ def test_an_offline_or_expired_agent_is_not_live(
     for target in ("device", "emulator"):
         body = client.post("/submit", json={**JOB, "target": target}).get_json()
         assert f"'{target}'" in body["warning"]
+
+
+def test_the_warning_follows_agents_as_they_come_go_offline_and_leave(
+    client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    # One API process across the changes: it reads the agents anew on every submit (it
+    # only remembers which ids to read), so no answer is stale.
+    def warned() -> bool:
+        return "warning" in client.post("/submit", json={**JOB, "target": "device"}).get_json()
+
+    assert warned()
+    agent_id = add_live_agent(redis_client, "device")
+    assert not warned()  # a new agent: the set changed
+    redis_client.hset(Keys.agent(agent_id), "state", AgentState.OFFLINE.value)
+    assert warned()  # the same set: its record is read again
+    redis_client.hset(Keys.agent(agent_id), "state", AgentState.IDLE.value)
+    assert not warned()
+    redis_client.hset(Keys.lease(agent_id), "renewed_ms", "1")
+    assert warned()  # its lease expired
+    redis_client.srem(Keys.AGENTS, agent_id)
+    other = add_live_agent(redis_client, "device")
+    assert not warned()  # one left, another came
+    redis_client.srem(Keys.AGENTS, other)
+    assert warned()  # none left

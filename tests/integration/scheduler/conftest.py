@@ -276,10 +276,11 @@ class World:
         state: AgentState = AgentState.IDLE,
         reported: list[dict[str, Any]] | None = None,
         started_at: str | None = None,
+        seq: int | None = None,
     ) -> None:
         """The agent's batch.finished; `reported`: the job.finished payloads it sent for the
         batch (their outcomes travel in the batch.finished too, as the agent's do), each
-        started at `started_at`."""
+        started at `started_at`; `seq`: its place in the agent's reports (default: next)."""
         reports = {
             str(done["job_id"]): {
                 "started_at": started_at,
@@ -293,7 +294,7 @@ class World:
             {
                 "agent_id": agent_id,
                 "instance_id": self.instance(agent_id),
-                "seq": self.next_seq(agent_id),
+                "seq": self.next_seq(agent_id) if seq is None else seq,
                 "target": Target.EMULATOR.value,
                 "state": state.value,
                 "installed_app_version": installed,

@@ -27,8 +27,12 @@ from .test_scheduler_job_events import finished, started
 
 @pytest.fixture
 def config(redis_url: str, rabbitmq_url: str, health_file: Path) -> Config:
+    # A grace of 1.5 s: a report sent right after a heartbeat ended its batch is applied
+    # well within it, even on a loaded machine.
     return dataclasses.replace(
-        scheduler_config(redis_url, rabbitmq_url, health_file), job_max_attempts=1
+        scheduler_config(redis_url, rabbitmq_url, health_file),
+        job_max_attempts=1,
+        report_grace_s=1.5,
     )
 
 
@@ -196,12 +200,20 @@ def test_a_batch_finished_after_a_heartbeat_ended_its_batch_still_applies_its_re
     # heartbeat, naming the batch, ended it; its reports are the only word on jobs whose
     # job.finished the outbox folded into it.
     (reported, unreported), batch_id = _dispatch_suite(world, 2)
+    earlier = world.next_seq("emu-1")  # the agent put the batch.finished before the heartbeat
     world.heartbeat("emu-1", last_batch_id=batch_id)
     wait_until(lambda: world.agent("emu-1").current_batch_id is None, "emu-1 freed")
     report = finished(reported, batch_id, duration_s=4.0)
     start = started(reported, batch_id)["started_at"]
     world.batch_finished(
-        "emu-1", batch_id, "v1", installs=1, jobs_run=1, reported=[report], started_at=start
+        "emu-1",
+        batch_id,
+        "v1",
+        installs=1,
+        jobs_run=1,
+        reported=[report],
+        started_at=start,
+        seq=earlier,
     )
 
     wait_until(lambda: world.job(reported).status == JobStatus.PASSED, "the reported outcome")
@@ -212,3 +224,5 @@ def test_a_batch_finished_after_a_heartbeat_ended_its_batch_still_applies_its_re
     assert history.test_estimates(world.redis, ORG, target, [path], default_s=99.0) == [4.0]
     _assert_not_reported(_settled(world, unreported), batch_id)  # the reaper's, after the grace
     assert world.job(reported).status == JobStatus.PASSED
+    wait_until(lambda: not world.redis.exists(Keys.batch(batch_id)), "the batch settled")
+    assert world.redis.zscore(Keys.ENDED_BATCHES, batch_id) is None

@@ -12,7 +12,7 @@ from qgjob_scheduler.consumer import retry_backoff_s
 from qgjob_scheduler.dispatch import Formed
 from qgjob_scheduler.handlers import applies
 from qgjob_scheduler.reaper import verdict
-from qgjob_scheduler.transitions import end_batch_job
+from qgjob_scheduler.transitions import end_batch_job, started
 
 NOW_MS = 1_800_000_000_000
 TIMEOUT_S = 8.0
@@ -124,6 +124,12 @@ def test_a_batch_end_applies_a_report_no_job_event_told_and_names_the_instance()
     entry = ended.history[-1]
     assert (entry["batch_id"], entry["agent_id"], entry["instance_id"]) == ("b1", "emu-1", "i7")
     assert (entry["started_at"], entry["finished_at"]) == ("T1", "T2")
+
+
+def test_started_moves_a_job_to_running_at_the_reported_time_in_the_records_format() -> None:
+    job = started(_job(JobStatus.ASSIGNED), "2026-11-29T10:00:00Z")
+    assert (job.status, job.started_at) == (JobStatus.RUNNING, "2026-11-29T10:00:00.000+00:00")
+    assert (job.job_id, job.batch_id, job.finished_at) == ("j1", "b1", None)
 
 
 def test_a_batch_end_ends_an_unreported_job_as_not_reported() -> None:

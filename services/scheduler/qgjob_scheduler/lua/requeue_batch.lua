@@ -14,8 +14,9 @@
 --       the default queue wait in ms (JOB_QUEUE_TTL_S),
 --       then per job: job_id, its score in the group, whether it ends ('1') or goes back, delay
 --       in ms before it may be dispatched again, the agent it avoids ('' none), how long
---       after the delay it avoids it (ms), the attempt's outcome, its reason, and the
---       result to store when it ends (JSON; '' builds an error result from the reason)
+--       after the delay it avoids it (ms), the attempt's outcome, its reason, the
+--       result to store when it ends (JSON; '' builds an error result from the reason),
+--       and when the attempt finished (ISO, as its agent reported it; '' = now)
 -- Whatever the action, a job whose cancel was asked (`cancel_requested_at`) ends
 -- `cancelled` instead of going back. Requeued jobs are eligible again at Redis TIME +
 -- delay (`not_before_ms`), avoid the agent until `avoid_until_ms`, and their queue wait
@@ -33,10 +34,12 @@ local time = redis.call('TIME')
 local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
 local requeued, ended = {}, {}
-for i = 15, #ARGV, 9 do
+for i = 15, #ARGV, 10 do
   local job_id, score, ends = ARGV[i], ARGV[i + 1], ARGV[i + 2] == '1'
   local delay_ms, avoid, avoid_ms = tonumber(ARGV[i + 3]), ARGV[i + 4], tonumber(ARGV[i + 5])
   local outcome, reason, result = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+  local finished = ARGV[i + 9]
+  if finished == '' then finished = now end
   local job_key = job_prefix .. job_id
   local job = redis.call('HMGET', job_key, 'status', 'batch_id', 'attempts', 'assigned_at',
     'started_at', 'history', 'cancel_requested_at', 'cancel_requested_by', 'queue_ttl_s')
@@ -51,7 +54,7 @@ for i = 15, #ARGV, 9 do
       if job[6] and job[6] ~= '' then history = cjson.decode(job[6]) end
       table.insert(history, {attempt = attempts, agent_id = agent_id, batch_id = batch_id,
         instance_id = instance_id, assigned_at = job[4] or '', started_at = job[5] or '',
-        finished_at = now, outcome = outcome, reason = reason,
+        finished_at = finished, outcome = outcome, reason = reason,
         retried = not ends and cancel_at == ''})
       while #history > history_max do table.remove(history, 1) end
       redis.call('HSET', job_key, 'history', cjson.encode(history))
@@ -72,7 +75,7 @@ for i = 15, #ARGV, 9 do
           log_tail = 'attempt ' .. attempts .. ' ended (' .. reason .. ') on agent ' ..
             agent_id .. ': no attempt left'})
       end
-      redis.call('HSET', job_key, 'status', outcome, 'finished_at', now, 'result', result)
+      redis.call('HSET', job_key, 'status', outcome, 'finished_at', finished, 'result', result)
       table.insert(ended, job_id)
     else
       local ttl_ms = default_ttl_ms

@@ -161,6 +161,9 @@ def test_short_tests_fill_a_batch_past_batch_max_up_to_the_fill_seconds() -> Non
     noop = _jobs(A, 2000, estimate_s=0.0)
     [off_noop] = qgjob(_situation(noop, [_free("x", A)], batch_fill_s=0.0))
     assert len(off_noop.job_ids) == 10
+    # ... with two free agents too: the first batch does not take the second one's share
+    off_two = qgjob(_situation(noop, [_free("x", A), _free("y", A)], batch_fill_s=0.0))
+    assert [len(a.job_ids) for a in off_two] == [10, 10]
     # No-op tests: the ceiling (500) bounds the batch, for each free agent.
     [ceiling] = qgjob(_situation(noop, [_free("x", A)], batch_fill_s=0.5))
     assert len(ceiling.job_ids) == 500

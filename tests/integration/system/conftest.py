@@ -353,11 +353,28 @@ def schedulers(
 
 
 def started_per_job(tap: EventTap, counts: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Add the job.started events the tap saw since the last call: job id -> batch ids."""
+    """Add the runs the tap saw since the last call: job id -> the batch ids it started in.
+
+    A run is told by its job.started or, when the agent's outbox folded that into the
+    batch's end, by a report of a started job in the batch.finished; each (job, batch) once,
+    however many of those (or of their redeliveries) arrive.
+    """
     for routing_key, body, _ in tap.drain():
+        payload = decode(body).payload
         if routing_key == EventType.JOB_STARTED.value:
-            payload = decode(body).payload
-            counts.setdefault(str(payload["job_id"]), []).append(str(payload["batch_id"]))
+            runs = [(str(payload["job_id"]), str(payload["batch_id"]))]
+        elif routing_key == EventType.BATCH_FINISHED.value:
+            runs = [
+                (str(job_id), str(payload["batch_id"]))
+                for job_id, report in payload["reports"].items()
+                if report.get("started_at")
+            ]
+        else:
+            continue
+        for job_id, batch_id in runs:
+            batches = counts.setdefault(job_id, [])
+            if batch_id not in batches:
+                batches.append(batch_id)
     return counts
 
 
